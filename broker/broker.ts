@@ -1,0 +1,51 @@
+/**
+ * Publish/subscribe between the workers that produce thread events and the gateways that hold the
+ * sockets. Messages are opaque strings; delivery is at most once and ordered per channel. Anything
+ * missed (e.g. while disconnected) is recovered from the event log, not from the broker.
+ */
+export interface Broker {
+  /** Publishes to every current subscriber of `channel`, in any process. */
+  publish(channel: string, message: string): Promise<void>;
+  /**
+   * Calls `handler` for every message on `channel` until the returned function is called.
+   * Resolves once the subscription is active: a message published after that is delivered.
+   */
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
+  /** `listener` runs after a lost connection is back: messages in between may be missing. */
+  onReconnect(listener: () => void): void;
+  /** Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Keeps one set of handlers per channel; the transports only carry messages. */
+export class HandlerTable {
+  private readonly handlers = new Map<string, Set<(message: string) => void>>();
+
+  /** Adds a handler; true when it is the channel's first. */
+  add(channel: string, handler: (message: string) => void): boolean {
+    let set = this.handlers.get(channel);
+    const first = !set;
+    if (!set) this.handlers.set(channel, (set = new Set()));
+    set.add(handler);
+    return first;
+  }
+
+  /** Removes a handler; true when the channel has none left. */
+  remove(channel: string, handler: (message: string) => void): boolean {
+    const set = this.handlers.get(channel);
+    if (!set || !set.delete(handler)) return false;
+    if (set.size > 0) return false;
+    this.handlers.delete(channel);
+    return true;
+  }
+
+  deliver(channel: string, message: string): void {
+    const set = this.handlers.get(channel);
+    if (!set) return;
+    for (const handler of set) handler(message);
+  }
+
+  get channelCount(): number {
+    return this.handlers.size;
+  }
+}

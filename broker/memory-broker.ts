@@ -1,0 +1,21 @@
+import { HandlerTable, type Broker } from './broker.js';
+
+/** In-process pub/sub for a single node (embedded mode and tests of the gateway alone). */
+export class MemoryBroker implements Broker {
+  private readonly table = new HandlerTable();
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.table.deliver(channel, message);
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    this.table.add(channel, handler);
+    return async () => {
+      this.table.remove(channel, handler);
+    };
+  }
+
+  onReconnect(): void {}
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,71 @@
+import { Redis } from 'ioredis';
+import { HandlerTable, type Broker } from './broker.js';
+
+/**
+ * Redis pub/sub. One connection publishes, one subscribes; a channel is subscribed on Redis once
+ * while any handler in this process wants it. Channel names are prefixed with `prefix`.
+ */
+export class RedisBroker implements Broker {
+  private readonly pub: Redis;
+  private readonly sub: Redis;
+  private readonly table = new HandlerTable();
+  private readonly reconnectListeners: Array<() => void> = [];
+  private everReady = false;
+  private closing?: Promise<void>;
+
+  constructor(url: string, private readonly prefix: string) {
+    this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2 });
+    this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null });
+    // Errors surface through failed commands; without a listener ioredis would log them loudly.
+    this.pub.on('error', () => {});
+    this.sub.on('error', () => {});
+    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      this.table.deliver(channel.toString().slice(this.prefix.length), message.toString());
+    });
+    // ioredis re-subscribes by itself after a reconnect; what was published meanwhile is lost.
+    this.sub.on('ready', () => {
+      if (this.everReady) for (const listener of this.reconnectListeners) listener();
+      this.everReady = true;
+    });
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.pub.publish(this.prefix + channel, message);
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    if (this.table.add(channel, handler)) {
+      try {
+        await this.sub.subscribe(this.prefix + channel);
+      } catch (error) {
+        this.table.remove(channel, handler);
+        throw error;
+      }
+    }
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      if (this.table.remove(channel, handler) && this.sub.status === 'ready') {
+        await this.sub.unsubscribe(this.prefix + channel).catch(() => {});
+      }
+    };
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  /** Redis channels this process is subscribed to (for metrics and the leak tests). */
+  get channelCount(): number {
+    return this.table.channelCount;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= Promise.allSettled([this.pub.quit(), this.sub.quit()]).then(() => {
+      this.pub.disconnect();
+      this.sub.disconnect();
+    });
+    return this.closing;
+  }
+}

@@ -1,0 +1,97 @@
+/** Kysely table types. Column names match the wire protocol's snake_case. */
+import type { ColumnType, Generated, Insertable, JSONColumnType, Selectable } from 'kysely';
+
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type UpdatedAt = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface AgentsTable {
+  id: string;
+  /** null: visible to every workspace (the seeded default agent). */
+  workspace_id: string | null;
+  name: string;
+  model: string | null;
+  system_prompt: string;
+  temperature: number | null;
+  tools: JSONColumnType<string[]>;
+  max_tool_iterations: number;
+  busy_policy: 'enqueue' | 'reject' | 'interrupt';
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface ThreadsTable {
+  id: string;
+  workspace_id: string;
+  user_id: string;
+  agent_id: string;
+  title: string | null;
+  /** The seq of the newest event; the next event gets last_seq + 1 in the same statement. */
+  last_seq: Generated<number>;
+  archived_at: Date | null;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+export interface MessagesTable {
+  id: string;
+  thread_id: string;
+  run_id: string | null;
+  role: 'user' | 'assistant' | 'tool' | 'system';
+  content: string;
+  /** assistant rows that asked for tools: the OpenAI `tool_calls` array. */
+  tool_calls: JSONColumnType<ToolCallRecord[]> | null;
+  /** tool rows: which call this result answers. */
+  tool_call_id: string | null;
+  client_message_id: string | null;
+  created_at: CreatedAt;
+}
+
+export interface ToolCallRecord {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export type RunStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface RunsTable {
+  id: string;
+  thread_id: string;
+  workspace_id: string;
+  user_id: string;
+  agent_id: string;
+  status: RunStatus;
+  /** Incremented each time a worker claims the run; every event write is fenced by it. */
+  attempt: Generated<number>;
+  user_message_id: string;
+  assistant_message_id: string | null;
+  error: JSONColumnType<{ code: string; message: string }> | null;
+  usage: JSONColumnType<{ prompt_tokens: number; completion_tokens: number; total_tokens?: number }> | null;
+  created_at: CreatedAt;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export interface EventsTable {
+  thread_id: string;
+  seq: number;
+  run_id: string | null;
+  type: string;
+  /** The wire payload exactly as sent, seq and timestamp included. */
+  payload: JSONColumnType<Record<string, unknown>>;
+  created_at: CreatedAt;
+}
+
+export interface Database {
+  agents: AgentsTable;
+  threads: ThreadsTable;
+  messages: MessagesTable;
+  runs: RunsTable;
+  events: EventsTable;
+}
+
+export type Agent = Selectable<AgentsTable>;
+export type Thread = Selectable<ThreadsTable>;
+export type Message = Selectable<MessagesTable>;
+export type NewMessage = Insertable<MessagesTable>;
+export type Run = Selectable<RunsTable>;

@@ -1,0 +1,94 @@
+/**
+ * TypeScript types of every v1 frame. Each type has a JSON Schema beside it in `schemas.ts`;
+ * the tests validate every frame the server sends against those schemas, so the two cannot drift
+ * silently.
+ */
+import type { ErrorCode, RunErrorCode } from './codes.js';
+
+// ---- client → server ---------------------------------------------------------------------------
+
+export interface MessageSendPayload {
+  content: string;
+  thread_id?: string;
+  agent_id?: string;
+  /** Idempotency key: the same value on the same thread yields the same ack and one run. */
+  client_message_id?: string;
+}
+export interface ThreadSubscribePayload { thread_id: string; after_seq?: number }
+export interface ThreadUnsubscribePayload { thread_id: string }
+export interface RunCancelPayload { run_id: string }
+export interface AuthRefreshPayload { token: string }
+export type PingPayload = Record<string, never>;
+
+export interface ClientPayloads {
+  'message.send': MessageSendPayload;
+  'thread.subscribe': ThreadSubscribePayload;
+  'thread.unsubscribe': ThreadUnsubscribePayload;
+  'run.cancel': RunCancelPayload;
+  'auth.refresh': AuthRefreshPayload;
+  ping: PingPayload;
+}
+export type ClientFrameType = keyof ClientPayloads;
+export interface ClientFrame<T extends ClientFrameType = ClientFrameType> {
+  type: T;
+  id?: string;
+  payload: ClientPayloads[T];
+}
+
+// ---- server → client ---------------------------------------------------------------------------
+
+export interface SessionReadyPayload {
+  connection_id: string;
+  user_id: string;
+  workspace_id: string;
+  protocol: string;
+  server_time: string;
+  token_expires_at: string;
+}
+export interface ErrorPayload { code: ErrorCode; message: string; retry_after_ms?: number }
+
+export interface MessageSendResult { thread_id: string; message_id: string; run_id: string; deduplicated?: boolean }
+export interface ThreadSubscribeResult { thread_id: string; last_seq: number }
+
+export type Role = 'user' | 'assistant' | 'tool' | 'system';
+export interface MessageView { id: string; role: Role; content: string; run_id?: string | null; created_at?: string }
+export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens?: number }
+export type RunStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+
+/** Fields every thread event carries. `seq` is per thread, from 1, without gaps. */
+export interface EventBase { thread_id: string; run_id?: string; seq: number; timestamp: string }
+
+export interface EventPayloads {
+  message_created: { message: MessageView };
+  agent_started: { agent_id: string; agent_name: string };
+  agent_thinking: Record<string, never>;
+  message_delta: { message_id: string; delta: string };
+  tool_executing: { tool_call_id: string; name: string; arguments: unknown };
+  tool_completed: { tool_call_id: string; name: string; result: string; is_error: boolean; duration_ms: number };
+  agent_completed: {
+    status: Exclude<RunStatus, 'queued' | 'running'>;
+    message: MessageView;
+    usage?: Usage;
+    error?: { code: RunErrorCode; message: string };
+  };
+}
+export type EventType = keyof EventPayloads;
+export const EVENT_TYPES = [
+  'message_created', 'agent_started', 'agent_thinking', 'message_delta',
+  'tool_executing', 'tool_completed', 'agent_completed',
+] as const satisfies readonly EventType[];
+
+/** What a producer hands to the event log; seq and timestamp are assigned by the store. */
+export type EventDraft<T extends EventType = EventType> = { type: T; run_id?: string; payload: EventPayloads[T] };
+export type ThreadEvent<T extends EventType = EventType> = { type: T; payload: EventBase & EventPayloads[T] };
+
+export interface ServerPayloads {
+  'session.ready': SessionReadyPayload;
+  ack: Record<string, unknown>;
+  error: ErrorPayload;
+  'auth.expiring': { expires_at: string };
+  pong: Record<string, never>;
+}
+export type ServerFrame =
+  | { [K in keyof ServerPayloads]: { type: K; id?: string; payload: ServerPayloads[K] } }[keyof ServerPayloads]
+  | ThreadEvent;

@@ -1,0 +1,4 @@
+export * from './codes.js';
+export * from './frames.js';
+export * from './schemas.js';
+export * from './validate.js';

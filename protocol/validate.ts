@@ -1,0 +1,108 @@
+/**
+ * Compiled validators, one shared ajv instance, compiled once at import. `parseClientFrame` is
+ * the only way a client frame reaches a handler.
+ */
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import {
+  ackResultSchemas,
+  clientEnvelopeSchema,
+  clientPayloadSchemas,
+  serverEnvelopeSchema,
+  serverPayloadSchemas,
+} from './schemas.js';
+import type { ClientFrame, ClientFrameType } from './frames.js';
+import type { ErrorCode } from './codes.js';
+
+// ajv and ajv-formats are CommonJS with a `default` export; under NodeNext the class is on .default.
+const Ajv = AjvModule.default;
+const addFormats = addFormatsModule.default;
+
+export const ajv = new Ajv({ allErrors: false, useDefaults: true, strict: true, allowUnionTypes: true });
+addFormats(ajv, ['date-time']);
+
+const envelope = ajv.compile<{ type: string; id?: string; payload: Record<string, unknown> }>(clientEnvelopeSchema);
+const clientPayload = Object.fromEntries(
+  Object.entries(clientPayloadSchemas).map(([type, schema]) => [type, ajv.compile(schema)]),
+) as Record<ClientFrameType, ValidateFunction>;
+
+const serverEnvelope = ajv.compile(serverEnvelopeSchema);
+const serverPayload = Object.fromEntries(
+  Object.entries(serverPayloadSchemas).map(([type, schema]) => [type, ajv.compile(schema)]),
+) as Record<string, ValidateFunction>;
+const ackResult = Object.fromEntries(
+  Object.entries(ackResultSchemas).map(([type, schema]) => [type, ajv.compile(schema)]),
+) as Record<string, ValidateFunction>;
+
+export type ParseResult =
+  | { ok: true; frame: ClientFrame }
+  | { ok: false; id?: string; code: ErrorCode; message: string };
+
+/** Turns ajv's first error into one sentence a person can act on: `payload.content must be a string`. */
+export function describeError(error: ErrorObject | undefined, root: string): string {
+  if (!error) return `${root} is not valid`;
+  const path = root + error.instancePath.replace(/\//g, '.');
+  switch (error.keyword) {
+    case 'required':
+      return `${path}.${(error.params as { missingProperty: string }).missingProperty} is required`;
+    case 'additionalProperty':
+    case 'additionalProperties':
+      return `${path} has an unknown field '${(error.params as { additionalProperty: string }).additionalProperty}'`;
+    case 'enum':
+      return `${path} must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    case 'type': {
+      const t = (error.params as { type: string }).type;
+      return `${path} must be ${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}`;
+    }
+    default:
+      return `${path} ${error.message ?? 'is not valid'}`;
+  }
+}
+
+/** Parses and validates one text frame. Never throws. */
+export function parseClientFrame(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, code: 'invalid_frame', message: 'The frame is not valid JSON.' };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, code: 'invalid_frame', message: 'The frame must be a JSON object {"type", "id"?, "payload"}.' };
+  }
+  const candidateId = (value as { id?: unknown }).id;
+  const id = typeof candidateId === 'string' && candidateId.length <= 128 ? candidateId : undefined;
+  if (!envelope(value)) {
+    return { ok: false, id, code: 'invalid_frame', message: describeError(envelope.errors?.[0], 'frame') };
+  }
+  const frame = value as { type: string; payload: unknown };
+  const validatePayload = clientPayload[frame.type as ClientFrameType] as ValidateFunction | undefined;
+  if (!validatePayload) {
+    return {
+      ok: false,
+      id,
+      code: 'unknown_type',
+      message: `Unknown frame type '${frame.type.slice(0, 64)}'. Known types: ${Object.keys(clientPayload).join(', ')}.`,
+    };
+  }
+  if (!validatePayload(frame.payload)) {
+    return { ok: false, id, code: 'invalid_frame', message: describeError(validatePayload.errors?.[0], 'payload') };
+  }
+  return { ok: true, frame: value as ClientFrame };
+}
+
+/**
+ * Validates a frame the server sent (used by the tests on every frame received). Returns null when
+ * valid, else a description. `requestType` also checks an ack's result shape.
+ */
+export function checkServerFrame(frame: unknown, requestType?: string): string | null {
+  if (!serverEnvelope(frame)) return describeError(serverEnvelope.errors?.[0], 'frame');
+  const { type, payload } = frame as { type: string; payload: unknown };
+  const validate = serverPayload[type];
+  if (!validate) return `no schema for ${type}`;
+  if (!validate(payload)) return `${type}: ${describeError(validate.errors?.[0], 'payload')}`;
+  if (type === 'ack' && requestType && ackResult[requestType] && !ackResult[requestType]!(payload)) {
+    return `ack of ${requestType}: ${describeError(ackResult[requestType]!.errors?.[0], 'payload')}`;
+  }
+  return null;
+}

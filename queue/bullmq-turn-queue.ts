@@ -1,0 +1,53 @@
+import { Queue, Worker } from 'bullmq';
+import type { TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
+
+const QUEUE_NAME = 'turns';
+
+/** BullMQ on Redis: any number of gateways enqueue, any number of worker processes consume. */
+export class BullmqTurnQueue implements TurnQueue {
+  private readonly queue: Queue<TurnJob>;
+  private worker?: Worker<TurnJob>;
+  private closing?: Promise<void>;
+
+  constructor(
+    private readonly url: string,
+    private readonly prefix: string,
+    private readonly onError: (error: Error) => void,
+  ) {
+    this.queue = new Queue<TurnJob>(QUEUE_NAME, {
+      connection: { url, maxRetriesPerRequest: 2, enableOfflineQueue: false },
+      prefix: `${prefix}bull`,
+    });
+    this.queue.on('error', onError);
+  }
+
+  async enqueue(job: TurnJob): Promise<void> {
+    // jobId = run id: adding a run that still has a job is ignored by BullMQ.
+    await this.queue.add('turn', job, { jobId: job.runId, removeOnComplete: true, removeOnFail: 1000 });
+  }
+
+  async startWorker(processor: TurnProcessor, concurrency: number): Promise<void> {
+    if (this.worker) throw new Error('worker already started');
+    this.worker = new Worker<TurnJob>(
+      QUEUE_NAME,
+      async (job, _token, signal) => processor(job.data, { signal: signal ?? new AbortController().signal }),
+      {
+        connection: { url: this.url, maxRetriesPerRequest: null },
+        prefix: `${this.prefix}bull`,
+        concurrency,
+        // A worker that dies mid-turn leaves its job stalled; another worker picks it up.
+        stalledInterval: 5_000,
+        lockDuration: 10_000,
+      },
+    );
+    this.worker.on('error', this.onError);
+    await this.worker.waitUntilReady();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([this.worker?.close(), this.queue.close()]);
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,14 @@
+import { BullmqTurnQueue } from './bullmq-turn-queue.js';
+import type { TurnQueue } from './turn-queue.js';
+
+export type { TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
+export type TurnQueueOptions = { kind: 'bullmq'; url: string; prefix: string; onError: (error: Error) => void };
+
+export function createTurnQueue(options: TurnQueueOptions): TurnQueue {
+  switch (options.kind) {
+    case 'bullmq':
+      return new BullmqTurnQueue(options.url, options.prefix, options.onError);
+    default:
+      throw new Error(`unknown queue kind ${(options as { kind: string }).kind}`);
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * The hand-off from the gateway to the workers. A job only names a run; the run itself (and the
+ * per-thread order of runs) lives in the database, so a lost or repeated job is harmless: the
+ * processor claims the run in Postgres before doing anything.
+ */
+export interface TurnJob {
+  runId: string;
+  threadId: string;
+}
+
+export interface TurnContext {
+  /** Aborted when the run is cancelled or this worker is shutting down. */
+  signal: AbortSignal;
+}
+
+/** The one function that runs a turn, whichever queue delivers it. */
+export type TurnProcessor = (job: TurnJob, ctx: TurnContext) => Promise<void>;
+
+export interface TurnQueue {
+  /** Schedules the run. Enqueuing a run that already has a pending job is a no-op. */
+  enqueue(job: TurnJob): Promise<void>;
+  /** Starts consuming jobs in this process with at most `concurrency` turns at once. */
+  startWorker(processor: TurnProcessor, concurrency: number): Promise<void>;
+  /** Stops consuming (waits for active turns up to the implementation's grace), then disconnects. Safe to call twice. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,132 @@
+/**
+ * The whole configuration, read from the environment once, validated, frozen. A bad setting ends
+ * start-up with one line that names it (ConfigError), never a stack trace.
+ */
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(readonly setting: string, message: string) {
+    super(`${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Config {
+  /** @defaultValue 8080 */
+  port: number;
+  /** @defaultValue '0.0.0.0' */
+  host: string;
+  /** Postgres URL. Undefined means the default local server (embedded PGlite comes later). */
+  databaseUrl: string;
+  /** Redis URL for pub/sub, the turn queue and shared limits. */
+  redisUrl: string;
+  /** Prefix for every Redis key and channel this process uses, so deployments can share a Redis. @defaultValue '' */
+  redisPrefix: string;
+  /** Where local files live (the generated development secret). @defaultValue './data' */
+  dataDir: string;
+  auth: {
+    jwtSecret?: string;
+    jwksUrl?: string;
+    issuer?: string;
+    audience?: string;
+    /** @defaultValue 'workspace_id' */
+    workspaceClaim: string;
+  };
+  llm: {
+    apiKey?: string;
+    baseUrl?: string;
+    /** @defaultValue 'gpt-4o-mini' (the simulator answers to any name) */
+    model: string;
+    /** Per-request timeout of one LLM call. @defaultValue 60000 */
+    timeoutMs: number;
+    /** Retries of 429/5xx/connection errors, with backoff, inside the openai SDK. @defaultValue 2 */
+    maxRetries: number;
+  };
+  worker: {
+    /** Turns one worker process runs at once. @defaultValue 8 */
+    concurrency: number;
+  };
+  limits: {
+    /** Largest inbound frame; larger closes with 1009. @defaultValue 65536 */
+    maxFrameBytes: number;
+  };
+  logLevel: string;
+  nodeEnv: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got '${raw}'`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, protocols: string[], fallback?: string): string | undefined {
+  const raw = str(env, name) ?? fallback;
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a valid URL (expected ${protocols[0]}//host:port/...)`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must start with ${protocols.join(' or ')}, got '${parsed.protocol}'`);
+  }
+  return raw;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const logLevel = str(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  const jwtSecret = str(env, 'JWT_SECRET');
+  if (jwtSecret !== undefined && jwtSecret.length < 32) {
+    throw new ConfigError('JWT_SECRET', 'must be at least 32 characters (HS256 needs a 256-bit secret)');
+  }
+  const config: Config = {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/postgres')!,
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379')!,
+    redisPrefix: str(env, 'REDIS_PREFIX') ?? '',
+    dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
+    auth: {
+      jwtSecret,
+      jwksUrl: url(env, 'JWKS_URL', ['https:', 'http:']),
+      issuer: str(env, 'JWT_ISSUER'),
+      audience: str(env, 'JWT_AUDIENCE'),
+      workspaceClaim: str(env, 'JWT_WORKSPACE_CLAIM') ?? 'workspace_id',
+    },
+    llm: {
+      apiKey: str(env, 'OPENAI_API_KEY'),
+      baseUrl: url(env, 'OPENAI_BASE_URL', ['https:', 'http:']),
+      model: str(env, 'OPENAI_MODEL') ?? 'gpt-4o-mini',
+      timeoutMs: int(env, 'LLM_TIMEOUT_MS', 60_000, 100, 3_600_000),
+      maxRetries: int(env, 'LLM_MAX_RETRIES', 2, 0, 10),
+    },
+    worker: { concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000) },
+    limits: { maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024) },
+    logLevel,
+    nodeEnv: str(env, 'NODE_ENV') ?? 'development',
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const child of Object.values(value)) {
+    if (child && typeof child === 'object') deepFreeze(child);
+  }
+  return Object.freeze(value);
+}
