@@ -11,6 +11,8 @@ export interface Broker {
    * Resolves once the subscription is active: a message published after that is delivered.
    */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
+  /** Resolves when the broker answers; rejects when it is unreachable (readiness checks). */
+  ping(): Promise<void>;
   /** `listener` runs after a lost connection is back: messages in between may be missing. */
   onReconnect(listener: () => void): void;
   /** Safe to call twice. */

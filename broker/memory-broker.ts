@@ -15,6 +15,8 @@ export class MemoryBroker implements Broker {
     };
   }
 
+  async ping(): Promise<void> {}
+
   onReconnect(): void {}
 
   async close(): Promise<void> {}

@@ -52,6 +52,10 @@ export class RedisBroker implements Broker {
     };
   }
 
+  async ping(): Promise<void> {
+    await this.pub.ping();
+  }
+
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
   }

@@ -21,6 +21,8 @@ export interface RecordedTurn {
   threadId: string;
   messageId: string;
   runId: string;
+  /** The seq of this turn's `message_created` event. */
+  fromSeq: number;
   /** True when client_message_id matched an earlier send: nothing new was stored. */
   deduplicated: boolean;
   /** The stored `message_created` event (absent when deduplicated). */
@@ -45,7 +47,13 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
         .selectFrom('messages')
         .innerJoin('threads', 'threads.id', 'messages.thread_id')
         .innerJoin('runs', 'runs.user_message_id', 'messages.id')
-        .select(['messages.id as messageId', 'messages.thread_id as threadId', 'runs.id as runId'])
+        .innerJoin('events', (join) =>
+          join
+            .onRef('events.thread_id', '=', 'messages.thread_id')
+            .onRef('events.run_id', '=', 'runs.id')
+            .on('events.type', '=', 'message_created'),
+        )
+        .select(['messages.id as messageId', 'messages.thread_id as threadId', 'runs.id as runId', 'events.seq as fromSeq'])
         .where('messages.client_message_id', '=', input.clientMessageId)
         .where('threads.workspace_id', '=', owner.workspaceId)
         .where('threads.user_id', '=', owner.userId)
@@ -126,6 +134,6 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
         message: { id: messageId, role: 'user', content: input.content, run_id: runId, created_at: message.created_at.toISOString() },
       },
     });
-    return { threadId, messageId, runId, deduplicated: false, event };
+    return { threadId, messageId, runId, fromSeq: event.seq, deduplicated: false, event };
   });
 }

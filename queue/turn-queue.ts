@@ -17,8 +17,12 @@ export interface TurnContext {
 export type TurnProcessor = (job: TurnJob, ctx: TurnContext) => Promise<void>;
 
 export interface TurnQueue {
-  /** Schedules the run. Enqueuing a run that already has a pending job is a no-op. */
-  enqueue(job: TurnJob): Promise<void>;
+  /**
+   * Schedules the run. The first enqueue of a run is idempotent (a run that already has a pending
+   * job is not added twice); `wake: true` always adds a job, for wake-ups and the sweeper, since a
+   * job that finds its run already claimed ends harmlessly.
+   */
+  enqueue(job: TurnJob, options?: { wake?: boolean }): Promise<void>;
   /** Starts consuming jobs in this process with at most `concurrency` turns at once. */
   startWorker(processor: TurnProcessor, concurrency: number): Promise<void>;
   /** Stops consuming (waits for active turns up to the implementation's grace), then disconnects. Safe to call twice. */

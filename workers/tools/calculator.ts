@@ -97,7 +97,7 @@ export function evaluateExpression(input: string): number {
     const m = /^(?:\d+(?:\.\d+)?|\.\d+)/.exec(input.slice(pos));
     if (m) {
       pos += m[0].length;
-      if (peek() === '.' || /\d/.test(peek() ?? '')) throw new CalcError('syntax', `Malformed number at position ${pos + 1}.`);
+      if (input[pos] === '.') throw new CalcError('syntax', `Malformed number at position ${pos + 1}.`);
       return Number(m[0]);
     }
     throw new CalcError('syntax', `Expected a number or '(' but found ${describe()}.`);

@@ -26,7 +26,9 @@ export function formatInZone(date: Date, timeZone: string): string {
   for (const p of fmt.formatToParts(date)) parts[p.type] = p.value;
   // longOffset is "GMT+01:00", or plain "GMT" for a zero offset.
   const offset = (parts.timeZoneName ?? 'GMT').replace(/^GMT/, '') || '+00:00';
-  const zone = fmt.resolvedOptions().timeZone;
+  // Keep the caller's spelling unless ICU only fixed its case (ICU maps e.g. Asia/Kolkata to Asia/Calcutta).
+  const resolved = fmt.resolvedOptions().timeZone;
+  const zone = resolved.toLowerCase() === timeZone.toLowerCase() ? resolved : timeZone;
   return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}:${parts.second}${offset} (${zone})`;
 }
 

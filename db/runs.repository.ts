@@ -1,0 +1,146 @@
+/**
+ * Runs and the per-thread order of turns. BullMQ's open-source edition has no per-group
+ * concurrency, so "one turn per thread at a time" is decided here: a worker claims a run only
+ * while holding the thread's row lock, only if no other run of the thread is running and no older
+ * one is still queued. A job whose run cannot start yet simply ends; the run that finishes
+ * enqueues the thread's next queued run, and the sweeper re-enqueues any whose wake-up was lost.
+ * This holds across any number of worker processes because the decision is one Postgres
+ * transaction.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Agent, Database, Run, RunStatus, Thread } from './schema.js';
+import type { Owner } from './threads.repository.js';
+import { newId } from './ids.js';
+import { appendEvent, type WriteFence } from './events.repository.js';
+
+export type Claim =
+  | { kind: 'claimed'; run: Run; thread: Thread; agent: Agent; fence: WriteFence }
+  /** Another run of the thread is running or queued ahead: this one waits for its wake-up. */
+  | { kind: 'wait' }
+  /** Finished, cancelled or missing: nothing to do. */
+  | { kind: 'gone'; status?: RunStatus };
+
+export async function claimRun(db: Kysely<Database>, runId: string): Promise<Claim> {
+  return db.transaction().execute(async (trx) => {
+    const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
+    if (!run) return { kind: 'gone' };
+    const thread = await trx.selectFrom('threads').selectAll().where('id', '=', run.thread_id).forUpdate().executeTakeFirst();
+    // Re-read under the thread lock: a cancel or another claim may have won meanwhile.
+    const current = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
+    if (!thread || !current || current.status !== 'queued') return { kind: 'gone', status: current?.status };
+    const blocker = await trx
+      .selectFrom('runs')
+      .select('id')
+      .where('thread_id', '=', run.thread_id)
+      .where('id', '!=', runId)
+      .where((eb) =>
+        eb.or([
+          eb('status', '=', 'running'),
+          eb.and([eb('status', '=', 'queued'), eb('created_at', '<', current.created_at)]),
+        ]),
+      )
+      .limit(1)
+      .executeTakeFirst();
+    if (blocker) return { kind: 'wait' };
+    const agent = await trx.selectFrom('agents').selectAll().where('id', '=', current.agent_id).executeTakeFirstOrThrow();
+    const claimed = await trx
+      .updateTable('runs')
+      .set({
+        status: 'running',
+        attempt: sql`attempt + 1`,
+        started_at: sql`clock_timestamp()`,
+        assistant_message_id: current.assistant_message_id ?? newId('m'),
+      })
+      .where('id', '=', runId)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return { kind: 'claimed', run: claimed, thread, agent, fence: { runId, attempt: claimed.attempt } };
+  });
+}
+
+export interface RunOutcome {
+  status: Extract<RunStatus, 'completed' | 'cancelled' | 'failed'>;
+  error?: { code: string; message: string };
+  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens?: number };
+}
+
+/** Records the outcome, fenced: only the attempt that owns the run can finish it. */
+export async function finishRun(db: Kysely<Database>, fence: WriteFence, outcome: RunOutcome): Promise<boolean> {
+  const result = await db
+    .updateTable('runs')
+    .set({
+      status: outcome.status,
+      error: outcome.error ? JSON.stringify(outcome.error) : null,
+      usage: outcome.usage ? JSON.stringify(outcome.usage) : null,
+      finished_at: sql`clock_timestamp()`,
+    })
+    .where('id', '=', fence.runId)
+    .where('attempt', '=', fence.attempt)
+    .where('status', '=', 'running')
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** The oldest queued run of the thread: the one to wake when the current run ends. */
+export async function nextQueuedRun(db: Kysely<Database>, threadId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('runs')
+    .select('id')
+    .where('thread_id', '=', threadId)
+    .where('status', '=', 'queued')
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.id;
+}
+
+/**
+ * Queued runs older than `olderThanMs` at the head of a thread with nothing running: their job
+ * was never added (Redis down at send time) or their wake-up was lost. Safe to enqueue again.
+ */
+export async function strandedRuns(db: Kysely<Database>, olderThanMs: number, limit = 100): Promise<Array<{ id: string; thread_id: string }>> {
+  const result = await sql<{ id: string; thread_id: string }>`
+    select distinct on (r.thread_id) r.id, r.thread_id
+    from runs r
+    where r.status = 'queued'
+      and r.created_at < clock_timestamp() - make_interval(secs => ${olderThanMs / 1000})
+      and not exists (select 1 from runs b where b.thread_id = r.thread_id and b.status = 'running')
+    order by r.thread_id, r.created_at, r.id
+    limit ${limit}`.execute(db);
+  return result.rows;
+}
+
+/** A run the caller owns (workspace and user), or undefined. */
+export async function findOwnedRun(db: Kysely<Database>, runId: string, owner: Owner): Promise<Run | undefined> {
+  return db
+    .selectFrom('runs')
+    .selectAll()
+    .where('id', '=', runId)
+    .where('workspace_id', '=', owner.workspaceId)
+    .where('user_id', '=', owner.userId)
+    .executeTakeFirst();
+}
+
+/**
+ * Cancels a run that has not started, and appends its `agent_completed` (status cancelled) in the
+ * same transaction. Returns the stored event, or undefined when the run was no longer queued.
+ */
+export async function cancelQueuedRun(db: Kysely<Database>, runId: string) {
+  return db.transaction().execute(async (trx) => {
+    const messageId = newId('m');
+    const run = await trx
+      .updateTable('runs')
+      .set({ status: 'cancelled', finished_at: sql`clock_timestamp()`, assistant_message_id: messageId })
+      .where('id', '=', runId)
+      .where('status', '=', 'queued')
+      .returning(['thread_id'])
+      .executeTakeFirst();
+    if (!run) return undefined;
+    return appendEvent(trx, run.thread_id, {
+      type: 'agent_completed',
+      run_id: runId,
+      payload: { status: 'cancelled', message: { id: messageId, role: 'assistant', content: '', run_id: runId } },
+    });
+  });
+}

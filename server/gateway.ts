@@ -1,0 +1,186 @@
+/**
+ * The uWebSockets.js gateway: handshake auth on GET /v1/ws, frame validation and dispatch, health
+ * routes. It stays thin: uWS callbacks hand off to the auth module, the handler table and the
+ * fan-out.
+ */
+import uWS from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import { CloseCodes, PROTOCOL } from '../protocol/codes.js';
+import { parseClientFrame } from '../protocol/validate.js';
+import type { ClientFrame } from '../protocol/frames.js';
+import { newId } from '../db/ids.js';
+import { AuthError, extractCredentials } from './auth.js';
+import { Connection, type ConnectionData } from './connection.js';
+import { handlers } from './handlers/index.js';
+import { RequestError, type GatewayServices, type FrameHandler } from './handlers/context.js';
+import { sendJson, watchAborted } from './http.js';
+import { ThreadFanout } from './thread-fanout.js';
+import type { Config } from './config.js';
+
+export interface Gateway {
+  port: number;
+  fanout: ThreadFanout;
+  connectionCount(): number;
+  /** Stops accepting, closes every socket with 1001. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log'> & { log: Logger; checkReady: () => Promise<void> };
+
+export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
+  const app = uWS.App();
+  const log = deps.log;
+  const fanout = new ThreadFanout(app, deps.broker, deps.db, log);
+  const services: GatewayServices = { ...deps, fanout };
+  const connections = new Set<Connection>();
+  const maxBuffered = 1024 * 1024;
+
+  app.ws<ConnectionData>('/v1/ws', {
+    // Our own limit (closing with 1009) sits below uWS's, which would close with 1006.
+    maxPayloadLength: Math.max(config.limits.maxFrameBytes * 4, 1024 * 1024),
+    // uWS skips a subscriber past maxBackpressure without telling anyone; keep it far above our
+    // own bound, which closes the socket with 1013 instead.
+    maxBackpressure: maxBuffered * 64,
+    idleTimeout: 60,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => upgrade(res, req, context),
+    open: (ws) => {
+      const connection = ws.getUserData().connection;
+      connection.ws = ws;
+      connections.add(connection);
+      connection.sendFrame('session.ready', {
+        connection_id: connection.id,
+        user_id: connection.principal.userId,
+        workspace_id: connection.principal.workspaceId,
+        protocol: PROTOCOL,
+        server_time: new Date().toISOString(),
+        token_expires_at: connection.principal.expiresAt.toISOString(),
+      });
+      connection.extendUntil(connection.principal.expiresAt);
+      connection.log.debug('connected');
+    },
+    message: (ws, message, isBinary) => {
+      const connection = ws.getUserData().connection;
+      if (isBinary) {
+        connection.sendError(undefined, 'binary_not_supported', 'Binary frames are not supported; send JSON text frames.');
+        return;
+      }
+      if (message.byteLength > config.limits.maxFrameBytes) {
+        connection.close(CloseCodes.too_large, `frame over ${config.limits.maxFrameBytes} bytes`);
+        return;
+      }
+      // The ArrayBuffer is only valid during this callback: decode before anything async.
+      const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
+      if (!parsed.ok) {
+        connection.sendError(parsed.id, parsed.code, parsed.message);
+        return;
+      }
+      void dispatch(connection, parsed.frame);
+    },
+    close: (ws, code) => {
+      const connection = ws.getUserData().connection;
+      connection.markClosed();
+      connections.delete(connection);
+      connection.log.debug({ code }, 'disconnected');
+      void fanout.dropConnection(connection).catch((error) => log.warn({ err: error }, 'cleanup after close failed'));
+    },
+  });
+
+  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    // Everything needed from req is copied now: req is invalid after the first await.
+    const key = req.getHeader('sec-websocket-key');
+    const protocolHeader = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const credentials = extractCredentials(req.getHeader('authorization'), protocolHeader, req.getQuery('access_token') ?? '');
+    // Without onAborted, a client that leaves during verification would crash the process.
+    const state = watchAborted(res);
+    if (!credentials.token) {
+      sendJson(res, 401, { code: 'unauthenticated', message: 'A token is required: Authorization: Bearer <jwt>, a bearer.<jwt> subprotocol, or ?access_token=.' });
+      return;
+    }
+    deps.verifyToken(credentials.token).then(
+      (principal) => {
+        if (state.aborted) return;
+        const id = newId('c');
+        const connection = new Connection(
+          id,
+          principal,
+          log.child({ connection_id: id, user_id: principal.userId, workspace_id: principal.workspaceId }),
+          maxBuffered,
+        );
+        res.cork(() => res.upgrade<ConnectionData>({ connection }, key, credentials.protocol, extensions, context));
+      },
+      (error: unknown) => {
+        if (!(error instanceof AuthError)) log.error({ err: error }, 'token verification failed unexpectedly');
+        const body = error instanceof AuthError
+          ? { code: error.code, message: error.message }
+          : { code: 'unauthenticated', message: 'The token could not be verified.' };
+        sendJson(res, 401, body, state);
+      },
+    );
+  }
+
+  async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {
+    const handler = handlers[frame.type] as FrameHandler<typeof frame.type>;
+    try {
+      await handler(connection, frame, services);
+    } catch (error) {
+      if (error instanceof RequestError) {
+        connection.sendError(frame.id, error.code, error.message, error.retryAfterMs);
+        return;
+      }
+      const unavailable = isConnectionError(error);
+      connection.log.error({ err: error, frame_type: frame.type }, 'frame handler failed');
+      connection.sendError(
+        frame.id,
+        unavailable ? 'unavailable' : 'internal_error',
+        unavailable ? 'A backing service is unreachable; retry shortly.' : 'Internal server error.',
+        unavailable ? 1000 : undefined,
+      );
+    }
+  }
+
+  const health = (res: HttpResponse) => sendJson(res, 200, { status: 'ok' });
+  app.get('/health', health);
+  app.get('/live', health);
+  app.get('/ready', (res) => {
+    const state = watchAborted(res);
+    deps.checkReady().then(
+      () => sendJson(res, 200, { status: 'ready' }, state),
+      (error: unknown) => sendJson(res, 503, { status: 'unavailable', reason: String((error as Error)?.message ?? error) }, state),
+    );
+  });
+  app.any('/*', (res) => sendJson(res, 404, { code: 'not_found', message: 'No such route.' }));
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`PORT: cannot listen on ${config.host}:${config.port} (in use or not permitted)`));
+    });
+  });
+  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    fanout,
+    connectionCount: () => connections.size,
+    close() {
+      closing ??= (async () => {
+        uWS.us_listen_socket_close(listenSocket);
+        for (const connection of [...connections]) connection.close(CloseCodes.going_away, 'server going away');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Errors that mean a dependency is down (retryable), not a bug. */
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code ?? '') ||
+    /Connection terminated|timeout exceeded when trying to connect|Connection is closed/i.test(String((error as Error)?.message))
+  );
+}

@@ -1,0 +1,36 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Broker } from '../../broker/broker.js';
+import type { Database } from '../../db/schema.js';
+import type { TurnQueue } from '../../queue/turn-queue.js';
+import type { ClientFrame, ClientFrameType } from '../../protocol/frames.js';
+import type { ErrorCode } from '../../protocol/codes.js';
+import type { Connection } from '../connection.js';
+import type { ThreadFanout } from '../thread-fanout.js';
+import type { TokenVerifier } from '../auth.js';
+
+/** What every frame handler may use. */
+export interface GatewayServices {
+  db: Kysely<Database>;
+  broker: Broker;
+  queue: TurnQueue;
+  fanout: ThreadFanout;
+  verifyToken: TokenVerifier;
+  log: Logger;
+}
+
+/** A known, expected refusal: rendered to the client as an `error` frame with this code. */
+export class RequestError extends Error {
+  constructor(readonly code: ErrorCode, message: string, readonly retryAfterMs?: number) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+export type FrameHandler<T extends ClientFrameType> = (
+  connection: Connection,
+  frame: ClientFrame<T>,
+  services: GatewayServices,
+) => Promise<void> | void;
+
+export type HandlerTable = { [T in ClientFrameType]: FrameHandler<T> };

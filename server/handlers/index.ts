@@ -1,0 +1,16 @@
+import type { HandlerTable } from './context.js';
+import { messageSend } from './message-send.js';
+import { threadSubscribe, threadUnsubscribe } from './thread-subscribe.js';
+import { ping } from './ping.js';
+import { authRefresh } from './auth-refresh.js';
+import { runCancel } from './run-cancel.js';
+
+/** Frame type → handler. A type missing here cannot pass validation either. */
+export const handlers: HandlerTable = {
+  'message.send': messageSend,
+  'thread.subscribe': threadSubscribe,
+  'thread.unsubscribe': threadUnsubscribe,
+  'run.cancel': runCancel,
+  'auth.refresh': authRefresh,
+  ping,
+};

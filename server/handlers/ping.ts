@@ -1,0 +1,5 @@
+import type { FrameHandler } from './context.js';
+
+export const ping: FrameHandler<'ping'> = (connection, frame) => {
+  connection.sendFrame('pong', {}, frame.id);
+};

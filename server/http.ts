@@ -1,0 +1,27 @@
+/** Small helpers for answering plain HTTP on uWS, safely after an await. */
+import type { HttpResponse } from 'uWebSockets.js';
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
+  404: '404 Not Found', 503: '503 Service Unavailable',
+};
+
+/** Tracks whether the client went away; register before the first await. */
+export function watchAborted(res: HttpResponse): { aborted: boolean } {
+  const state = { aborted: false };
+  res.onAborted(() => {
+    state.aborted = true;
+  });
+  return state;
+}
+
+export function sendJson(res: HttpResponse, status: number, body: unknown, state?: { aborted: boolean }): void {
+  if (state?.aborted) return;
+  res.cork(() => {
+    res
+      .writeStatus(STATUS_TEXT[status] ?? `${status} Status`)
+      .writeHeader('content-type', 'application/json')
+      .writeHeader('cache-control', 'no-store')
+      .end(JSON.stringify(body));
+  });
+}

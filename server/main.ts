@@ -1,0 +1,78 @@
+/**
+ * Process entry: `tsx server/main.ts [all|gateway|worker]`. Reads the configuration once, starts
+ * the parts, prints how to connect, and shuts down cleanly on SIGTERM/SIGINT.
+ */
+import { loadConfig, ConfigError } from './config.js';
+import { createLogger } from './logger.js';
+import { startNode, type RunningNode } from './node.js';
+import { signToken } from './auth.js';
+
+const role = process.argv[2] ?? 'all';
+if (!['all', 'gateway', 'worker'].includes(role)) {
+  console.error(`usage: main.ts [all|gateway|worker] (got '${role}')`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  let node: RunningNode;
+  try {
+    node = await startNode(config, { gateway: role !== 'worker', worker: role !== 'gateway' }, log);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
+  if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    node.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function printBanner(node: RunningNode, host: string, workspaceClaim: string): Promise<void> {
+  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+  const url = `ws://${shownHost}:${node.gateway!.port}/v1/ws`;
+  const lines = [
+    '',
+    `  Conversation server ready: ${url}`,
+    ...Object.entries(node.modes).map(([part, mode]) => `    ${part.padEnd(7)} ${mode}`),
+  ];
+  if (node.jwtSecret) {
+    const token = await signToken(node.jwtSecret, { sub: 'dev', workspace: 'dev', ttlSeconds: 3600, workspaceClaim });
+    lines.push(
+      '',
+      '  Connect as user "dev" (token valid for 1 hour):',
+      `    npx wscat -c '${url}' -H 'Authorization: Bearer ${token}'`,
+      '  then type:',
+      '    {"type":"message.send","id":"1","payload":{"content":"What time is it?"}}',
+    );
+  }
+  lines.push('');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function fail(message: string): never {
+  process.stderr.write(`Cannot start: ${message}\n`);
+  process.exit(1);
+}
+
+main().catch((error) => {
+  process.stderr.write(`Cannot start: ${(error as Error)?.stack ?? error}\n`);
+  process.exit(1);
+});

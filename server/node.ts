@@ -1,0 +1,161 @@
+/**
+ * Assembles one process from its parts: store, broker, queue, LLM, and the gateway and/or worker.
+ * `npm start` runs both roles; `npm run gateway` and `npm run worker` run one each.
+ */
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import { openDatabase } from '../db/connect.js';
+import { migrateToLatest } from '../db/migrate.js';
+import { createBroker } from '../broker/index.js';
+import { createTurnQueue } from '../queue/index.js';
+import { createLlmClient } from '../workers/llm-client.js';
+import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
+import { createDefaultRegistry } from '../workers/tools/registry.js';
+import { startWorker, type TurnWorker } from '../workers/worker.js';
+import { createTokenVerifier } from './auth.js';
+import { ConfigError, type Config } from './config.js';
+import { loadOrCreateDevSecret } from './dev-secret.js';
+import { startGateway, type Gateway } from './gateway.js';
+import { checkNativeUws } from './native-check.js';
+
+export interface Roles {
+  gateway: boolean;
+  worker: boolean;
+}
+
+export interface RunningNode {
+  gateway?: Gateway;
+  worker?: TurnWorker;
+  /** The HS256 secret in use (configured or generated), for printing development tokens. */
+  jwtSecret?: string;
+  devSecretFile?: string;
+  llmDescription: string;
+  modes: Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startNode(config: Readonly<Config>, roles: Roles, log: Logger): Promise<RunningNode> {
+  if (roles.gateway) {
+    const problem = checkNativeUws();
+    if (problem) throw new ConfigError('uWebSockets.js', problem);
+  }
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    // Reverse start order: stop accepting, drain, close queue, close store. Every step runs even
+    // if one throws.
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error) => log.warn({ err: error }, 'shutdown step failed'));
+    }
+  };
+  try {
+    let jwtSecret = config.auth.jwtSecret;
+    let devSecretFile: string | undefined;
+    if (!jwtSecret && !config.auth.jwksUrl) {
+      if (config.nodeEnv === 'production') {
+        throw new ConfigError('JWT_SECRET', 'NODE_ENV=production needs JWT_SECRET (HS256) or JWKS_URL (remote key set); refusing to start with a development secret.');
+      }
+      const dev = await loadOrCreateDevSecret(config.dataDir);
+      jwtSecret = dev.secret;
+      devSecretFile = dev.file;
+      log.warn({ file: dev.file, created: dev.created }, 'no JWT_SECRET or JWKS_URL: using a generated development secret (not for production)');
+    }
+
+    const db = openDatabase({ kind: 'postgres', url: config.databaseUrl });
+    cleanups.push(() => db.destroy());
+    try {
+      await migrateToLatest(db);
+    } catch (error) {
+      throw new ConfigError('DATABASE_URL', `cannot reach or migrate Postgres at ${redactUrl(config.databaseUrl)}: ${(error as Error).message}`);
+    }
+
+    const broker = createBroker({ kind: 'redis', url: config.redisUrl, prefix: config.redisPrefix });
+    cleanups.push(() => broker.close());
+    const queue = createTurnQueue({
+      kind: 'bullmq',
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      onError: (error) => log.warn({ err: error }, 'queue connection error'),
+    });
+    cleanups.push(() => queue.close());
+    await waitForRedis(broker, config.redisUrl);
+
+    const modes: Record<string, string> = {
+      store: `postgres ${redactUrl(config.databaseUrl)}`,
+      broker: `redis ${redactUrl(config.redisUrl)}`,
+      queue: 'bullmq on redis',
+    };
+    let llmDescription = 'none (gateway only)';
+    let worker: TurnWorker | undefined;
+    if (roles.worker) {
+      let baseURL = config.llm.baseUrl ?? 'https://api.openai.com/v1';
+      let sim: LlmSim | undefined;
+      if (!config.llm.apiKey && !config.llm.baseUrl) {
+        sim = await startLlmSim({ tokenDelayMs: 15, firstTokenDelayMs: 100 });
+        cleanups.push(() => sim!.close());
+        baseURL = sim.baseURL;
+        llmDescription = `built-in simulator at ${sim.baseURL} (set OPENAI_API_KEY or OPENAI_BASE_URL for a real model)`;
+      } else {
+        llmDescription = `${baseURL} model ${config.llm.model}`;
+      }
+      const llm = createLlmClient({
+        baseURL,
+        apiKey: config.llm.apiKey ?? 'not-needed',
+        timeoutMs: config.llm.timeoutMs,
+        maxRetries: config.llm.maxRetries,
+      });
+      worker = await startWorker({
+        db, broker, queue, llm,
+        model: config.llm.model,
+        tools: createDefaultRegistry(),
+        concurrency: config.worker.concurrency,
+        log: log.child({ role: 'worker' }),
+      });
+      cleanups.push(() => worker!.close());
+    }
+    modes.llm = llmDescription;
+
+    let gateway: Gateway | undefined;
+    if (roles.gateway) {
+      const verifyToken = createTokenVerifier({ ...config.auth, jwtSecret });
+      gateway = await startGateway(config, {
+        db, broker, queue, verifyToken,
+        log: log.child({ role: 'gateway' }),
+        checkReady: async () => {
+          await sql`select 1`.execute(db);
+          await broker.ping();
+        },
+      });
+      cleanups.push(() => gateway!.close());
+    }
+    return { gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function waitForRedis(broker: { ping(): Promise<void> }, url: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      await broker.ping();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new ConfigError('REDIS_URL', `cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** A URL without its password, for logs and messages. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}

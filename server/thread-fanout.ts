@@ -1,0 +1,177 @@
+/**
+ * Delivery of thread events to this gateway's sockets, with resume by seq.
+ *
+ * The gateway subscribes to a thread's broker channel once while any of its sockets follows the
+ * thread, and forwards each event with one uWS topic publish. A socket that joins with `after_seq`
+ * first replays the log from Postgres; meanwhile live events are buffered for it. After the replay
+ * it is either level with the live stream (it joins the topic at once) or ahead of it (the log was
+ * read before the broker delivered the newest events): then it gets live events directly, skipping
+ * those it already has, until the live stream reaches it, and only then joins the topic. The
+ * switch happens synchronously inside an event's delivery, so nothing is missed or doubled.
+ */
+import type { TemplatedApp } from 'uWebSockets.js';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+import { threadChannel } from '../broker/index.js';
+import { listEventsAfter } from '../db/events.repository.js';
+import type { Database } from '../db/schema.js';
+import type { Connection } from './connection.js';
+
+type Mode = 'replaying' | 'catching_up' | 'live';
+
+interface Follower {
+  connection: Connection;
+  mode: Mode;
+  /** The highest seq this socket has been sent (or had before it subscribed). */
+  sentSeq: number;
+  /** Live events that arrived during the replay. */
+  buffer: Array<{ seq: number; frame: string }>;
+}
+
+interface ThreadState {
+  topic: string;
+  /** Resolves when the broker subscription is active. */
+  ready: Promise<void>;
+  unsubscribe?: () => Promise<void>;
+  /** Highest seq forwarded from the broker; null until the first live event. */
+  lastSeq: number | null;
+  followers: Map<Connection, Follower>;
+}
+
+/** Wire format on the broker: `<seq>\n<frame json>`, so a gateway forwards without parsing JSON. */
+export function encodeBrokerEvent(seq: number, frame: string): string {
+  return `${seq}\n${frame}`;
+}
+
+export class ThreadFanout {
+  private readonly threads = new Map<string, ThreadState>();
+
+  constructor(
+    private readonly app: TemplatedApp,
+    private readonly broker: Broker,
+    private readonly db: Kysely<Database>,
+    private readonly log: Logger,
+  ) {}
+
+  isFollowing(connection: Connection, threadId: string): boolean {
+    return this.threads.get(threadId)?.followers.has(connection) ?? false;
+  }
+
+  /** Threads with a broker subscription on this gateway (metrics, leak tests). */
+  get threadCount(): number {
+    return this.threads.size;
+  }
+
+  /**
+   * Sends the socket every event with seq > afterSeq, then keeps it live. The caller has checked
+   * that the connection may read the thread. Re-following restarts from the new afterSeq.
+   */
+  async follow(connection: Connection, threadId: string, afterSeq: number): Promise<void> {
+    if (this.isFollowing(connection, threadId)) await this.unfollow(connection, threadId);
+    const state = this.stateFor(threadId);
+    const follower: Follower = { connection, mode: 'replaying', sentSeq: afterSeq, buffer: [] };
+    state.followers.set(connection, follower);
+    connection.threads.add(threadId);
+    try {
+      await state.ready;
+      for (;;) {
+        const page = await listEventsAfter(this.db, threadId, follower.sentSeq, 500);
+        if (state.followers.get(connection) !== follower || connection.closed) return;
+        connection.cork(() => {
+          for (const event of page) connection.send(event.frame);
+        });
+        if (page.length > 0) follower.sentSeq = page[page.length - 1]!.seq;
+        if (page.length < 500) break;
+      }
+    } catch (error) {
+      await this.unfollow(connection, threadId);
+      throw error;
+    }
+    connection.cork(() => {
+      for (const event of follower.buffer) {
+        if (event.seq > follower.sentSeq) {
+          connection.send(event.frame);
+          follower.sentSeq = event.seq;
+        }
+      }
+    });
+    follower.buffer = [];
+    follower.mode = 'catching_up';
+    this.goLiveIfLevel(state, follower);
+  }
+
+  async unfollow(connection: Connection, threadId: string): Promise<void> {
+    const state = this.threads.get(threadId);
+    connection.threads.delete(threadId);
+    if (!state || !state.followers.delete(connection)) return;
+    if (!connection.closed) connection.ws?.unsubscribe(state.topic);
+    if (state.followers.size === 0) {
+      this.threads.delete(threadId);
+      await state.ready.catch(() => {});
+      await state.unsubscribe?.();
+    }
+  }
+
+  /** Called from the socket's close handler: the socket can no longer be touched. */
+  async dropConnection(connection: Connection): Promise<void> {
+    await Promise.all([...connection.threads].map((threadId) => this.unfollow(connection, threadId)));
+  }
+
+  private stateFor(threadId: string): ThreadState {
+    let state = this.threads.get(threadId);
+    if (state) return state;
+    const created: ThreadState = {
+      topic: `t:${threadId}`,
+      ready: Promise.resolve(),
+      lastSeq: null,
+      followers: new Map(),
+    };
+    created.ready = this.broker
+      .subscribe(threadChannel(threadId), (message) => this.onBrokerMessage(created, message))
+      .then((unsubscribe) => {
+        created.unsubscribe = unsubscribe;
+        // Unfollowed while the subscription was being made.
+        if (this.threads.get(threadId) !== created) return unsubscribe();
+      });
+    this.threads.set(threadId, (state = created));
+    return state;
+  }
+
+  private onBrokerMessage(state: ThreadState, message: string): void {
+    const newline = message.indexOf('\n');
+    const seq = Number(message.slice(0, newline));
+    if (!Number.isInteger(seq) || newline < 0) {
+      this.log.warn({ topic: state.topic }, 'malformed broker message dropped');
+      return;
+    }
+    if (state.lastSeq !== null && seq <= state.lastSeq) return;
+    state.lastSeq = seq;
+    const frame = message.slice(newline + 1);
+    this.app.publish(state.topic, frame, false);
+    for (const follower of state.followers.values()) {
+      switch (follower.mode) {
+        case 'live':
+          follower.sentSeq = seq;
+          follower.connection.checkBackpressure();
+          break;
+        case 'replaying':
+          follower.buffer.push({ seq, frame });
+          break;
+        case 'catching_up':
+          if (seq > follower.sentSeq) {
+            follower.connection.send(frame);
+            follower.sentSeq = seq;
+          }
+          this.goLiveIfLevel(state, follower);
+          break;
+      }
+    }
+  }
+
+  private goLiveIfLevel(state: ThreadState, follower: Follower): void {
+    if (state.lastSeq === null || follower.sentSeq < state.lastSeq || follower.connection.closed) return;
+    follower.mode = 'live';
+    follower.connection.ws?.subscribe(state.topic);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * Runs one turn: claim the run, build the prompt, stream the model's answer through the openai
+ * SDK, run the tools it asks for, and write every step as an event. The same function runs under
+ * BullMQ or in process.
+ */
+import type OpenAI from 'openai';
+import { APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.js';
+import { claimRun, nextQueuedRun, type RunOutcome } from '../db/runs.repository.js';
+import { insertRunMessage, listThreadMessages } from '../db/messages.repository.js';
+import { FencedError, type WriteFence } from '../db/events.repository.js';
+import type { Agent, Database, ToolCallRecord } from '../db/schema.js';
+import { newId } from '../db/ids.js';
+import type { RunErrorCode } from '../protocol/codes.js';
+import { RunErrorCodes } from '../protocol/codes.js';
+import type { Usage } from '../protocol/frames.js';
+import type { TurnJob, TurnProcessor, TurnQueue } from '../queue/turn-queue.js';
+import { buildPrompt } from './context.js';
+import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
+import { ToolError, type ToolRegistry } from './tools/registry.js';
+
+export interface TurnDeps {
+  db: Kysely<Database>;
+  broker: Broker;
+  queue: TurnQueue;
+  llm: OpenAI;
+  model: string;
+  tools: ToolRegistry;
+  log: Logger;
+  /** Aborts in-flight runs by id (run.cancel reaches every worker). */
+  activeRuns: Map<string, AbortController>;
+}
+
+/** A run failure with the code clients see in `agent_completed.error`. */
+export class RunFailure extends Error {
+  constructor(readonly code: RunErrorCode, message: string) {
+    super(message);
+    this.name = 'RunFailure';
+  }
+}
+
+export function createTurnProcessor(deps: TurnDeps): TurnProcessor {
+  return async (job, ctx) => {
+    const claim = await claimRun(deps.db, job.runId);
+    if (claim.kind !== 'claimed') {
+      deps.log.debug({ run_id: job.runId, claim: claim.kind }, 'run not started');
+      return;
+    }
+    const { run, thread, agent, fence } = claim;
+    const log = deps.log.child({ run_id: run.id, thread_id: thread.id, attempt: fence.attempt });
+    const controller = new AbortController();
+    deps.activeRuns.set(run.id, controller);
+    const signal = AbortSignal.any([ctx.signal, controller.signal]);
+    try {
+      await runTurn(deps, { job, agent, fence, messageId: run.assistant_message_id!, signal, log });
+    } catch (error) {
+      if (!(error instanceof FencedError)) throw error;
+      log.warn('run was taken over by another attempt; this attempt stopped writing');
+    } finally {
+      deps.activeRuns.delete(run.id);
+      await wakeNext(deps, thread.id, log);
+    }
+  };
+}
+
+interface TurnState {
+  job: TurnJob;
+  agent: Agent;
+  fence: WriteFence;
+  messageId: string;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+async function runTurn(deps: TurnDeps, turn: TurnState): Promise<void> {
+  const { job, agent, fence, messageId, signal, log } = turn;
+  const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log);
+  const text = new DeltaCoalescer(emitter, messageId);
+  const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  let outcome: RunOutcome;
+  await emitter.emit('agent_started', { agent_id: agent.id, agent_name: agent.name });
+  await emitter.emit('agent_thinking', {});
+  try {
+    const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId));
+    const toolNames = agent.tools.filter((name) => deps.tools.get(name));
+    const tools = toolNames.length > 0 ? deps.tools.openaiTools(toolNames) : undefined;
+    for (let iteration = 0; ; iteration++) {
+      const step = await streamStep(deps, agent, prompt, tools, text, signal);
+      usage.prompt_tokens += step.usage?.prompt_tokens ?? 0;
+      usage.completion_tokens += step.usage?.completion_tokens ?? 0;
+      if (step.toolCalls.length === 0) break;
+      if (iteration + 1 >= agent.max_tool_iterations) {
+        throw new RunFailure('tool_iterations_exceeded', `The model asked for tools more than ${agent.max_tool_iterations} times.`);
+      }
+      await text.flush();
+      // Text the model wrote alongside tool calls stays in the final message, so the streamed
+      // deltas always join to exactly the stored answer.
+      await insertRunMessage(deps.db, fence, {
+        id: newId('m'), thread_id: job.threadId, role: 'assistant', content: '', tool_calls: JSON.stringify(step.toolCalls) as never,
+      });
+      prompt.push({ role: 'assistant', content: null, tool_calls: step.toolCalls });
+      for (const call of step.toolCalls) {
+        const result = await runTool(deps, emitter, call, signal);
+        await insertRunMessage(deps.db, fence, {
+          id: newId('m'), thread_id: job.threadId, role: 'tool', content: result, tool_call_id: call.id,
+        });
+        prompt.push({ role: 'tool', tool_call_id: call.id, content: result });
+      }
+    }
+    await text.flush();
+    outcome = { status: 'completed', usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } };
+  } catch (error) {
+    if (error instanceof FencedError) throw error;
+    await text.flush().catch(() => {});
+    outcome = classify(error, signal, log);
+    if (outcome.status !== 'failed' || usage.prompt_tokens > 0) {
+      outcome.usage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
+    }
+  }
+  await insertRunMessage(deps.db, fence, { id: messageId, thread_id: job.threadId, role: 'assistant', content: text.text });
+  await emitter.complete(
+    {
+      status: outcome.status,
+      message: { id: messageId, role: 'assistant', content: text.text, run_id: fence.runId },
+      ...(outcome.usage ? { usage: outcome.usage } : {}),
+      ...(outcome.error ? { error: outcome.error as { code: RunErrorCode; message: string } } : {}),
+    },
+    outcome,
+  );
+  log.info({ status: outcome.status, usage: outcome.usage }, 'run finished');
+}
+
+interface Step {
+  toolCalls: ToolCallRecord[];
+  usage?: { prompt_tokens: number; completion_tokens: number };
+}
+
+/** One streamed model call: text goes to the coalescer, tool calls are assembled by index. */
+async function streamStep(
+  deps: TurnDeps,
+  agent: Agent,
+  prompt: OpenAI.Chat.Completions.ChatCompletionMessageParam[],
+  tools: OpenAI.Chat.Completions.ChatCompletionTool[] | undefined,
+  text: DeltaCoalescer,
+  signal: AbortSignal,
+): Promise<Step> {
+  const stream = await deps.llm.chat.completions.create(
+    {
+      model: agent.model ?? deps.model,
+      messages: prompt,
+      stream: true,
+      stream_options: { include_usage: true },
+      ...(tools ? { tools } : {}),
+      ...(agent.temperature !== null ? { temperature: agent.temperature } : {}),
+    },
+    { signal },
+  );
+  const calls: ToolCallRecord[] = [];
+  let usage: Step['usage'];
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    const delta = chunk.choices[0]?.delta;
+    if (!delta) continue;
+    if (delta.content) await text.push(delta.content);
+    for (const part of delta.tool_calls ?? []) {
+      const call = (calls[part.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+      if (part.id) call.id = part.id;
+      if (part.function?.name) call.function.name += part.function.name;
+      if (part.function?.arguments) call.function.arguments += part.function.arguments;
+    }
+  }
+  return { toolCalls: calls.filter(Boolean), usage };
+}
+
+/** Runs one tool call between its two events. A tool's failure is its result, not the run's. */
+async function runTool(deps: TurnDeps, emitter: RunEmitter, call: ToolCallRecord, signal: AbortSignal): Promise<string> {
+  let args: unknown = call.function.arguments;
+  try {
+    args = JSON.parse(call.function.arguments || '{}');
+  } catch {
+    // Malformed arguments are shown as sent; the registry reports them to the model.
+  }
+  await emitter.emit('tool_executing', { tool_call_id: call.id, name: call.function.name, arguments: args });
+  const started = performance.now();
+  let result: string;
+  let isError = false;
+  try {
+    result = await deps.tools.run(call.function.name, call.function.arguments, { signal });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    isError = true;
+    result = error instanceof ToolError ? `Error: ${error.message}` : 'Error: the tool failed unexpectedly.';
+    if (!(error instanceof ToolError)) deps.log.error({ err: error, tool: call.function.name }, 'tool threw');
+  }
+  await emitter.emit('tool_completed', {
+    tool_call_id: call.id,
+    name: call.function.name,
+    result,
+    is_error: isError,
+    duration_ms: Math.round((performance.now() - started) * 100) / 100,
+  });
+  return result;
+}
+
+/** The one place that decides how a failed turn ends. */
+function classify(error: unknown, signal: AbortSignal, log: Logger): RunOutcome {
+  if (signal.aborted || error instanceof APIUserAbortError) {
+    return { status: 'cancelled' };
+  }
+  if (error instanceof RunFailure) return { status: 'failed', error: { code: error.code, message: error.message } };
+  if (error instanceof APIConnectionTimeoutError) {
+    return { status: 'failed', error: { code: 'llm_timeout', message: RunErrorCodes.llm_timeout } };
+  }
+  if (error instanceof APIError) {
+    log.warn({ status: error.status, err: error }, 'LLM call failed');
+    const detail = error.status ? ` (HTTP ${error.status})` : '';
+    return { status: 'failed', error: { code: 'llm_error', message: `${RunErrorCodes.llm_error}${detail}` } };
+  }
+  log.error({ err: error }, 'turn failed');
+  return { status: 'failed', error: { code: 'internal_error', message: RunErrorCodes.internal_error } };
+}
+
+/** Starts the thread's next queued turn, if any. A lost wake-up is repaired by the sweeper. */
+async function wakeNext(deps: TurnDeps, threadId: string, log: Logger): Promise<void> {
+  try {
+    const next = await nextQueuedRun(deps.db, threadId);
+    if (next) await deps.queue.enqueue({ runId: next, threadId }, { wake: true });
+  } catch (error) {
+    log.warn({ err: error }, 'could not wake the next turn; the sweeper will');
+  }
+}
