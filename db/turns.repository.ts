@@ -41,7 +41,7 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
   return db.transaction().execute(async (trx) => {
     if (input.clientMessageId) {
       // Serialise sends that share an idempotency key, so a retry racing the original finds it.
-      const key = `${owner.workspaceId}\u0000${owner.userId}\u0000${input.clientMessageId}`;
+      const key = `${owner.workspaceId}\u001f${owner.userId}\u001f${input.clientMessageId}`;
       await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
       const earlier = await trx
         .selectFrom('messages')

@@ -10,6 +10,8 @@ import { RequestError, type FrameHandler } from './context.js';
  */
 export const messageSend: FrameHandler<'message.send'> = async (connection, frame, services) => {
   const { content, thread_id, agent_id, client_message_id } = frame.payload;
+  // Postgres text cannot hold NUL; refuse it here rather than fail in the store.
+  if (content.includes('\u0000')) throw new RequestError('invalid_frame', 'payload.content must not contain NUL (\\u0000) characters');
   let turn;
   try {
     turn = await recordTurn(services.db, connection.owner, {

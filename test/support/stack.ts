@@ -1,0 +1,88 @@
+/**
+ * A real stack for a suite: its own Postgres database, its own Redis prefix, the LLM simulator on
+ * an ephemeral port, and any number of gateway / worker nodes started in this process on
+ * ephemeral ports.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Kysely } from 'kysely';
+import { loadConfig } from '../../server/config.js';
+import { createLogger } from '../../server/logger.js';
+import { startNode, type Roles, type RunningNode } from '../../server/node.js';
+import { signToken } from '../../server/auth.js';
+import { openDatabase } from '../../db/connect.js';
+import type { Database } from '../../db/schema.js';
+import { startLlmSim, type LlmSim, type LlmSimOptions } from '../../workers/llm-sim.js';
+import { createTestDatabase, REDIS_URL, uniquePrefix, type TestDatabase } from './database.js';
+
+export interface TestStack {
+  database: TestDatabase;
+  prefix: string;
+  sim: LlmSim;
+  secret: string;
+  env: Record<string, string>;
+  /** A direct handle on the suite's database, for assertions. */
+  db: Kysely<Database>;
+  start(roles?: Partial<Roles>, env?: Record<string, string>): Promise<RunningNode>;
+  wsUrl(node: RunningNode): string;
+  token(sub: string, workspace?: string, ttlSeconds?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createStack(options: { sim?: LlmSimOptions; env?: Record<string, string> } = {}): Promise<TestStack> {
+  const database = await createTestDatabase();
+  const prefix = uniquePrefix();
+  const sim = await startLlmSim(options.sim ?? { tokenDelayMs: 1 });
+  const secret = randomBytes(32).toString('hex');
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'convo-test-'));
+  const env: Record<string, string> = {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATABASE_URL: database.url,
+    REDIS_URL,
+    REDIS_PREFIX: prefix,
+    JWT_SECRET: secret,
+    DATA_DIR: dataDir,
+    OPENAI_BASE_URL: sim.baseURL,
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_MODEL: 'sim-1',
+    LLM_MAX_RETRIES: '0',
+    LOG_LEVEL: process.env.TEST_LOG ?? 'silent',
+    ...options.env,
+  };
+  const nodes: RunningNode[] = [];
+  const db = openDatabase({ kind: 'postgres', url: database.url, poolSize: 3 });
+  return {
+    database,
+    prefix,
+    sim,
+    secret,
+    env,
+    db,
+    async start(roles = {}, extra = {}) {
+      const config = loadConfig({ ...env, ...extra });
+      const node = await startNode(
+        config,
+        { gateway: roles.gateway ?? true, worker: roles.worker ?? true },
+        createLogger(config.logLevel),
+      );
+      nodes.push(node);
+      return node;
+    },
+    wsUrl(node) {
+      return `ws://127.0.0.1:${node.gateway!.port}/v1/ws`;
+    },
+    token(sub, workspace = 'acme', ttlSeconds = 3600) {
+      return signToken(secret, { sub, workspace, ttlSeconds });
+    },
+    async close() {
+      for (const node of nodes.reverse()) await node.close();
+      await db.destroy();
+      await sim.close();
+      await database.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
