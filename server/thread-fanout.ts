@@ -30,7 +30,11 @@ interface Follower {
 }
 
 interface ThreadState {
+  threadId: string;
   topic: string;
+  /** A gap is being filled from the log; live events wait in `held` meanwhile. */
+  filling: boolean;
+  held: Array<{ seq: number; frame: string }>;
   /** Resolves when the broker subscription is active. */
   ready: Promise<void>;
   unsubscribe?: () => Promise<void>;
@@ -52,7 +56,19 @@ export class ThreadFanout {
     private readonly broker: Broker,
     private readonly db: Kysely<Database>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // Whatever was published while the broker was cut off is recovered from the log.
+    broker.onReconnect(() => {
+      for (const state of this.threads.values()) {
+        if (state.lastSeq === null) {
+          const seqs = [...state.followers.values()].filter((f) => f.mode !== 'replaying').map((f) => f.sentSeq);
+          if (seqs.length === 0) continue;
+          state.lastSeq = Math.min(...seqs);
+        }
+        void this.fill(state);
+      }
+    });
+  }
 
   isFollowing(connection: Connection, threadId: string): boolean {
     return this.threads.get(threadId)?.followers.has(connection) ?? false;
@@ -122,7 +138,10 @@ export class ThreadFanout {
     let state = this.threads.get(threadId);
     if (state) return state;
     const created: ThreadState = {
+      threadId,
       topic: `t:${threadId}`,
+      filling: false,
+      held: [],
       ready: Promise.resolve(),
       lastSeq: null,
       followers: new Map(),
@@ -145,9 +164,44 @@ export class ThreadFanout {
       this.log.warn({ topic: state.topic }, 'malformed broker message dropped');
       return;
     }
+    const frame = message.slice(newline + 1);
+    if (state.filling) {
+      state.held.push({ seq, frame });
+    } else if (state.lastSeq !== null && seq > state.lastSeq + 1) {
+      // This gateway missed an event (a publish that failed, a broker blip): read it from the log.
+      state.held.push({ seq, frame });
+      void this.fill(state);
+    } else {
+      this.deliver(state, seq, frame);
+    }
+  }
+
+  /** Delivers the events after `lastSeq` from the log, then the live events held meanwhile. */
+  private async fill(state: ThreadState): Promise<void> {
+    if (state.filling) return;
+    state.filling = true;
+    for (let attempt = 0; attempt < 10 && this.threads.get(state.threadId) === state; attempt++) {
+      try {
+        for (;;) {
+          const page = await listEventsAfter(this.db, state.threadId, state.lastSeq ?? 0, 500);
+          for (const event of page) this.deliver(state, event.seq, event.frame);
+          if (page.length < 500) break;
+        }
+        break;
+      } catch (error) {
+        this.log.warn({ err: error, thread_id: state.threadId }, 'filling a gap from the log failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
+      }
+    }
+    state.filling = false;
+    const held = state.held.sort((a, b) => a.seq - b.seq);
+    state.held = [];
+    for (const event of held) this.deliver(state, event.seq, event.frame);
+  }
+
+  private deliver(state: ThreadState, seq: number, frame: string): void {
     if (state.lastSeq !== null && seq <= state.lastSeq) return;
     state.lastSeq = seq;
-    const frame = message.slice(newline + 1);
     this.app.publish(state.topic, frame, false);
     for (const follower of state.followers.values()) {
       switch (follower.mode) {
