@@ -24,5 +24,6 @@ export async function insertRunMessage(db: Kysely<Database>, fence: WriteFence, 
     select ${message.id}, ${message.thread_id}, ${fence.runId}, ${message.role}, ${message.content},
       ${message.tool_calls ?? null}::jsonb, ${message.tool_call_id ?? null}, null
     where exists (select 1 from runs where id = ${fence.runId} and attempt = ${fence.attempt} and status = 'running')`.execute(db);
-  if (result.numAffectedRows === 0n) throw new FencedError(fence.runId);
+  // Some drivers leave numAffectedRows unset when it is zero.
+  if ((result.numAffectedRows ?? 0n) === 0n) throw new FencedError(fence.runId);
 }

@@ -144,3 +144,54 @@ export async function cancelQueuedRun(db: Kysely<Database>, runId: string) {
     });
   });
 }
+
+/**
+ * Ends a run that no worker will finish (its worker died): status failed with `code`, the text
+ * streamed so far kept as the assistant message, and its one `agent_completed`, in one
+ * transaction. Returns the stored event, or undefined when the run was not running.
+ */
+export async function failAbandonedRun(db: Kysely<Database>, runId: string, code: string, message: string) {
+  return db.transaction().execute(async (trx) => {
+    const run = await trx
+      .updateTable('runs')
+      .set({ status: 'failed', finished_at: sql`clock_timestamp()`, error: JSON.stringify({ code, message }) })
+      .where('id', '=', runId)
+      .where('status', '=', 'running')
+      .returning(['thread_id', 'assistant_message_id'])
+      .executeTakeFirst();
+    if (!run) return undefined;
+    const messageId = run.assistant_message_id ?? newId('m');
+    const deltas = await trx
+      .selectFrom('events')
+      .select(sql<string>`coalesce(string_agg(payload->>'delta', '' order by seq), '')`.as('text'))
+      .where('thread_id', '=', run.thread_id)
+      .where('run_id', '=', runId)
+      .where('type', '=', 'message_delta')
+      .where(sql`payload->>'message_id'`, '=', messageId)
+      .executeTakeFirst();
+    const content = deltas?.text ?? '';
+    await trx
+      .insertInto('messages')
+      .values({ id: messageId, thread_id: run.thread_id, run_id: runId, role: 'assistant', content, tool_calls: null, tool_call_id: null, client_message_id: null })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+    return {
+      threadId: run.thread_id,
+      event: await appendEvent(trx, run.thread_id, {
+        type: 'agent_completed',
+        run_id: runId,
+        payload: {
+          status: 'failed',
+          message: { id: messageId, role: 'assistant', content, run_id: runId },
+          error: { code: code as 'worker_lost', message },
+        },
+      }),
+    };
+  });
+}
+
+/** Ids of runs marked running (an embedded node at start-up: all of them are orphans). */
+export async function runningRunIds(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom('runs').select('id').where('status', '=', 'running').execute();
+  return rows.map((r) => r.id);
+}

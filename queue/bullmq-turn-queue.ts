@@ -25,7 +25,13 @@ export class BullmqTurnQueue implements TurnQueue {
     // jobId = run id: adding a run that still has a job is ignored by BullMQ. A wake-up must not be
     // swallowed by the run's own job that is just ending, so it gets an id of its own.
     const jobId = options?.wake ? `${job.runId}-wake-${Date.now()}-${Math.random().toString(36).slice(2, 8)}` : job.runId;
-    await this.queue.add('turn', job, { jobId, removeOnComplete: true, removeOnFail: 1000 });
+    await this.queue.add('turn', job, {
+      jobId,
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: true,
+      removeOnFail: 1000,
+    });
   }
 
   async startWorker(processor: TurnProcessor, concurrency: number): Promise<void> {

@@ -1,13 +1,18 @@
 import { BullmqTurnQueue } from './bullmq-turn-queue.js';
+import { InlineTurnQueue } from './inline-turn-queue.js';
 import type { TurnQueue } from './turn-queue.js';
 
 export type { TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
-export type TurnQueueOptions = { kind: 'bullmq'; url: string; prefix: string; onError: (error: Error) => void };
+export type TurnQueueOptions =
+  | { kind: 'bullmq'; url: string; prefix: string; onError: (error: Error) => void }
+  | { kind: 'inline' };
 
 export function createTurnQueue(options: TurnQueueOptions): TurnQueue {
   switch (options.kind) {
     case 'bullmq':
       return new BullmqTurnQueue(options.url, options.prefix, options.onError);
+    case 'inline':
+      return new InlineTurnQueue();
     default:
       throw new Error(`unknown queue kind ${(options as { kind: string }).kind}`);
   }

@@ -16,13 +16,13 @@ export interface Config {
   port: number;
   /** @defaultValue '0.0.0.0' */
   host: string;
-  /** Postgres URL. Undefined means the default local server (embedded PGlite comes later). */
-  databaseUrl: string;
-  /** Redis URL for pub/sub, the turn queue and shared limits. */
-  redisUrl: string;
+  /** Postgres URL. Unset: embedded PGlite with its files under DATA_DIR. */
+  databaseUrl?: string;
+  /** Redis URL for pub/sub and the turn queue. Unset: in-process broker and queue (one node). */
+  redisUrl?: string;
   /** Prefix for every Redis key and channel this process uses, so deployments can share a Redis. @defaultValue '' */
   redisPrefix: string;
-  /** Where local files live (the generated development secret). @defaultValue './data' */
+  /** Where local files live (embedded database, generated development secret). @defaultValue './data' */
   dataDir: string;
   auth: {
     jwtSecret?: string;
@@ -98,8 +98,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config: Config = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:'], 'postgres://postgres@127.0.0.1:5432/postgres')!,
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:'], 'redis://127.0.0.1:6379')!,
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX') ?? '',
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
     auth: {

@@ -2,9 +2,12 @@
  * Assembles one process from its parts: store, broker, queue, LLM, and the gateway and/or worker.
  * `npm start` runs both roles; `npm run gateway` and `npm run worker` run one each.
  */
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { failAbandonedRun, runningRunIds } from '../db/runs.repository.js';
+import { RunErrorCodes } from '../protocol/codes.js';
 import type { Logger } from 'pino';
-import { openDatabase } from '../db/connect.js';
+import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createBroker } from '../broker/index.js';
 import { createTurnQueue } from '../queue/index.js';
@@ -24,6 +27,8 @@ export interface Roles {
 }
 
 export interface RunningNode {
+  /** The node's store (tests read it to compare with what clients received). */
+  db: Kysely<Database>;
   gateway?: Gateway;
   worker?: TurnWorker;
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
@@ -60,30 +65,56 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       log.warn({ file: dev.file, created: dev.created }, 'no JWT_SECRET or JWKS_URL: using a generated development secret (not for production)');
     }
 
-    const db = openDatabase({ kind: 'postgres', url: config.databaseUrl });
-    cleanups.push(() => db.destroy());
+    const embeddedStore = !config.databaseUrl;
+    const embeddedBus = !config.redisUrl;
+    if (embeddedBus && !(roles.gateway && roles.worker)) {
+      throw new ConfigError('REDIS_URL', 'a gateway-only or worker-only process needs Redis to reach the other role; set REDIS_URL, or use `npm start` to run both in one process');
+    }
+    let store: Store;
+    try {
+      store = await openStore(
+        embeddedStore ? { kind: 'pglite', dataDir: config.dataDir } : { kind: 'postgres', url: config.databaseUrl! },
+      );
+    } catch (error) {
+      if (error instanceof DataDirInUseError) throw new ConfigError('DATA_DIR', error.message);
+      throw error;
+    }
+    cleanups.push(() => store.close());
+    const db = store.db;
     try {
       await migrateToLatest(db);
     } catch (error) {
-      throw new ConfigError('DATABASE_URL', `cannot reach or migrate Postgres at ${redactUrl(config.databaseUrl)}: ${(error as Error).message}`);
+      const where = embeddedStore ? `the embedded database in ${config.dataDir}` : `Postgres at ${redactUrl(config.databaseUrl!)}`;
+      throw new ConfigError('DATABASE_URL', `cannot reach or migrate ${where}: ${(error as Error).message}`);
     }
 
-    const broker = createBroker({ kind: 'redis', url: config.redisUrl, prefix: config.redisPrefix });
+    const broker = embeddedBus
+      ? createBroker({ kind: 'memory' })
+      : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });
     cleanups.push(() => broker.close());
-    const queue = createTurnQueue({
-      kind: 'bullmq',
-      url: config.redisUrl,
-      prefix: config.redisPrefix,
-      onError: (error) => log.warn({ err: error }, 'queue connection error'),
-    });
+    const queue = embeddedBus
+      ? createTurnQueue({ kind: 'inline' })
+      : createTurnQueue({
+          kind: 'bullmq',
+          url: config.redisUrl!,
+          prefix: config.redisPrefix,
+          onError: (error) => log.warn({ err: error }, 'queue connection error'),
+        });
     cleanups.push(() => queue.close());
-    await waitForRedis(broker, config.redisUrl);
+    if (!embeddedBus) await waitForRedis(broker, config.redisUrl!);
 
     const modes: Record<string, string> = {
-      store: `postgres ${redactUrl(config.databaseUrl)}`,
-      broker: `redis ${redactUrl(config.redisUrl)}`,
-      queue: 'bullmq on redis',
+      store: embeddedStore ? store.description : `postgres ${redactUrl(config.databaseUrl!)}`,
+      broker: embeddedBus ? 'in-process (single node; set REDIS_URL to scale out)' : `redis ${redactUrl(config.redisUrl!)}`,
+      queue: embeddedBus ? 'in-process' : 'bullmq on redis',
     };
+    if (embeddedBus) {
+      // A single node owns every run: one left running was cut off by the last shutdown or crash.
+      for (const runId of await runningRunIds(db)) {
+        const ended = await failAbandonedRun(db, runId, 'worker_lost', RunErrorCodes.worker_lost);
+        if (ended) log.warn({ run_id: runId, thread_id: ended.threadId }, 'run interrupted by the last shutdown marked failed');
+      }
+    }
     let llmDescription = 'none (gateway only)';
     let worker: TurnWorker | undefined;
     if (roles.worker) {
@@ -109,6 +140,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         tools: createDefaultRegistry(),
         concurrency: config.worker.concurrency,
         log: log.child({ role: 'worker' }),
+        sweepOnStart: embeddedBus,
       });
       cleanups.push(() => worker!.close());
     }
@@ -127,7 +159,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;

@@ -26,6 +26,8 @@ export interface WorkerOptions {
   sweepIntervalMs?: number;
   /** A queued run this old with nothing running on its thread is re-enqueued. @defaultValue 10000 */
   strandedAfterMs?: number;
+  /** Re-enqueue every stranded queued run at once on start (a single node after a restart). */
+  sweepOnStart?: boolean;
 }
 
 export interface TurnWorker {
@@ -43,9 +45,9 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   const processor = createTurnProcessor({ ...options, activeRuns });
   await options.queue.startWorker(processor, options.concurrency);
 
-  const sweep = async () => {
+  const sweep = async (olderThanMs = options.strandedAfterMs ?? 10_000) => {
     try {
-      for (const run of await strandedRuns(options.db, options.strandedAfterMs ?? 10_000)) {
+      for (const run of await strandedRuns(options.db, olderThanMs)) {
         log.info({ run_id: run.id, thread_id: run.thread_id }, 're-enqueuing a stranded run');
         await options.queue.enqueue({ runId: run.id, threadId: run.thread_id }, { wake: true });
       }
@@ -53,7 +55,8 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
       log.warn({ err: error }, 'sweep failed; will retry');
     }
   };
-  const timer = setInterval(sweep, options.sweepIntervalMs ?? 5_000);
+  if (options.sweepOnStart) await sweep(0);
+  const timer = setInterval(() => void sweep(), options.sweepIntervalMs ?? 5_000);
   timer.unref();
 
   let closing: Promise<void> | undefined;

@@ -17,8 +17,12 @@ import type { Database } from '../../db/schema.js';
 import { startLlmSim, type LlmSim, type LlmSimOptions } from '../../workers/llm-sim.js';
 import { createTestDatabase, REDIS_URL, uniquePrefix, type TestDatabase } from './database.js';
 
+/** `redis`: Postgres + Redis + BullMQ. `embedded`: PGlite + in-process broker and queue. */
+export type Backend = 'redis' | 'embedded';
+
 export interface TestStack {
-  database: TestDatabase;
+  backend: Backend;
+  database?: TestDatabase;
   prefix: string;
   sim: LlmSim;
   secret: string;
@@ -31,8 +35,11 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
-export async function createStack(options: { sim?: LlmSimOptions; env?: Record<string, string> } = {}): Promise<TestStack> {
-  const database = await createTestDatabase();
+export async function createStack(
+  options: { backend?: Backend; sim?: LlmSimOptions; env?: Record<string, string> } = {},
+): Promise<TestStack> {
+  const backend = options.backend ?? 'redis';
+  const database = backend === 'redis' ? await createTestDatabase() : undefined;
   const prefix = uniquePrefix();
   const sim = await startLlmSim(options.sim ?? { tokenDelayMs: 1 });
   const secret = randomBytes(32).toString('hex');
@@ -40,8 +47,7 @@ export async function createStack(options: { sim?: LlmSimOptions; env?: Record<s
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
     PORT: '0',
-    DATABASE_URL: database.url,
-    REDIS_URL,
+    ...(database ? { DATABASE_URL: database.url, REDIS_URL } : {}),
     REDIS_PREFIX: prefix,
     JWT_SECRET: secret,
     DATA_DIR: dataDir,
@@ -53,14 +59,19 @@ export async function createStack(options: { sim?: LlmSimOptions; env?: Record<s
     ...options.env,
   };
   const nodes: RunningNode[] = [];
-  const db = openDatabase({ kind: 'postgres', url: database.url, poolSize: 3 });
+  // Embedded: the database lives inside the node, so assertions read it through the node.
+  let db = database ? openDatabase({ kind: 'postgres', url: database.url, poolSize: 3 }) : undefined;
   return {
+    backend,
     database,
     prefix,
     sim,
     secret,
     env,
-    db,
+    get db() {
+      if (!db) throw new Error('start a node first');
+      return db;
+    },
     async start(roles = {}, extra = {}) {
       const config = loadConfig({ ...env, ...extra });
       const node = await startNode(
@@ -69,6 +80,7 @@ export async function createStack(options: { sim?: LlmSimOptions; env?: Record<s
         createLogger(config.logLevel),
       );
       nodes.push(node);
+      db ??= node.db;
       return node;
     },
     wsUrl(node) {
@@ -79,9 +91,9 @@ export async function createStack(options: { sim?: LlmSimOptions; env?: Record<s
     },
     async close() {
       for (const node of nodes.reverse()) await node.close();
-      await db.destroy();
+      if (database) await db?.destroy();
       await sim.close();
-      await database.drop();
+      await database?.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

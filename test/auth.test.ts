@@ -1,0 +1,489 @@
+import http from 'node:http';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, base64url, type JWK, type JWTPayload } from 'jose';
+import { createStack, type TestStack } from './support/stack.js';
+import { TestClient } from './support/client.js';
+import { signToken } from '../server/auth.js';
+import type { RunningNode } from '../server/node.js';
+
+type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
+
+// uvu has no timeouts: every wait below has its own deadline.
+const DEADLINE_MS = 5_000;
+function within<T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---- a JWKS endpoint served from the test --------------------------------------------------------
+
+interface Hold {
+  /** The held request reached the JWKS server. */
+  arrived: Promise<void>;
+  /** The held response was written out. */
+  sent: Promise<void>;
+}
+
+interface JwksServer {
+  url: string;
+  requests: number;
+  /** Holds the next request for `ms` before answering it. */
+  holdNext(ms: number): Hold;
+  close(): Promise<void>;
+}
+
+async function startJwks(keys: JWK[]): Promise<JwksServer> {
+  const body = JSON.stringify({ keys });
+  let pending: { ms: number; arrived: () => void; sent: () => void } | undefined;
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/jwks.json') {
+      res.writeHead(404).end();
+      return;
+    }
+    state.requests++;
+    const answer = () => res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    const hold = pending;
+    pending = undefined;
+    if (!hold) {
+      answer();
+      return;
+    }
+    hold.arrived();
+    res.on('finish', hold.sent);
+    // The delay is the slow key server itself, not a synchronisation: the test waits on `sent`.
+    setTimeout(answer, hold.ms);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const state: JwksServer = {
+    url: `http://127.0.0.1:${port}/jwks.json`,
+    requests: 0,
+    holdNext(ms) {
+      let arrived!: () => void;
+      let sent!: () => void;
+      const hold: Hold = {
+        arrived: new Promise<void>((resolve) => (arrived = resolve)),
+        sent: new Promise<void>((resolve) => (sent = resolve)),
+      };
+      pending = { ms, arrived, sent };
+      return hold;
+    },
+    close() {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return state;
+}
+
+// ---- raw handshakes --------------------------------------------------------------------------------
+
+interface HttpAnswer {
+  status: number;
+  upgraded: boolean;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+type Placement = 'header' | 'protocol' | 'query';
+const PLACEMENTS: Placement[] = ['header', 'protocol', 'query'];
+
+/** One GET /v1/ws with upgrade headers; resolves with the HTTP answer (never upgrades further). */
+function handshake(port: number, options: { path?: string; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
+  const path = options.path ?? '/v1/ws';
+  return within(
+    new Promise<HttpAnswer>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'GET',
+        agent: false,
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': randomBytes(16).toString('base64'),
+          ...options.headers,
+        },
+      });
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, upgraded: true, headers: res.headers, body: '' });
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, upgraded: false, headers: res.headers, body });
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    }),
+    `handshake ${path}`,
+  );
+}
+
+function placed(token: string, via: Placement): { path?: string; headers?: Record<string, string> } {
+  switch (via) {
+    case 'header':
+      return { headers: { authorization: `Bearer ${token}` } };
+    case 'protocol':
+      return { headers: { 'sec-websocket-protocol': `chat.v1, bearer.${token}` } };
+    case 'query':
+      return { path: `/v1/ws?access_token=${encodeURIComponent(token)}` };
+  }
+}
+
+/** Asserts a 401 `{code, message}` JSON answer before any upgrade, that says nothing of the token. */
+function assertUnauthorized(answer: HttpAnswer, code: 'unauthenticated' | 'token_expired', what: string, token?: string): { code: string; message: string } {
+  assert.equal(answer.status, 401, `${what}: status (body ${answer.body})`);
+  assert.not.ok(answer.upgraded, `${what}: no upgrade`);
+  assert.match(String(answer.headers['content-type']), /^application\/json/, `${what}: JSON content type`);
+  let body: { code: string; message: string };
+  try {
+    body = JSON.parse(answer.body);
+  } catch {
+    throw new Error(`${what}: body is not JSON: ${answer.body}`);
+  }
+  assert.equal(Object.keys(body).sort(), ['code', 'message'], `${what}: body is {code, message}`);
+  assert.is(body.code, code, `${what}: code (${body.message})`);
+  assert.type(body.message, 'string');
+  assert.ok(body.message.length > 0, `${what}: message is not empty`);
+  if (token) {
+    const raw = answer.body + JSON.stringify(answer.headers);
+    assert.not.ok(raw.includes(token), `${what}: the answer contains the token`);
+    for (const part of token.split('.').filter((p) => p.length >= 8)) {
+      assert.not.ok(raw.includes(part), `${what}: the answer contains a part of the token (${part.slice(0, 12)}…)`);
+    }
+  }
+  return body;
+}
+
+/** Presents `token` in each of the three places; every one must be refused the same way. */
+async function assertRefused(port: number, token: string, code: 'unauthenticated' | 'token_expired', what: string): Promise<string[]> {
+  const messages: string[] = [];
+  for (const via of PLACEMENTS) {
+    const body = assertUnauthorized(await handshake(port, placed(token, via)), code, `${what} via ${via}`, token);
+    messages.push(body.message);
+  }
+  return messages;
+}
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    }),
+    `GET ${path}`,
+  );
+}
+
+// ---- tokens ------------------------------------------------------------------------------------------
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function hs256(secret: string | Uint8Array, claims: JWTPayload, header: Record<string, unknown> = {}): Promise<string> {
+  const key = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT', ...header }).sign(key);
+}
+
+function signed(key: KeyPair['privateKey'], alg: string, kid: string | undefined, claims: JWTPayload): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader(kid ? { alg, kid } : { alg }).sign(key);
+}
+
+function unsigned(claims: JWTPayload): string {
+  const encode = (value: unknown) => base64url.encode(JSON.stringify(value));
+  return `${encode({ alg: 'none', typ: 'JWT' })}.${encode(claims)}.`;
+}
+
+// ---- the suite -----------------------------------------------------------------------------------------
+
+interface Ctx {
+  stack: TestStack;
+  node: RunningNode;
+  port: number;
+  url: string;
+  clients: TestClient[];
+  jwks: JwksServer;
+  ed: KeyPair;
+  edJwk: JWK;
+  /** A node that trusts only the JWKS (no JWT_SECRET). */
+  jwksNode?: RunningNode;
+}
+
+const test = suite<Ctx>('handshake auth');
+
+const KID = 'test-ed-1';
+
+test.before(async (ctx) => {
+  ctx.stack = await createStack();
+  ctx.node = await ctx.stack.start({ gateway: true, worker: false });
+  ctx.port = ctx.node.gateway!.port;
+  ctx.url = ctx.stack.wsUrl(ctx.node);
+  ctx.clients = [];
+  ctx.ed = await generateKeyPair('EdDSA');
+  ctx.edJwk = { ...(await exportJWK(ctx.ed.publicKey)), kid: KID, alg: 'EdDSA', use: 'sig' };
+  ctx.jwks = await startJwks([ctx.edJwk]);
+});
+test.after.each((ctx) => {
+  for (const client of ctx.clients.splice(0)) client.close();
+});
+test.after(async (ctx) => {
+  await ctx.stack.close();
+  await ctx.jwks.close();
+});
+
+async function connect(ctx: Ctx, url: string, token: string, via: Placement = 'header'): Promise<{ client: TestClient; ready: { user_id: string; workspace_id: string; [k: string]: unknown } }> {
+  const client = await TestClient.connect(url, { token, via });
+  ctx.clients.push(client);
+  const ready = await client.next((f) => f.type === 'session.ready', DEADLINE_MS);
+  assert.is(client.frames[0], ready, 'session.ready is the first frame');
+  return { client, ready: ready.payload };
+}
+
+async function jwksNode(ctx: Ctx): Promise<RunningNode> {
+  ctx.jwksNode ??= await ctx.stack.start({ gateway: true, worker: false }, { JWT_SECRET: '  ', JWKS_URL: ctx.jwks.url });
+  return ctx.jwksNode;
+}
+
+test('no token at all: 401 unauthenticated before any upgrade', async (ctx) => {
+  const variants: Array<[string, { path?: string; headers?: Record<string, string> }]> = [
+    ['nothing', {}],
+    ['an empty access_token', { path: '/v1/ws?access_token=' }],
+    ['only the chat.v1 subprotocol', { headers: { 'sec-websocket-protocol': 'chat.v1' } }],
+    ['an empty bearer subprotocol', { headers: { 'sec-websocket-protocol': 'chat.v1, bearer.' } }],
+    ['Authorization: Bearer with nothing after it', { headers: { authorization: 'Bearer ' } }],
+    ['Authorization: Basic', { headers: { authorization: 'Basic YWxpY2U6c2VjcmV0' } }],
+  ];
+  for (const [what, options] of variants) {
+    const body = assertUnauthorized(await handshake(ctx.port, options), 'unauthenticated', what);
+    if (what === 'Authorization: Basic') assert.not.ok(body.message.includes('YWxpY2U6c2VjcmV0'), 'Basic credentials are not echoed');
+  }
+  // The ws client sees the same: the upgrade fails with 401 and the JSON body.
+  const error = await TestClient.connect(ctx.url).then(
+    () => assert.unreachable('connected without a token'),
+    (e: { status?: number; body?: string }) => e,
+  );
+  assert.is(error.status, 401);
+  assert.is(JSON.parse(error.body!).code, 'unauthenticated');
+});
+
+test('a token signed with another secret: 401 unauthenticated', async (ctx) => {
+  const token = await signToken(randomBytes(32).toString('hex'), { sub: 'mallory', workspace: 'acme', ttlSeconds: 600 });
+  const [message] = await assertRefused(ctx.port, token, 'unauthenticated', 'bad signature');
+  assert.match(message!, /signature/);
+});
+
+test("alg 'none' (unsigned) token: 401 unauthenticated", async (ctx) => {
+  const token = unsigned({ sub: 'mallory', workspace_id: 'acme', exp: now() + 600, iat: now() });
+  assert.ok(token.endsWith('.'), 'empty signature part');
+  await assertRefused(ctx.port, token, 'unauthenticated', "alg 'none'");
+  // The same with the header's alg spelled differently.
+  const shouty = `${base64url.encode(JSON.stringify({ alg: 'NONE', typ: 'JWT' }))}.${token.split('.')[1]}.`;
+  await assertRefused(ctx.port, shouty, 'unauthenticated', "alg 'NONE'");
+});
+
+test('an expired token: 401 token_expired', async (ctx) => {
+  const token = await hs256(ctx.stack.secret, { sub: 'alice', workspace_id: 'acme', iat: now() - 120, exp: now() - 60 });
+  const [message] = await assertRefused(ctx.port, token, 'token_expired', 'expired');
+  assert.match(message!, /expired/);
+});
+
+test('a token without exp: 401 unauthenticated', async (ctx) => {
+  const token = await hs256(ctx.stack.secret, { sub: 'alice', workspace_id: 'acme', iat: now() });
+  const [message] = await assertRefused(ctx.port, token, 'unauthenticated', 'missing exp');
+  assert.match(message!, /\bexp\b/);
+});
+
+test('a token without sub, or a malformed token: 401 unauthenticated', async (ctx) => {
+  const noSub = await hs256(ctx.stack.secret, { workspace_id: 'acme', iat: now(), exp: now() + 600 });
+  await assertRefused(ctx.port, noSub, 'unauthenticated', 'missing sub');
+  for (const junk of ['not-a-jwt', 'a.b.c', `${noSub}x`]) await assertRefused(ctx.port, junk, 'unauthenticated', `malformed ${junk.slice(0, 10)}`);
+});
+
+test('Authorization: Bearer yields session.ready with the token\'s user and workspace', async (ctx) => {
+  const { ready } = await connect(ctx, ctx.url, await ctx.stack.token('alice', 'acme'), 'header');
+  assert.is(ready.user_id, 'alice');
+  assert.is(ready.workspace_id, 'acme');
+  assert.is(ready.protocol, 'chat.v1');
+});
+
+test('a bearer.<jwt> subprotocol works and only chat.v1 is negotiated (the token is never echoed)', async (ctx) => {
+  const token = await ctx.stack.token('bob', 'globex');
+  const { client, ready } = await connect(ctx, ctx.url, token, 'protocol');
+  assert.is(client.ws.protocol, 'chat.v1');
+  assert.is(ready.user_id, 'bob');
+  assert.is(ready.workspace_id, 'globex');
+  // The raw 101 answer carries exactly chat.v1 in Sec-WebSocket-Protocol.
+  const answer = await handshake(ctx.port, placed(token, 'protocol'));
+  assert.is(answer.status, 101);
+  assert.ok(answer.upgraded);
+  assert.is(answer.headers['sec-websocket-protocol'], 'chat.v1');
+  assert.not.ok(JSON.stringify(answer.headers).includes(token), 'the token is not in the 101 headers');
+});
+
+test('?access_token= works', async (ctx) => {
+  const { ready } = await connect(ctx, ctx.url, await ctx.stack.token('carol', 'initech'), 'query');
+  assert.is(ready.user_id, 'carol');
+  assert.is(ready.workspace_id, 'initech');
+});
+
+test('a token without the workspace claim puts the user in personal:<sub>', async (ctx) => {
+  const token = await signToken(ctx.stack.secret, { sub: 'dave', ttlSeconds: 600 });
+  for (const via of PLACEMENTS) {
+    const { ready } = await connect(ctx, ctx.url, token, via);
+    assert.is(ready.user_id, 'dave');
+    assert.is(ready.workspace_id, 'personal:dave', via);
+  }
+});
+
+test('with JWT_ISSUER and JWT_AUDIENCE set, other iss or aud get 401 and the right ones connect', async (ctx) => {
+  const node = await ctx.stack.start({ gateway: true, worker: false }, { JWT_ISSUER: 'https://issuer.test', JWT_AUDIENCE: 'convo' });
+  const port = node.gateway!.port;
+  const token = (issuer?: string, audience?: string) =>
+    signToken(ctx.stack.secret, { sub: 'erin', workspace: 'acme', ttlSeconds: 600, issuer, audience });
+
+  const [wrongIss] = await assertRefused(port, await token('https://evil.test', 'convo'), 'unauthenticated', 'wrong issuer');
+  assert.match(wrongIss!, /\biss\b/);
+  const [wrongAud] = await assertRefused(port, await token('https://issuer.test', 'other-service'), 'unauthenticated', 'wrong audience');
+  assert.match(wrongAud!, /\baud\b/);
+  await assertRefused(port, await token(undefined, 'convo'), 'unauthenticated', 'no issuer');
+  await assertRefused(port, await token('https://issuer.test', undefined), 'unauthenticated', 'no audience');
+
+  const { ready } = await connect(ctx, ctx.stack.wsUrl(node), await token('https://issuer.test', 'convo'));
+  assert.is(ready.user_id, 'erin');
+  assert.is(ready.workspace_id, 'acme');
+  // The plain node (no iss/aud configured) still takes the token too: the checks are per config.
+  await connect(ctx, ctx.url, await token('https://issuer.test', 'convo'));
+});
+
+test('JWKS only (JWT_SECRET blank): an EdDSA token from the key set connects', async (ctx) => {
+  const node = await jwksNode(ctx);
+  assert.is(node.jwtSecret, undefined, 'a blank JWT_SECRET counts as unset; no HS256 secret is in use');
+  assert.is(node.devSecretFile, undefined, 'no development secret was generated');
+  const token = await signed(ctx.ed.privateKey, 'EdDSA', KID, { sub: 'frank', workspace_id: 'umbrella', exp: now() + 600 });
+  for (const via of PLACEMENTS) {
+    const { client, ready } = await connect(ctx, ctx.stack.wsUrl(node), token, via);
+    assert.is(ready.user_id, 'frank');
+    assert.is(ready.workspace_id, 'umbrella');
+    if (via === 'protocol') assert.is(client.ws.protocol, 'chat.v1');
+  }
+  const personal = await signed(ctx.ed.privateKey, 'EdDSA', KID, { sub: 'gina', exp: now() + 600 });
+  const { ready } = await connect(ctx, ctx.stack.wsUrl(node), personal);
+  assert.is(ready.workspace_id, 'personal:gina');
+  assert.ok(ctx.jwks.requests >= 1, 'the key set was fetched');
+});
+
+test('JWKS only: RS256 from an unknown key, or EdDSA signed by another key, gets 401', async (ctx) => {
+  const port = (await jwksNode(ctx)).gateway!.port;
+  const claims = { sub: 'mallory', workspace_id: 'umbrella', exp: now() + 600 };
+  const rsa = await generateKeyPair('RS256');
+  await assertRefused(port, await signed(rsa.privateKey, 'RS256', 'rogue-key', claims), 'unauthenticated', 'RS256, unknown kid');
+  await assertRefused(port, await signed(rsa.privateKey, 'RS256', KID, claims), 'unauthenticated', 'RS256 claiming the Ed25519 kid');
+  await assertRefused(port, await signed(rsa.privateKey, 'RS256', undefined, claims), 'unauthenticated', 'RS256 without kid');
+  const otherEd = await generateKeyPair('EdDSA');
+  await assertRefused(port, await signed(otherEd.privateKey, 'EdDSA', KID, claims), 'unauthenticated', 'EdDSA by another key, known kid');
+  const expired = await signed(ctx.ed.privateKey, 'EdDSA', KID, { ...claims, exp: now() - 60 });
+  await assertRefused(port, expired, 'token_expired', 'EdDSA, expired');
+  await assertRefused(port, unsigned(claims), 'unauthenticated', "alg 'none' on the JWKS node");
+});
+
+test('JWKS only: HS256 tokens are refused, whatever they are signed with (algorithm confusion)', async (ctx) => {
+  const port = (await jwksNode(ctx)).gateway!.port;
+  const claims = { sub: 'mallory', workspace_id: 'umbrella', exp: now() + 600 };
+  const spki = await exportSPKI(ctx.ed.publicKey);
+  const keys: Array<[string, string | Uint8Array]> = [
+    ['the raw Ed25519 public key bytes', base64url.decode(ctx.edJwk.x!)],
+    ['the public key as SPKI PEM', spki],
+    ['the public JWK as JSON', JSON.stringify(ctx.edJwk)],
+    ['the whole JWKS document', JSON.stringify({ keys: [ctx.edJwk] })],
+    ['the JWK x value', ctx.edJwk.x!],
+    ['the stack secret (valid on the HS256 node)', ctx.stack.secret],
+    ['a random secret', randomBytes(32).toString('hex')],
+  ];
+  for (const [what, key] of keys) {
+    const token = await hs256(key, claims, { kid: KID });
+    const [message] = await assertRefused(port, token, 'unauthenticated', `HS256 with ${what}`);
+    assert.match(message!, /HS256/, `${what}: refused for its algorithm`);
+  }
+  // Control: the same HS256 token is good on the node that has the secret.
+  const token = await hs256(ctx.stack.secret, claims);
+  await connect(ctx, ctx.url, token);
+});
+
+test('a client that leaves while its upgrade is being verified does not crash the gateway', async (ctx) => {
+  // A fresh node: its key-set cache is empty, so the first handshake has to wait for the JWKS.
+  const node = await ctx.stack.start({ gateway: true, worker: false }, { JWT_SECRET: '', JWKS_URL: ctx.jwks.url });
+  const port = node.gateway!.port;
+  const failures: unknown[] = [];
+  const onFailure = (error: unknown) => failures.push(error);
+  process.on('uncaughtException', onFailure);
+  process.on('unhandledRejection', onFailure);
+  try {
+    const claims = { sub: 'hasty', workspace_id: 'acme', exp: now() + 600 };
+    const good = await signed(ctx.ed.privateKey, 'EdDSA', KID, claims);
+    const otherEd = await generateKeyPair('EdDSA');
+    const bad = await signed(otherEd.privateKey, 'EdDSA', KID, claims);
+    const requestsBefore = ctx.jwks.requests;
+    const hold = ctx.jwks.holdNext(300);
+
+    // Two raw upgrades that hang up at once: one would be accepted, one refused, after the wait.
+    const closed = [good, bad].map(
+      (token) =>
+        new Promise<void>((resolve, reject) => {
+          const socket = net.connect(port, '127.0.0.1', () => {
+            const request = [
+              'GET /v1/ws HTTP/1.1',
+              `Host: 127.0.0.1:${port}`,
+              'Upgrade: websocket',
+              'Connection: Upgrade',
+              `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+              'Sec-WebSocket-Version: 13',
+              'Sec-WebSocket-Protocol: chat.v1',
+              `Authorization: Bearer ${token}`,
+              '',
+              '',
+            ].join('\r\n');
+            socket.write(request, () => socket.destroy());
+          });
+          socket.on('close', () => resolve());
+          socket.on('error', reject);
+        }),
+    );
+    await within(Promise.all(closed), 'raw sockets closed');
+    await within(hold.arrived, 'the gateway asked the JWKS for keys');
+    await within(hold.sent, 'the JWKS answered');
+    assert.is(ctx.jwks.requests, requestsBefore + 1, 'one key-set fetch served both handshakes');
+
+    // The gateway still serves: a new client connects (its verification queues behind the
+    // abandoned ones on the same key set), and /health answers.
+    const { ready } = await connect(ctx, ctx.stack.wsUrl(node), good);
+    assert.is(ready.user_id, 'hasty');
+    assert.is(node.gateway!.connectionCount(), 1, 'the abandoned upgrades left no connection behind');
+    const health = await httpGet(port, '/health');
+    assert.is(health.status, 200);
+    assert.equal(JSON.parse(health.body), { status: 'ok' });
+    assert.equal(failures, [], 'no uncaught exception or unhandled rejection');
+  } finally {
+    process.off('uncaughtException', onFailure);
+    process.off('unhandledRejection', onFailure);
+  }
+});
+
+test.run();
