@@ -46,7 +46,8 @@ async function main(): Promise<void> {
 }
 
 async function printBanner(node: RunningNode, host: string, workspaceClaim: string): Promise<void> {
-  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host;
+  // 127.0.0.1 rather than localhost: Node resolves localhost to ::1 first, and 0.0.0.0 is IPv4.
+  const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
   const url = `ws://${shownHost}:${node.gateway!.port}/v1/ws`;
   const lines = [
     '',

@@ -1,0 +1,131 @@
+/**
+ * The first-run experience, through the real entry points as child processes: `npm start` with no
+ * configuration in an empty DATA_DIR, the printed wscat command, `npm run token`, and the
+ * start-up errors a person meets.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { jwtVerify } from 'jose';
+import { readFile } from 'node:fs/promises';
+import { cleanEnv, run, type Child } from './support/process.js';
+import { TestClient } from './support/client.js';
+
+interface Ctx {
+  dataDir: string;
+  children: Child[];
+}
+
+const test = suite<Ctx>('first run');
+
+test.before(async (ctx) => {
+  ctx.dataDir = await mkdtemp(path.join(os.tmpdir(), 'convo-first-run-'));
+  ctx.children = [];
+});
+test.after(async (ctx) => {
+  for (const child of ctx.children) child.kill('SIGKILL');
+  await rm(ctx.dataDir, { recursive: true, force: true });
+});
+
+function npm(ctx: Ctx, args: string[], env: Record<string, string>): Child {
+  const child = run('npm', args, cleanEnv(env));
+  ctx.children.push(child);
+  return child;
+}
+
+async function startServer(ctx: Ctx) {
+  const child = npm(ctx, ['start'], { DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1' });
+  const [, url] = await child.waitFor(/ready: (ws:\/\/\S+)/, 60_000);
+  const [command, token] = await child.waitFor(/npx wscat -c '\S+' -H 'Authorization: Bearer ([^']+)'/);
+  const [, pid] = await child.waitFor(/"pid":(\d+)[^\n]*"msg":"started"/);
+  /** SIGTERM to the server process itself, as a process manager would send it. */
+  const stop = () => process.kill(Number(pid), 'SIGTERM');
+  return { child, url: url!, token: token!, command: command!, stop };
+}
+
+test('npm start with no configuration serves a full turn, and the thread survives a restart', async (ctx) => {
+  const first = await startServer(ctx);
+  const banner = first.child.stdout();
+  assert.match(banner, /store\s+embedded PGlite/);
+  assert.match(banner, /broker\s+in-process/);
+  assert.match(banner, /llm\s+built-in simulator/);
+  assert.match(banner, /"type":"message.send"/, 'an example frame to type');
+  assert.match(first.child.stdout(), /development secret/, 'warns that the secret is a development setting');
+  const secretFile = path.join(ctx.dataDir, 'dev-jwt-secret');
+  assert.equal((await stat(secretFile)).mode & 0o777, 0o600);
+
+  const client = await TestClient.connect(first.url, { token: first.token });
+  const ready = await client.next((f) => f.type === 'session.ready');
+  assert.equal(ready.payload.user_id, 'dev');
+  const expiresIn = Date.parse(ready.payload.token_expires_at) - Date.now();
+  assert.ok(expiresIn > 55 * 60_000 && expiresIn <= 3600_000, 'the printed token is valid for one hour');
+  const ack = await client.request('message.send', { content: 'What time is it?' });
+  const done = await client.completed(ack.payload.run_id, 30_000);
+  assert.equal(done.payload.status, 'completed');
+  const before = client.events(ack.payload.thread_id);
+  client.close();
+
+  first.stop();
+  assert.equal(await first.child.exited(), 0, 'SIGTERM shuts down cleanly');
+
+  const second = await startServer(ctx);
+  assert.not.match(second.child.stdout(), /created":true/, 'the secret is reused, not regenerated');
+  // The first run's token still works: same secret.
+  const again = await TestClient.connect(second.url, { token: first.token });
+  await again.next((f) => f.type === 'session.ready');
+  const sub = await again.request('thread.subscribe', { thread_id: ack.payload.thread_id, after_seq: 0 });
+  assert.equal(sub.payload.last_seq, before.length);
+  await again.completed(ack.payload.run_id);
+  assert.equal(
+    again.events(ack.payload.thread_id).map((e) => [e.type, e.payload.seq]),
+    before.map((e) => [e.type, e.payload.seq]),
+    'the thread and its events are still there',
+  );
+  again.close();
+
+  // The printed wscat command, run as printed, with one frame on stdin.
+  const wscat = run('sh', ['-c', second.command], cleanEnv());
+  ctx.children.push(wscat);
+  await wscat.waitFor(/session\.ready/, 30_000);
+  wscat.proc.stdin!.write('{"type":"message.send","id":"1","payload":{"content":"Hello from wscat"}}\n');
+  await wscat.waitFor(/agent_completed/, 30_000);
+  assert.match(wscat.stdout(), /"type":"ack","id":"1"/);
+  wscat.kill('SIGTERM');
+
+  // npm run token signs with the same generated secret.
+  const tokenRun = npm(ctx, ['run', '--silent', 'token', '--', '--sub', 'alice', '--workspace', 'acme', '--ttl', '1h'], { DATA_DIR: ctx.dataDir });
+  assert.equal(await tokenRun.exited(), 0, tokenRun.stderr());
+  const token = tokenRun.stdout().trim().split('\n').pop()!;
+  const secret = (await readFile(secretFile, 'utf8')).trim();
+  const { payload } = await jwtVerify(token, new TextEncoder().encode(secret));
+  assert.equal([payload.sub, payload.workspace_id], ['alice', 'acme']);
+  assert.ok(payload.exp! - payload.iat! === 3600);
+
+  second.stop();
+  assert.equal(await second.child.exited(), 0);
+});
+
+const refusals: Array<[string, Record<string, string>, RegExp]> = [
+  ['production without auth configuration', { NODE_ENV: 'production' }, /JWT_SECRET.*JWKS_URL/],
+  ['a malformed DATABASE_URL', { DATABASE_URL: 'not a url' }, /DATABASE_URL: is not a valid URL/],
+  ['an invalid PORT', { PORT: '99999' }, /PORT: must be a whole number from 0 to 65535/],
+  ['an unreachable Postgres', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nope' }, /DATABASE_URL: cannot reach or migrate Postgres/],
+  ['an unreachable Redis', { REDIS_URL: 'redis://127.0.0.1:1' }, /REDIS_URL: cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
+];
+
+for (const [what, env, line] of refusals) {
+  test(`start-up refuses ${what} with one line naming the setting`, async (ctx) => {
+    const dataDir = await mkdtemp(path.join(ctx.dataDir, 'refusal-'));
+    const child = run('node', ['--import', 'tsx', 'server/main.ts'], cleanEnv({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env }));
+    ctx.children.push(child);
+    const code = await child.exited(30_000);
+    assert.is.not(code, 0);
+    const lines = child.stderr().trim().split('\n');
+    assert.equal(lines.length, 1, `one line, no stack trace: ${child.stderr()}`);
+    assert.match(lines[0]!, line);
+  });
+}
+
+test.run();
