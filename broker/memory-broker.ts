@@ -10,7 +10,11 @@ export class MemoryBroker implements Broker {
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     this.table.add(channel, handler);
+    let done = false;
     return async () => {
+      // Idempotent: a repeated call must not remove a later subscription of the same handler.
+      if (done) return;
+      done = true;
       this.table.remove(channel, handler);
     };
   }

@@ -9,6 +9,8 @@ export class RedisBroker implements Broker {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly table = new HandlerTable();
+  /** Channels whose SUBSCRIBE has been sent but not yet confirmed. */
+  private readonly subscribing = new Map<string, Promise<void>>();
   private readonly reconnectListeners: Array<() => void> = [];
   private everReady = false;
   private closing?: Promise<void>;
@@ -35,11 +37,19 @@ export class RedisBroker implements Broker {
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     if (this.table.add(channel, handler)) {
+      this.subscribing.set(channel, this.sub.subscribe(this.prefix + channel).then(() => undefined));
+    }
+    // A handler joining a channel whose SUBSCRIBE is still in flight waits for it too: the
+    // subscription is not active before Redis confirms it.
+    const pending = this.subscribing.get(channel);
+    if (pending) {
       try {
-        await this.sub.subscribe(this.prefix + channel);
+        await pending;
       } catch (error) {
         this.table.remove(channel, handler);
         throw error;
+      } finally {
+        if (this.subscribing.get(channel) === pending) this.subscribing.delete(channel);
       }
     }
     let done = false;

@@ -16,6 +16,7 @@ import { handlers } from './handlers/index.js';
 import { RequestError, type GatewayServices, type FrameHandler } from './handlers/context.js';
 import { sendJson, watchAborted } from './http.js';
 import { ThreadFanout } from './thread-fanout.js';
+import { CorkHolder } from './cork-holder.js';
 import type { Config } from './config.js';
 
 export interface Gateway {
@@ -34,6 +35,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const fanout = new ThreadFanout(app, deps.broker, deps.db, log);
   const services: GatewayServices = { ...deps, fanout };
   const connections = new Set<Connection>();
+  const corkHolder = new CorkHolder(app, log);
   const maxBuffered = 1024 * 1024;
 
   app.ws<ConnectionData>('/v1/ws', {
@@ -109,7 +111,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
           log.child({ connection_id: id, user_id: principal.userId, workspace_id: principal.workspaceId }),
           maxBuffered,
         );
-        res.cork(() => res.upgrade<ConnectionData>({ connection }, key, credentials.protocol, extensions, context));
+        corkHolder.upgrade(res, () => res.upgrade<ConnectionData>({ connection }, key, credentials.protocol, extensions, context));
       },
       (error: unknown) => {
         if (!(error instanceof AuthError)) log.error({ err: error }, 'token verification failed unexpectedly');
@@ -160,6 +162,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     });
   });
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  await corkHolder.start(port, config.host);
 
   let closing: Promise<void> | undefined;
   return {
@@ -169,6 +172,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     close() {
       closing ??= (async () => {
         uWS.us_listen_socket_close(listenSocket);
+        corkHolder.close();
         for (const connection of [...connections]) connection.close(CloseCodes.going_away, 'server going away');
       })();
       return closing;

@@ -2,6 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
+import WebSocket from 'ws';
 import * as assert from 'uvu/assert';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, base64url, type JWK, type JWTPayload } from 'jose';
 import { createStack, type TestStack } from './support/stack.js';
@@ -275,13 +276,27 @@ test('no token at all: 401 unauthenticated before any upgrade', async (ctx) => {
     const body = assertUnauthorized(await handshake(ctx.port, options), 'unauthenticated', what);
     if (what === 'Authorization: Basic') assert.not.ok(body.message.includes('YWxpY2U6c2VjcmV0'), 'Basic credentials are not echoed');
   }
-  // The ws client sees the same: the upgrade fails with 401 and the JSON body.
-  const error = await TestClient.connect(ctx.url).then(
-    () => assert.unreachable('connected without a token'),
-    (e: { status?: number; body?: string }) => e,
-  );
-  assert.is(error.status, 401);
-  assert.is(JSON.parse(error.body!).code, 'unauthenticated');
+  // A ws client sees the same: 'unexpected-response' with 401 and the JSON body, never 'open'.
+  const ws = new WebSocket(ctx.url, ['chat.v1']);
+  try {
+    const answer = await within(
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        ws.once('open', () => reject(new Error('connected without a token')));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+      }),
+      'ws handshake without a token',
+    );
+    assert.is(answer.status, 401);
+    assert.is(JSON.parse(answer.body).code, 'unauthenticated');
+  } finally {
+    ws.terminate();
+  }
 });
 
 test('a token signed with another secret: 401 unauthenticated', async (ctx) => {
@@ -479,7 +494,7 @@ test('a client that leaves while its upgrade is being verified does not crash th
     const health = await httpGet(port, '/health');
     assert.is(health.status, 200);
     assert.equal(JSON.parse(health.body), { status: 'ok' });
-    assert.equal(failures, [], 'no uncaught exception or unhandled rejection');
+    assert.equal(failures.map((e) => String((e as Error)?.stack ?? e)), [], 'no uncaught exception or unhandled rejection');
   } finally {
     process.off('uncaughtException', onFailure);
     process.off('unhandledRejection', onFailure);

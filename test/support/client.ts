@@ -21,6 +21,8 @@ export interface ConnectOptions {
 export class TestClient {
   readonly frames: Frame[] = [];
   readonly invalid: string[] = [];
+  /** Client-side socket errors (protocol violations by the server, resets). */
+  readonly errors: string[] = [];
   private readonly waiters = new Set<() => void>();
   private readonly requestTypes = new Map<string, string>();
   closeCode?: number;
@@ -45,7 +47,10 @@ export class TestClient {
       this.closeCode = code;
       this.wake();
     });
-    ws.on('error', () => this.wake());
+    ws.on('error', (error) => {
+      this.errors.push(error.message);
+      this.wake();
+    });
   }
 
   static async connect(url: string, options: ConnectOptions = {}): Promise<TestClient> {
@@ -99,7 +104,7 @@ export class TestClient {
             resolve(value);
           } else if (this.closeCode !== undefined && what !== 'close') {
             done();
-            reject(new Error(`socket closed (${this.closeCode}) while waiting for ${what}`));
+            reject(new Error(`socket closed (${this.closeCode}) while waiting for ${what}${this.errors.length ? `: ${this.errors.join('; ')}` : ''}`));
           }
         } catch (error) {
           done();
@@ -147,6 +152,13 @@ export class TestClient {
 
   waitClose(timeoutMs = 5_000): Promise<number> {
     return this.until(() => this.closeCode, timeoutMs, 'close');
+  }
+
+  /** Close handshake (1000), waiting for the server's answer. */
+  async closeGracefully(timeoutMs = 5_000): Promise<void> {
+    if (this.closeCode !== undefined) return;
+    this.ws.close(1000);
+    await this.waitClose(timeoutMs);
   }
 
   close(): void {

@@ -30,6 +30,8 @@ export interface TestStack {
   /** A direct handle on the suite's database, for assertions. */
   db: Kysely<Database>;
   start(roles?: Partial<Roles>, env?: Record<string, string>): Promise<RunningNode>;
+  /** Every log line the nodes wrote, parsed (pino NDJSON). */
+  logs: Array<Record<string, any>>;
   wsUrl(node: RunningNode): string;
   token(sub: string, workspace?: string, ttlSeconds?: number): Promise<string>;
   close(): Promise<void>;
@@ -59,6 +61,8 @@ export async function createStack(
     ...options.env,
   };
   const nodes: RunningNode[] = [];
+  const logs: Array<Record<string, any>> = [];
+  const sink = { write: (line: string) => void logs.push(JSON.parse(line)) };
   // Embedded: the database lives inside the node, so assertions read it through the node.
   let db = database ? openDatabase({ kind: 'postgres', url: database.url, poolSize: 3 }) : undefined;
   return {
@@ -68,6 +72,7 @@ export async function createStack(
     sim,
     secret,
     env,
+    logs,
     get db() {
       if (!db) throw new Error('start a node first');
       return db;
@@ -77,7 +82,7 @@ export async function createStack(
       const node = await startNode(
         config,
         { gateway: roles.gateway ?? true, worker: roles.worker ?? true },
-        createLogger(config.logLevel),
+        createLogger(config.logLevel, sink),
       );
       nodes.push(node);
       db ??= node.db;
