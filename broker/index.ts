@@ -18,3 +18,6 @@ export function createBroker(options: BrokerOptions): Broker {
 
 /** The channel a thread's events travel on. */
 export const threadChannel = (threadId: string): string => `thread:${threadId}`;
+
+/** The channel on which every worker listens for run ids to abort (cancel and interrupt). */
+export const RUN_CANCEL_CHANNEL = 'runs:cancel';

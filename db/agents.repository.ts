@@ -7,6 +7,7 @@ export async function findUsableAgent(db: Kysely<Database>, agentId: string, wor
     .selectFrom('agents')
     .selectAll()
     .where('id', '=', agentId)
+    .where('deleted_at', 'is', null)
     .where((eb) => eb.or([eb('workspace_id', '=', workspaceId), eb('workspace_id', 'is', null)]))
     .executeTakeFirst();
 }

@@ -80,3 +80,23 @@ export async function listEventsAfter(
     .execute();
   return rows.map((r) => ({ seq: r.seq, frame: toFrame(r.type, r.payload) }));
 }
+
+/** A page of the log ending before `beforeSeq` (newest page first), returned oldest first. */
+export async function listEventsBefore(
+  db: Kysely<Database>,
+  threadId: string,
+  beforeSeq: number | undefined,
+  limit: number,
+): Promise<{ events: Array<{ type: string; payload: Record<string, unknown> }>; hasMore: boolean }> {
+  const rows = await db
+    .selectFrom('events')
+    .select(['seq', 'type', 'payload'])
+    .where('thread_id', '=', threadId)
+    .$if(beforeSeq !== undefined, (q) => q.where('seq', '<', beforeSeq!))
+    .orderBy('seq', 'desc')
+    .limit(limit + 1)
+    .execute();
+  const hasMore = rows.length > limit;
+  const page = rows.slice(0, limit).reverse();
+  return { events: page.map((r) => ({ type: r.type, payload: r.payload })), hasMore };
+}

@@ -1,9 +1,11 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001-initial.js';
+import * as m0002 from './migrations/0002-search-and-agents.js';
 
 /** Migrations are compiled in, not read from a folder, so they work the same from tsx and a bundle. */
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
+  '0002-search-and-agents': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -127,21 +127,24 @@ export async function findOwnedRun(db: Kysely<Database>, runId: string, owner: O
  * same transaction. Returns the stored event, or undefined when the run was no longer queued.
  */
 export async function cancelQueuedRun(db: Kysely<Database>, runId: string) {
-  return db.transaction().execute(async (trx) => {
-    const messageId = newId('m');
-    const run = await trx
-      .updateTable('runs')
-      .set({ status: 'cancelled', finished_at: sql`clock_timestamp()`, assistant_message_id: messageId })
-      .where('id', '=', runId)
-      .where('status', '=', 'queued')
-      .returning(['thread_id'])
-      .executeTakeFirst();
-    if (!run) return undefined;
-    return appendEvent(trx, run.thread_id, {
-      type: 'agent_completed',
-      run_id: runId,
-      payload: { status: 'cancelled', message: { id: messageId, role: 'assistant', content: '', run_id: runId } },
-    });
+  return db.transaction().execute((trx) => cancelQueuedRunIn(trx, runId));
+}
+
+/** cancelQueuedRun inside the caller's transaction. */
+export async function cancelQueuedRunIn(trx: Kysely<Database>, runId: string) {
+  const messageId = newId('m');
+  const run = await trx
+    .updateTable('runs')
+    .set({ status: 'cancelled', finished_at: sql`clock_timestamp()`, assistant_message_id: messageId })
+    .where('id', '=', runId)
+    .where('status', '=', 'queued')
+    .returning(['thread_id'])
+    .executeTakeFirst();
+  if (!run) return undefined;
+  return appendEvent(trx, run.thread_id, {
+    type: 'agent_completed',
+    run_id: runId,
+    payload: { status: 'cancelled', message: { id: messageId, role: 'assistant', content: '', run_id: runId } },
   });
 }
 

@@ -17,6 +17,8 @@ export interface AgentsTable {
   busy_policy: 'enqueue' | 'reject' | 'interrupt';
   created_at: CreatedAt;
   updated_at: UpdatedAt;
+  /** Soft-deleted: hidden and unusable for new threads; existing threads keep it. */
+  deleted_at: Date | null;
 }
 
 export interface ThreadsTable {
@@ -44,6 +46,8 @@ export interface MessagesTable {
   tool_call_id: string | null;
   client_message_id: string | null;
   created_at: CreatedAt;
+  /** Generated from content for full-text search; never written. */
+  search_tsv: ColumnType<string, never, never>;
 }
 
 export interface ToolCallRecord {

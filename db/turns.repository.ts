@@ -9,12 +9,15 @@ import { findUsableAgent } from './agents.repository.js';
 import type { Owner } from './threads.repository.js';
 import type { Database } from './schema.js';
 import { DEFAULT_AGENT_ID } from './migrations/0001-initial.js';
+import { cancelQueuedRunIn } from './runs.repository.js';
 
 export interface TurnInput {
   content: string;
   threadId?: string;
   agentId?: string;
   clientMessageId?: string;
+  /** Overrides the agent's busy_policy for this message. */
+  onBusy?: 'enqueue' | 'reject' | 'interrupt';
 }
 
 export interface RecordedTurn {
@@ -27,11 +30,14 @@ export interface RecordedTurn {
   deduplicated: boolean;
   /** The stored `message_created` event (absent when deduplicated). */
   event?: StoredEvent;
+  /** `interrupt`: events of queued runs cancelled here (publish them), and running runs to signal. */
+  cancelledEvents: StoredEvent[];
+  interruptRunIds: string[];
 }
 
 /** A thread or agent the caller named does not exist for them. */
 export class TurnRejected extends Error {
-  constructor(readonly code: 'not_found' | 'conflict', message: string) {
+  constructor(readonly code: 'not_found' | 'conflict' | 'thread_busy', message: string) {
     super(message);
     this.name = 'TurnRejected';
   }
@@ -59,21 +65,46 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
         .where('threads.user_id', '=', owner.userId)
         .$if(input.threadId !== undefined, (q) => q.where('messages.thread_id', '=', input.threadId!))
         .executeTakeFirst();
-      if (earlier) return { ...earlier, deduplicated: true };
+      if (earlier) return { ...earlier, deduplicated: true, cancelledEvents: [], interruptRunIds: [] };
     }
 
     let threadId = input.threadId;
+    const cancelledEvents: StoredEvent[] = [];
+    const interruptRunIds: string[] = [];
     if (threadId) {
+      // The thread's row lock serialises sends (and claims) on it, so the busy check below holds.
       const thread = await trx
         .selectFrom('threads')
         .select(['id', 'agent_id'])
         .where('id', '=', threadId)
         .where('workspace_id', '=', owner.workspaceId)
         .where('user_id', '=', owner.userId)
+        .forUpdate()
         .executeTakeFirst();
       if (!thread) throw new TurnRejected('not_found', `Thread ${threadId} was not found.`);
       if (input.agentId && input.agentId !== thread.agent_id) {
         throw new TurnRejected('conflict', `Thread ${threadId} is bound to agent ${thread.agent_id}.`);
+      }
+      const active = await trx
+        .selectFrom('runs')
+        .select(['id', 'status'])
+        .where('thread_id', '=', threadId)
+        .where('status', 'in', ['queued', 'running'])
+        .orderBy('created_at')
+        .execute();
+      if (active.length > 0) {
+        const agent = await trx.selectFrom('agents').select('busy_policy').where('id', '=', thread.agent_id).executeTakeFirstOrThrow();
+        const policy = input.onBusy ?? agent.busy_policy;
+        if (policy === 'reject') {
+          throw new TurnRejected('thread_busy', `A run is already active on thread ${threadId}; send again when it completes, or use on_busy "enqueue" or "interrupt".`);
+        }
+        if (policy === 'interrupt') {
+          for (const run of active) {
+            const cancelled = run.status === 'queued' ? await cancelQueuedRunIn(trx, run.id) : undefined;
+            if (cancelled) cancelledEvents.push(cancelled);
+            else interruptRunIds.push(run.id);
+          }
+        }
       }
     } else {
       const agentId = input.agentId ?? DEFAULT_AGENT_ID;
@@ -134,6 +165,6 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
         message: { id: messageId, role: 'user', content: input.content, run_id: runId, created_at: message.created_at.toISOString() },
       },
     });
-    return { threadId, messageId, runId, fromSeq: event.seq, deduplicated: false, event };
+    return { threadId, messageId, runId, fromSeq: event.seq, deduplicated: false, event, cancelledEvents, interruptRunIds };
   });
 }

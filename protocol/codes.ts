@@ -9,6 +9,8 @@ export const ErrorCodes = {
   // -- the frame itself ----------------------------------------------------------------------
   /** Not JSON, not an object, or a payload that breaks the frame's schema. Fix the frame. */
   invalid_frame: { retryable: false, message: 'The frame is not valid.' },
+  /** A REST request whose body, path or query is not valid. Fix the request. */
+  invalid_request: { retryable: false, message: 'The request is not valid.' },
   /** `type` names no frame this server knows. Check the protocol version. */
   unknown_type: { retryable: false, message: 'Unknown frame type.' },
   /** Binary frames are not part of protocol v1; send JSON text frames. */

@@ -13,7 +13,17 @@ export interface MessageSendPayload {
   agent_id?: string;
   /** Idempotency key: the same value on the same thread yields the same ack and one run. */
   client_message_id?: string;
+  /** What to do when a run is active on the thread; defaults to the agent's busy_policy. */
+  on_busy?: BusyPolicy;
 }
+export type BusyPolicy = 'enqueue' | 'reject' | 'interrupt';
+export interface ThreadCreatePayload { title?: string; agent_id?: string }
+export interface ThreadListPayload { cursor?: string; limit?: number; archived?: boolean }
+export interface ThreadGetPayload { thread_id: string }
+export interface ThreadHistoryPayload { thread_id: string; before_seq?: number; limit?: number }
+export interface ThreadUpdatePayload { thread_id: string; title?: string; archived?: boolean }
+export interface ThreadDeletePayload { thread_id: string }
+export interface SearchPayload { q: string; limit?: number }
 export interface ThreadSubscribePayload { thread_id: string; after_seq?: number }
 export interface ThreadUnsubscribePayload { thread_id: string }
 export interface RunCancelPayload { run_id: string }
@@ -27,6 +37,13 @@ export interface ClientPayloads {
   'run.cancel': RunCancelPayload;
   'auth.refresh': AuthRefreshPayload;
   ping: PingPayload;
+  'thread.create': ThreadCreatePayload;
+  'thread.list': ThreadListPayload;
+  'thread.get': ThreadGetPayload;
+  'thread.history': ThreadHistoryPayload;
+  'thread.update': ThreadUpdatePayload;
+  'thread.delete': ThreadDeletePayload;
+  search: SearchPayload;
 }
 export type ClientFrameType = keyof ClientPayloads;
 export interface ClientFrame<T extends ClientFrameType = ClientFrameType> {

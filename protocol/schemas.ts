@@ -4,13 +4,10 @@
  * ignored; outbound schemas allow extra fields so adding one is not a breaking change.
  */
 import { ErrorCodes, RunErrorCodes } from './codes.js';
+import { LIMITS } from './limits.js';
+import { requestSchemas, resultSchemas } from './resources.js';
 
-/** Limits that are part of the contract. The gateway may enforce lower ones from config. */
-export const LIMITS = {
-  idLength: 128,
-  contentChars: 32_000,
-  tokenChars: 8_192,
-} as const;
+export { LIMITS };
 
 const id = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
 const seq = { type: 'integer', minimum: 0 } as const;
@@ -44,9 +41,17 @@ export const clientPayloadSchemas = {
       thread_id: id,
       agent_id: id,
       client_message_id: id,
+      on_busy: { enum: ['enqueue', 'reject', 'interrupt'] },
     },
     ['content'],
   ),
+  'thread.create': requestSchemas['thread.create'],
+  'thread.list': requestSchemas['thread.list'],
+  'thread.get': requestSchemas['thread.get'],
+  'thread.history': requestSchemas['thread.history'],
+  'thread.update': requestSchemas['thread.update'],
+  'thread.delete': requestSchemas['thread.delete'],
+  search: requestSchemas.search,
   'thread.subscribe': strictObject({ thread_id: id, after_seq: seq }, ['thread_id']),
   'thread.unsubscribe': strictObject({ thread_id: id }, ['thread_id']),
   'run.cancel': strictObject({ run_id: id }, ['run_id']),
@@ -148,7 +153,14 @@ export const ackResultSchemas = {
   ),
   'thread.subscribe': openObject({ thread_id: id, last_seq: seq }, ['thread_id', 'last_seq']),
   'thread.unsubscribe': openObject({ thread_id: id }, ['thread_id']),
-  'run.cancel': openObject({ run_id: id, status: { type: 'string' } }, ['run_id']),
+  'run.cancel': resultSchemas.cancelled,
+  'thread.create': resultSchemas.thread,
+  'thread.list': resultSchemas.threadList,
+  'thread.get': resultSchemas.thread,
+  'thread.history': resultSchemas.history,
+  'thread.update': resultSchemas.thread,
+  'thread.delete': resultSchemas.threadDeleted,
+  search: resultSchemas.search,
   'auth.refresh': openObject({ token_expires_at: isoTime }, ['token_expires_at']),
 } as const;
 

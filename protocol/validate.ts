@@ -11,6 +11,7 @@ import {
   serverEnvelopeSchema,
   serverPayloadSchemas,
 } from './schemas.js';
+import { requestSchemas } from './resources.js';
 import type { ClientFrame, ClientFrameType } from './frames.js';
 import type { ErrorCode } from './codes.js';
 
@@ -106,3 +107,8 @@ export function checkServerFrame(frame: unknown, requestType?: string): string |
   }
   return null;
 }
+
+/** Validators of REST bodies (the same schemas as the matching frames' payloads). */
+export const requestValidators = Object.fromEntries(
+  Object.entries(requestSchemas).map(([name, schema]) => [name, ajv.compile(schema)]),
+) as Record<keyof typeof requestSchemas, ValidateFunction>;

@@ -10,6 +10,8 @@ export interface Principal {
   userId: string;
   workspaceId: string;
   expiresAt: Date;
+  /** The token's role claim (JWT_ROLE_CLAIM); 'admin' may manage the workspace's agents. */
+  roles: string[];
 }
 
 export class AuthError extends Error {
@@ -25,6 +27,8 @@ export interface VerifierOptions {
   issuer?: string;
   audience?: string;
   workspaceClaim: string;
+  /** @defaultValue 'role' */
+  roleClaim?: string;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -64,7 +68,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     const claim = payload[options.workspaceClaim];
     // No workspace claim: the user gets a personal workspace named after them.
     const workspaceId = typeof claim === 'string' && claim !== '' ? claim : `personal:${payload.sub}`;
-    return { userId: payload.sub, workspaceId, expiresAt: new Date(payload.exp! * 1000) };
+    const role = payload[options.roleClaim ?? 'role'];
+    const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : [];
+    return { userId: payload.sub, workspaceId, expiresAt: new Date(payload.exp! * 1000), roles };
   };
 }
 

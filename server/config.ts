@@ -31,6 +31,10 @@ export interface Config {
     audience?: string;
     /** @defaultValue 'workspace_id' */
     workspaceClaim: string;
+    /** Claim holding the user's role(s). @defaultValue 'role' */
+    roleClaim: string;
+    /** The role that may create, update and delete agents. @defaultValue 'admin' */
+    adminRole: string;
   };
   llm: {
     apiKey?: string;
@@ -50,6 +54,8 @@ export interface Config {
     /** Largest inbound frame; larger closes with 1009. @defaultValue 65536 */
     maxFrameBytes: number;
   };
+  /** Access-Control-Allow-Origin of the REST mirror. @defaultValue '*' (bearer tokens, no cookies) */
+  corsOrigin: string;
   logLevel: string;
   nodeEnv: string;
 }
@@ -108,6 +114,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
       workspaceClaim: str(env, 'JWT_WORKSPACE_CLAIM') ?? 'workspace_id',
+      roleClaim: str(env, 'JWT_ROLE_CLAIM') ?? 'role',
+      adminRole: str(env, 'JWT_ADMIN_ROLE') ?? 'admin',
     },
     llm: {
       apiKey: str(env, 'OPENAI_API_KEY'),
@@ -118,6 +126,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     worker: { concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000) },
     limits: { maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024) },
+    corsOrigin: str(env, 'CORS_ORIGIN') ?? '*',
     logLevel,
     nodeEnv: str(env, 'NODE_ENV') ?? 'development',
   };

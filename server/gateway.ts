@@ -17,6 +17,10 @@ import { RequestError, type GatewayServices, type FrameHandler } from './handler
 import { sendJson, watchAborted } from './http.js';
 import { ThreadFanout } from './thread-fanout.js';
 import { CorkHolder } from './cork-holder.js';
+import { isConnectionError } from './errors.js';
+import { createRestKit } from './rest/rest-kit.js';
+import { mountRoutes } from './rest/routes.js';
+import { openApiDocument } from './rest/openapi.js';
 import type { Config } from './config.js';
 
 export interface Gateway {
@@ -143,6 +147,22 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     }
   }
 
+  const kit = createRestKit(app, { verifyToken: deps.verifyToken, log, maxBodyBytes: config.limits.maxFrameBytes, corsOrigin: config.corsOrigin });
+  mountRoutes(kit, services);
+  app.get('/v1/openapi.json', (res) => sendJson(res, 200, openApiDocument()));
+  // CORS preflight for browsers calling the REST mirror with a bearer token (no cookies involved).
+  app.options('/*', (res) => {
+    res.cork(() => {
+      res
+        .writeStatus('204 No Content')
+        .writeHeader('access-control-allow-origin', config.corsOrigin)
+        .writeHeader('access-control-allow-methods', 'GET, POST, PATCH, DELETE, OPTIONS')
+        .writeHeader('access-control-allow-headers', 'authorization, content-type')
+        .writeHeader('access-control-max-age', '600')
+        .end();
+    });
+  });
+
   const health = (res: HttpResponse) => sendJson(res, 200, { status: 'ok' });
   app.get('/health', health);
   app.get('/live', health);
@@ -178,13 +198,4 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       return closing;
     },
   };
-}
-
-/** Errors that mean a dependency is down (retryable), not a bug. */
-function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code ?? '') ||
-    /Connection terminated|timeout exceeded when trying to connect|Connection is closed/i.test(String((error as Error)?.message))
-  );
 }

@@ -151,6 +151,8 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       const verifyToken = createTokenVerifier({ ...config.auth, jwtSecret });
       gateway = await startGateway(config, {
         db, broker, queue, verifyToken,
+        toolNames: createDefaultRegistry().names(),
+        adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),
         checkReady: async () => {
           await sql`select 1`.execute(db);

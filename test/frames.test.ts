@@ -127,11 +127,11 @@ test('JSON that is not an object: invalid_frame', async (ctx) => {
 });
 
 test('an unknown type: unknown_type, echoing the id', async (ctx) => {
-  const error = await expectError(ctx.client, JSON.stringify({ type: 'thread.delete', id: 'u-1', payload: {} }), {
+  const error = await expectError(ctx.client, JSON.stringify({ type: 'thread.explode', id: 'u-1', payload: {} }), {
     code: 'unknown_type',
     id: 'u-1',
   });
-  assert.match(error.payload.message, /thread\.delete/);
+  assert.match(error.payload.message, /thread\.explode/);
   assert.match(error.payload.message, /message\.send/, 'the message lists the known types');
   // Without an id it is still answered, without one.
   await expectError(ctx.client, JSON.stringify({ type: 'nope', payload: {} }), { code: 'unknown_type' });

@@ -17,7 +17,7 @@ import type { RunErrorCode } from '../protocol/codes.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 import type { Usage } from '../protocol/frames.js';
 import type { TurnJob, TurnProcessor, TurnQueue } from '../queue/turn-queue.js';
-import { buildPrompt } from './context.js';
+import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
 
@@ -83,7 +83,10 @@ async function runTurn(deps: TurnDeps, turn: TurnState): Promise<void> {
   await emitter.emit('agent_started', { agent_id: agent.id, agent_name: agent.name });
   await emitter.emit('agent_thinking', {});
   try {
-    const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId));
+    const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId), {
+      budgetTokens: DEFAULT_CONTEXT_TOKENS,
+      runId: job.runId,
+    });
     const toolNames = agent.tools.filter((name) => deps.tools.get(name));
     const tools = toolNames.length > 0 ? deps.tools.openaiTools(toolNames) : undefined;
     for (let iteration = 0; ; iteration++) {

@@ -9,7 +9,7 @@ import type { Broker } from '../broker/broker.js';
 import { strandedRuns } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { TurnQueue } from '../queue/turn-queue.js';
-import { RUN_CANCEL_CHANNEL } from '../server/handlers/run-cancel.js';
+import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
 import { createTurnProcessor } from './turn-processor.js';
 import type { ToolRegistry } from './tools/registry.js';
 

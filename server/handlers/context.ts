@@ -17,6 +17,10 @@ export interface GatewayServices {
   fanout: ThreadFanout;
   verifyToken: TokenVerifier;
   log: Logger;
+  /** Tool names the workers know (agents may only name these). */
+  toolNames: string[];
+  /** The role claim value that may manage agents. */
+  adminRole: string;
 }
 
 /** A known, expected refusal: rendered to the client as an `error` frame with this code. */

@@ -4,6 +4,7 @@ import { threadSubscribe, threadUnsubscribe } from './thread-subscribe.js';
 import { ping } from './ping.js';
 import { authRefresh } from './auth-refresh.js';
 import { runCancel } from './run-cancel.js';
+import { search, threadCreate, threadDelete, threadGet, threadHistoryHandler, threadList, threadUpdate } from './threads.js';
 
 /** Frame type → handler. A type missing here cannot pass validation either. */
 export const handlers: HandlerTable = {
@@ -13,4 +14,11 @@ export const handlers: HandlerTable = {
   'run.cancel': runCancel,
   'auth.refresh': authRefresh,
   ping,
+  'thread.create': threadCreate,
+  'thread.list': threadList,
+  'thread.get': threadGet,
+  'thread.history': threadHistoryHandler,
+  'thread.update': threadUpdate,
+  'thread.delete': threadDelete,
+  search,
 };

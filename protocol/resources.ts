@@ -1,0 +1,149 @@
+/**
+ * Schemas of the resources and requests shared by WebSocket frames and the REST mirror: a
+ * `thread.create` frame's payload and a `POST /v1/threads` body are the same schema, and so are
+ * the results. The OpenAPI document is built from these too.
+ */
+import { LIMITS } from './limits.js';
+
+export const idSchema = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
+const seq = { type: 'integer', minimum: 0 } as const;
+const isoTime = { type: 'string', format: 'date-time' } as const;
+const title = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const limit = (max: number) => ({ type: 'integer', minimum: 1, maximum: max }) as const;
+const busyPolicy = { enum: ['enqueue', 'reject', 'interrupt'] } as const;
+
+function request(properties: Record<string, object>, required: string[] = []) {
+  return { type: 'object', properties, required, additionalProperties: false } as const;
+}
+function resource(properties: Record<string, object>, required: string[]) {
+  return { type: 'object', properties, required, additionalProperties: true } as const;
+}
+
+// ---- requests ----------------------------------------------------------------------------------
+
+export const requestSchemas = {
+  'thread.create': request({ title, agent_id: idSchema }),
+  'thread.list': request({
+    cursor: { type: 'string', minLength: 1, maxLength: 512 },
+    limit: limit(100),
+    archived: { type: 'boolean' },
+  }),
+  'thread.get': request({ thread_id: idSchema }, ['thread_id']),
+  'thread.history': request({ thread_id: idSchema, before_seq: { type: 'integer', minimum: 1 }, limit: limit(500) }, ['thread_id']),
+  'thread.update': request({ thread_id: idSchema, title, archived: { type: 'boolean' } }, ['thread_id']),
+  'thread.delete': request({ thread_id: idSchema }, ['thread_id']),
+  search: request({ q: { type: 'string', minLength: 1, maxLength: 500 }, limit: limit(50) }, ['q']),
+  'agent.create': request(
+    {
+      name: { type: 'string', minLength: 1, maxLength: 100 },
+      model: { type: 'string', minLength: 1, maxLength: 200 },
+      system_prompt: { type: 'string', maxLength: 20_000 },
+      temperature: { type: 'number', minimum: 0, maximum: 2 },
+      tools: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64, uniqueItems: true },
+      max_tool_iterations: { type: 'integer', minimum: 1, maximum: 50 },
+      busy_policy: busyPolicy,
+    },
+    ['name'],
+  ),
+  'agent.update': request({
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    model: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'null' }] },
+    system_prompt: { type: 'string', maxLength: 20_000 },
+    temperature: { anyOf: [{ type: 'number', minimum: 0, maximum: 2 }, { type: 'null' }] },
+    tools: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64, uniqueItems: true },
+    max_tool_iterations: { type: 'integer', minimum: 1, maximum: 50 },
+    busy_policy: busyPolicy,
+  }),
+  /** `POST /v1/threads/:id/messages`: message.send without thread_id (it is in the path). */
+  'message.post': request(
+    {
+      content: { type: 'string', minLength: 1, maxLength: LIMITS.contentChars },
+      client_message_id: idSchema,
+      on_busy: busyPolicy,
+    },
+    ['content'],
+  ),
+} as const;
+
+// ---- resources and results ---------------------------------------------------------------------
+
+export const threadSchema = resource(
+  {
+    id: idSchema,
+    title: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+    agent_id: idSchema,
+    last_seq: seq,
+    archived: { type: 'boolean' },
+    created_at: isoTime,
+    updated_at: isoTime,
+  },
+  ['id', 'title', 'agent_id', 'last_seq', 'archived', 'created_at', 'updated_at'],
+);
+
+export const agentSchema = resource(
+  {
+    id: idSchema,
+    workspace_id: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+    name: { type: 'string' },
+    model: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+    system_prompt: { type: 'string' },
+    temperature: { anyOf: [{ type: 'number' }, { type: 'null' }] },
+    tools: { type: 'array', items: { type: 'string' } },
+    max_tool_iterations: { type: 'integer' },
+    busy_policy: busyPolicy,
+    created_at: isoTime,
+    updated_at: isoTime,
+  },
+  ['id', 'workspace_id', 'name', 'model', 'system_prompt', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
+);
+
+const storedEvent = resource({ type: { type: 'string' }, payload: { type: 'object' } }, ['type', 'payload']);
+
+export const resultSchemas = {
+  thread: threadSchema,
+  threadList: resource(
+    { threads: { type: 'array', items: threadSchema }, next_cursor: { anyOf: [{ type: 'string' }, { type: 'null' }] } },
+    ['threads', 'next_cursor'],
+  ),
+  threadDeleted: resource({ thread_id: idSchema, deleted: { const: true } }, ['thread_id', 'deleted']),
+  history: resource(
+    { thread_id: idSchema, events: { type: 'array', items: storedEvent }, has_more: { type: 'boolean' } },
+    ['thread_id', 'events', 'has_more'],
+  ),
+  events: resource(
+    { thread_id: idSchema, events: { type: 'array', items: storedEvent }, last_seq: seq },
+    ['thread_id', 'events', 'last_seq'],
+  ),
+  search: resource(
+    {
+      results: {
+        type: 'array',
+        items: resource(
+          {
+            thread_id: idSchema,
+            thread_title: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+            message_id: idSchema,
+            role: { enum: ['user', 'assistant'] },
+            snippet: { type: 'string' },
+            rank: { type: 'number' },
+            created_at: isoTime,
+          },
+          ['thread_id', 'message_id', 'role', 'snippet', 'rank', 'created_at'],
+        ),
+      },
+    },
+    ['results'],
+  ),
+  agent: agentSchema,
+  agentList: resource({ agents: { type: 'array', items: agentSchema } }, ['agents']),
+  agentDeleted: resource({ agent_id: idSchema, deleted: { const: true } }, ['agent_id', 'deleted']),
+  sent: resource(
+    { thread_id: idSchema, message_id: idSchema, run_id: idSchema, deduplicated: { type: 'boolean' } },
+    ['thread_id', 'message_id', 'run_id'],
+  ),
+  cancelled: resource({ run_id: idSchema, status: { enum: ['cancelled', 'cancelling'] } }, ['run_id', 'status']),
+  error: resource(
+    { code: { type: 'string' }, message: { type: 'string' }, retry_after_ms: { type: 'integer', minimum: 0 } },
+    ['code', 'message'],
+  ),
+} as const;

@@ -1,0 +1,52 @@
+import { threadChannel } from '../../broker/index.js';
+import { findOwnedThread, type Owner } from '../../db/threads.repository.js';
+import { RequestError, type GatewayServices } from '../handlers/context.js';
+
+/** Longest a long-poll may wait; clients loop. */
+export const MAX_WAIT_MS = 30_000;
+
+/**
+ * Events with seq > after_seq. Returns at once when there are some; otherwise waits up to wait_ms
+ * for the next one (listening on the thread's channel before reading the log, so an event stored
+ * in between is not missed), then returns what the log holds. For clients without WebSockets.
+ */
+export async function pollEvents(
+  services: GatewayServices,
+  owner: Owner,
+  input: { thread_id: string; after_seq: number; wait_ms: number; limit?: number },
+  signal: AbortSignal,
+) {
+  const thread = await findOwnedThread(services.db, input.thread_id, owner);
+  if (!thread) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
+  const limit = input.limit ?? 500;
+  const read = async () => {
+    const rows = await services.db
+      .selectFrom('events')
+      .select(['seq', 'type', 'payload'])
+      .where('thread_id', '=', input.thread_id)
+      .where('seq', '>', input.after_seq)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ type: r.type, payload: r.payload }));
+  };
+  let wake!: () => void;
+  const arrived = new Promise<void>((resolve) => (wake = resolve));
+  const unsubscribe = input.wait_ms > 0 ? await services.broker.subscribe(threadChannel(input.thread_id), () => wake()) : undefined;
+  try {
+    let events = await read();
+    if (events.length === 0 && input.wait_ms > 0 && !signal.aborted) {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => wake();
+      signal.addEventListener('abort', onAbort, { once: true });
+      await Promise.race([arrived, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(input.wait_ms, MAX_WAIT_MS))))]);
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      if (!signal.aborted) events = await read();
+    }
+    const last = events.length > 0 ? (events[events.length - 1]!.payload.seq as number) : input.after_seq;
+    return { thread_id: input.thread_id, events, last_seq: Math.max(last, input.after_seq) };
+  } finally {
+    await unsubscribe?.();
+  }
+}

@@ -1,0 +1,48 @@
+import { RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
+import { recordTurn, TurnRejected, type RecordedTurn } from '../../db/turns.repository.js';
+import type { Owner } from '../../db/threads.repository.js';
+import type { MessageSendPayload } from '../../protocol/frames.js';
+import { encodeBrokerEvent } from '../thread-fanout.js';
+import { RequestError, type GatewayServices } from '../handlers/context.js';
+
+/**
+ * Records the user's message and a queued run (one transaction, idempotent on client_message_id,
+ * applying the thread's busy policy), publishes what was stored and enqueues the turn. A failed
+ * publish or enqueue is logged, not returned: the turn is durable and the sweeper enqueues it.
+ */
+export async function sendMessage(services: GatewayServices, owner: Owner, input: MessageSendPayload): Promise<RecordedTurn> {
+  // Postgres text cannot hold NUL; refuse it here rather than fail in the store.
+  if (input.content.includes('\u0000')) {
+    throw new RequestError('invalid_frame', 'payload.content must not contain NUL (\\u0000) characters');
+  }
+  let turn: RecordedTurn;
+  try {
+    turn = await recordTurn(services.db, owner, {
+      content: input.content,
+      threadId: input.thread_id,
+      agentId: input.agent_id,
+      clientMessageId: input.client_message_id,
+      onBusy: input.on_busy,
+    });
+  } catch (error) {
+    if (error instanceof TurnRejected) throw new RequestError(error.code, error.message);
+    throw error;
+  }
+  if (turn.deduplicated || !turn.event) return turn;
+  const log = services.log.child({ thread_id: turn.threadId, run_id: turn.runId });
+  for (const runId of turn.interruptRunIds) {
+    await services.broker.publish(RUN_CANCEL_CHANNEL, runId).catch((error) => log.warn({ err: error }, 'interrupt not delivered'));
+  }
+  for (const event of [...turn.cancelledEvents, turn.event]) {
+    await services.broker
+      .publish(threadChannel(turn.threadId), encodeBrokerEvent(event.seq, event.frame))
+      // Stored already: followers on other gateways recover it from the log on their next event.
+      .catch((error) => log.warn({ err: error }, 'event stored but not published'));
+  }
+  try {
+    await services.queue.enqueue({ runId: turn.runId, threadId: turn.threadId });
+  } catch (error) {
+    log.warn({ err: error }, 'turn not enqueued; the sweeper will pick it up');
+  }
+  return turn;
+}

@@ -1,0 +1,28 @@
+import { RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
+import { cancelQueuedRun, findOwnedRun } from '../../db/runs.repository.js';
+import type { Owner } from '../../db/threads.repository.js';
+import { encodeBrokerEvent } from '../thread-fanout.js';
+import { RequestError, type GatewayServices } from '../handlers/context.js';
+
+/**
+ * A queued run is cancelled here and now; a running one is signalled to whichever worker holds it
+ * (broadcast, since only that worker can abort its stream). Only the thread's owner may cancel.
+ */
+export async function cancelRun(services: GatewayServices, owner: Owner, runId: string) {
+  const run = await findOwnedRun(services.db, runId, owner);
+  if (!run) throw new RequestError('not_found', `Run ${runId} was not found.`);
+  if (run.status === 'queued') {
+    const event = await cancelQueuedRun(services.db, runId);
+    if (event) {
+      await services.broker.publish(threadChannel(run.thread_id), encodeBrokerEvent(event.seq, event.frame)).catch((error) => {
+        services.log.warn({ err: error, run_id: runId }, 'cancellation stored but not published');
+      });
+      return { run_id: runId, status: 'cancelled' as const };
+    }
+    // It started meanwhile: cancel it as a running run.
+  } else if (run.status !== 'running') {
+    throw new RequestError('conflict', `Run ${runId} has already finished (${run.status}); there is nothing to cancel.`);
+  }
+  await services.broker.publish(RUN_CANCEL_CHANNEL, runId);
+  return { run_id: runId, status: 'cancelling' as const };
+}

@@ -1,0 +1,152 @@
+/** Thread operations, shared by the WebSocket frames and the REST routes. */
+import { sql } from 'kysely';
+import { RUN_CANCEL_CHANNEL } from '../../broker/index.js';
+import { newId } from '../../db/ids.js';
+import { listEventsBefore } from '../../db/events.repository.js';
+import { findUsableAgent } from '../../db/agents.repository.js';
+import { findOwnedThread, type Owner } from '../../db/threads.repository.js';
+import type { Thread } from '../../db/schema.js';
+import { DEFAULT_AGENT_ID } from '../../db/migrations/0001-initial.js';
+import type {
+  ThreadCreatePayload, ThreadDeletePayload, ThreadGetPayload, ThreadHistoryPayload, ThreadListPayload, ThreadUpdatePayload,
+} from '../../protocol/frames.js';
+import { RequestError, type GatewayServices } from '../handlers/context.js';
+
+export interface ThreadView {
+  id: string;
+  title: string | null;
+  agent_id: string;
+  last_seq: number;
+  archived: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export function threadView(thread: Thread): ThreadView {
+  return {
+    id: thread.id,
+    title: thread.title,
+    agent_id: thread.agent_id,
+    last_seq: thread.last_seq,
+    archived: thread.archived_at !== null,
+    created_at: thread.created_at.toISOString(),
+    updated_at: thread.updated_at.toISOString(),
+  };
+}
+
+async function owned(services: GatewayServices, owner: Owner, threadId: string): Promise<Thread> {
+  const thread = await findOwnedThread(services.db, threadId, owner);
+  // Someone else's thread and a missing one look the same: no existence oracle.
+  if (!thread) throw new RequestError('not_found', `Thread ${threadId} was not found.`);
+  return thread;
+}
+
+export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload): Promise<ThreadView> {
+  const agentId = input.agent_id ?? DEFAULT_AGENT_ID;
+  const agent = await findUsableAgent(services.db, agentId, owner.workspaceId);
+  if (!agent) throw new RequestError('not_found', `Agent ${agentId} was not found.`);
+  const thread = await services.db
+    .insertInto('threads')
+    .values({
+      id: newId('t'),
+      workspace_id: owner.workspaceId,
+      user_id: owner.userId,
+      agent_id: agent.id,
+      title: input.title ?? null,
+      archived_at: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return threadView(thread);
+}
+
+export async function getThread(services: GatewayServices, owner: Owner, input: ThreadGetPayload): Promise<ThreadView> {
+  return threadView(await owned(services, owner, input.thread_id));
+}
+
+/** Cursor of the list: the last row's (updated_at, id), opaque to clients. */
+interface Cursor { u: string; i: string }
+
+function decodeCursor(cursor: string): Cursor {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Cursor;
+    if (typeof value.u === 'string' && typeof value.i === 'string' && !Number.isNaN(Date.parse(value.u))) return value;
+  } catch {
+    // fall through
+  }
+  throw new RequestError('invalid_request', 'cursor is not valid; pass back next_cursor exactly as received.');
+}
+
+/** The caller's threads, most recently active first, a page at a time. */
+export async function listThreads(services: GatewayServices, owner: Owner, input: ThreadListPayload) {
+  const limit = input.limit ?? 20;
+  const cursor = input.cursor ? decodeCursor(input.cursor) : undefined;
+  const rows = await services.db
+    .selectFrom('threads')
+    .selectAll()
+    .where('workspace_id', '=', owner.workspaceId)
+    .where('user_id', '=', owner.userId)
+    .where('archived_at', input.archived ? 'is not' : 'is', null)
+    .$if(cursor !== undefined, (q) =>
+      q.where((eb) =>
+        eb.or([
+          eb('updated_at', '<', new Date(cursor!.u)),
+          eb.and([eb('updated_at', '=', new Date(cursor!.u)), eb('id', '<', cursor!.i)]),
+        ]),
+      ),
+    )
+    .orderBy('updated_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  const next = rows.length > limit && last
+    ? Buffer.from(JSON.stringify({ u: last.updated_at.toISOString(), i: last.id })).toString('base64url')
+    : null;
+  return { threads: page.map(threadView), next_cursor: next };
+}
+
+/** A page of the thread's stored events before `before_seq`, oldest first. */
+export async function threadHistory(services: GatewayServices, owner: Owner, input: ThreadHistoryPayload) {
+  await owned(services, owner, input.thread_id);
+  const { events, hasMore } = await listEventsBefore(services.db, input.thread_id, input.before_seq, input.limit ?? 50);
+  return { thread_id: input.thread_id, events, has_more: hasMore };
+}
+
+export async function updateThread(services: GatewayServices, owner: Owner, input: ThreadUpdatePayload): Promise<ThreadView> {
+  await owned(services, owner, input.thread_id);
+  const thread = await services.db
+    .updateTable('threads')
+    .set({
+      ...(input.title !== undefined ? { title: input.title } : {}),
+      ...(input.archived !== undefined ? { archived_at: input.archived ? sql<Date>`coalesce(archived_at, now())` : null } : {}),
+    })
+    .where('id', '=', input.thread_id)
+    .where('workspace_id', '=', owner.workspaceId)
+    .where('user_id', '=', owner.userId)
+    .returningAll()
+    .executeTakeFirst();
+  if (!thread) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
+  return threadView(thread);
+}
+
+/** Deletes the thread with its messages, runs and events; a running turn is told to stop. */
+export async function deleteThread(services: GatewayServices, owner: Owner, input: ThreadDeletePayload) {
+  await owned(services, owner, input.thread_id);
+  const running = await services.db
+    .selectFrom('runs')
+    .select('id')
+    .where('thread_id', '=', input.thread_id)
+    .where('status', '=', 'running')
+    .execute();
+  const deleted = await services.db
+    .deleteFrom('threads')
+    .where('id', '=', input.thread_id)
+    .where('workspace_id', '=', owner.workspaceId)
+    .where('user_id', '=', owner.userId)
+    .executeTakeFirst();
+  if (deleted.numDeletedRows === 0n) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
+  for (const run of running) await services.broker.publish(RUN_CANCEL_CHANNEL, run.id).catch(() => {});
+  return { thread_id: input.thread_id, deleted: true as const };
+}
