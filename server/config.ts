@@ -45,6 +45,8 @@ export interface Config {
     timeoutMs: number;
     /** Retries of 429/5xx/connection errors, with backoff, inside the openai SDK. @defaultValue 2 */
     maxRetries: number;
+    /** Token budget of the history sent with a turn; oldest turns are dropped first. @defaultValue 16000 */
+    contextTokens: number;
   };
   worker: {
     /** Turns one worker process runs at once. @defaultValue 8 */
@@ -123,6 +125,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       model: str(env, 'OPENAI_MODEL') ?? 'gpt-4o-mini',
       timeoutMs: int(env, 'LLM_TIMEOUT_MS', 60_000, 100, 3_600_000),
       maxRetries: int(env, 'LLM_MAX_RETRIES', 2, 0, 10),
+      contextTokens: int(env, 'CONTEXT_TOKEN_BUDGET', 16_000, 256, 2_000_000),
     },
     worker: { concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000) },
     limits: { maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024) },

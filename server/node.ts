@@ -137,6 +137,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       worker = await startWorker({
         db, broker, queue, llm,
         model: config.llm.model,
+        contextTokens: config.llm.contextTokens,
         tools: createDefaultRegistry(),
         concurrency: config.worker.concurrency,
         log: log.child({ role: 'worker' }),

@@ -27,6 +27,8 @@ export interface TurnDeps {
   queue: TurnQueue;
   llm: OpenAI;
   model: string;
+  /** Token budget of the history sent with each turn. @defaultValue DEFAULT_CONTEXT_TOKENS */
+  contextTokens?: number;
   tools: ToolRegistry;
   log: Logger;
   /** Aborts in-flight runs by id (run.cancel reaches every worker). */
@@ -84,7 +86,7 @@ async function runTurn(deps: TurnDeps, turn: TurnState): Promise<void> {
   await emitter.emit('agent_thinking', {});
   try {
     const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId), {
-      budgetTokens: DEFAULT_CONTEXT_TOKENS,
+      budgetTokens: deps.contextTokens ?? DEFAULT_CONTEXT_TOKENS,
       runId: job.runId,
     });
     const toolNames = agent.tools.filter((name) => deps.tools.get(name));

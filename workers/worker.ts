@@ -19,6 +19,7 @@ export interface WorkerOptions {
   queue: TurnQueue;
   llm: OpenAI;
   model: string;
+  contextTokens?: number;
   tools: ToolRegistry;
   concurrency: number;
   log: Logger;
