@@ -31,6 +31,8 @@ export const requestSchemas = {
   'thread.get': request({ thread_id: idSchema }, ['thread_id']),
   'thread.history': request({ thread_id: idSchema, before_seq: { type: 'integer', minimum: 1 }, limit: limit(500) }, ['thread_id']),
   'thread.update': request({ thread_id: idSchema, title, archived: { type: 'boolean' } }, ['thread_id']),
+  /** `PATCH /v1/threads/:id`: thread.update without thread_id (it is in the path). */
+  'thread.patch': request({ title, archived: { type: 'boolean' } }),
   'thread.delete': request({ thread_id: idSchema }, ['thread_id']),
   search: request({ q: { type: 'string', minLength: 1, maxLength: 500 }, limit: limit(50) }, ['q']),
   'agent.create': request(

@@ -49,7 +49,7 @@ export function mountRoutes(kit: RestKit, services: GatewayServices): void {
   kit.route('get', '/v1/threads/:id', {}, async ({ principal, params }) =>
     ok(await getThread(services, owner(principal), { thread_id: params[0]! })),
   );
-  kit.route('patch', '/v1/threads/:id', { body: requestValidators['thread.update'] }, async ({ principal, params, body }) =>
+  kit.route('patch', '/v1/threads/:id', { body: requestValidators['thread.patch'] }, async ({ principal, params, body }) =>
     ok(await updateThread(services, owner(principal), { ...(body as object), thread_id: params[0]! })),
   );
   kit.route('del', '/v1/threads/:id', {}, async ({ principal, params }) =>
