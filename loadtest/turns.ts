@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { LoadClient } from './client.js';
 import { startStack, type Backend, type LoadStack } from './stack.js';
@@ -54,6 +54,8 @@ function machine() {
     total_memory_gib: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    /** 1-minute load average at start: a busy machine skews every figure. */
+    load_avg_1m: Math.round(os.loadavg()[0]! * 100) / 100,
   };
 }
 
@@ -113,7 +115,7 @@ async function main(): Promise<number> {
 
   console.log(`load test: backend ${opts.backend}, ${opts.clients} clients x ${opts.turns} turns, ${opts.words} words/reply, ` +
     `token delay ${opts.tokenDelayMs} ms, first-token delay ${opts.firstTokenDelayMs} ms, WORKER_CONCURRENCY ${opts.workers}, deadline ${opts.deadlineS} s`);
-  console.log(`machine: ${facts.cpus} x ${facts.cpu_model}, ${facts.total_memory_gib} GiB RAM, node ${facts.node}, ${facts.platform}`);
+  console.log(`machine: ${facts.cpus} x ${facts.cpu_model}, ${facts.total_memory_gib} GiB RAM, node ${facts.node}, ${facts.platform}, load avg ${facts.load_avg_1m}`);
 
   const starting = startStack({
     backend: opts.backend,
@@ -128,10 +130,13 @@ async function main(): Promise<number> {
   let connectPhaseS = NaN;
   let turnPhaseS = NaN;
   let stored: Map<string, number> | undefined;
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   if (stack) {
     console.log(`stack: ${Object.entries(stack.modes).map(([k, v]) => `${k} ${v}`).join('; ')}`);
     const tokens = await Promise.all(clients.map((c) => stack.token(`loadtest-user-${c.index}`)));
 
+    // Clients and server share this event loop: a long stall delays both, and shows up here.
+    loopDelay.enable();
     const connectStart = performance.now();
     const connected = await Promise.allSettled(clients.map((c, i) => c.connect(stack.url, tokens[i]!)));
     connectPhaseS = (performance.now() - connectStart) / 1000;
@@ -147,6 +152,7 @@ async function main(): Promise<number> {
     if (!deadline.signal.aborted) await sleep(300);
     stored = await bounded(storedSeqs(stack, clients), 5_000).catch((error) => (note('reading last_seq', error), undefined));
   }
+  loopDelay.disable();
   const timedOut = deadline.signal.aborted;
   clearTimeout(deadlineTimer);
   await Promise.all(clients.map((c) => c.close()));
@@ -156,9 +162,15 @@ async function main(): Promise<number> {
   const latency = {
     'connect+session.ready': summarize(num(clients.map((c) => c.connectMs))),
     'ack': summarize(num(turns.map((t) => t.ackMs))),
+    'ack, turn 1 (burst)': summarize(num(clients.map((c) => c.turns[0]?.ackMs))),
+    'ack, turns 2+': summarize(num(clients.flatMap((c) => c.turns.slice(1).map((t) => t.ackMs)))),
     'first message_delta': summarize(num(turns.map((t) => t.firstDeltaMs))),
     'full turn': summarize(num(turns.map((t) => t.turnMs))),
   };
+  const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+  const loop = loopDelay.count > 0
+    ? { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) }
+    : { p50: NaN, p99: NaN, max: NaN };
   const events = clients.reduce((n, c) => n + c.events, 0);
   const frames = clients.reduce((n, c) => n + c.frames, 0);
   const turnsDone = turns.filter((t) => t.turnMs !== undefined).length;
@@ -177,6 +189,7 @@ async function main(): Promise<number> {
     ['thread events received', events],
     ['events/s (turn phase)', rate(events)],
     ['frames received (all types)', frames],
+    ['event-loop delay p50/p99/max (ms)', `${loop.p50} / ${loop.p99} / ${loop.max}`],
   ]));
   console.log('');
   console.log(table(['correctness', 'ok', 'of'], checks.map((c) => [c.name, c.ok, c.total])));
@@ -204,6 +217,7 @@ async function main(): Promise<number> {
     events: events,
     events_per_s: rate(events),
     frames,
+    event_loop_delay_ms: loop,
     checks: Object.fromEntries(checks.map((c) => [c.name, `${c.ok}/${c.total}`])),
     problems: problems.length,
   }));

@@ -49,6 +49,7 @@
  *   completion_tokens = tokens(reply text) or Σ tokens(tool name + arguments)
  */
 import http from 'node:http';
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { planReply, sha, validateBody, type ReplyPlan, type SimToolCall } from './llm-sim-script.js';
 
@@ -114,6 +115,8 @@ export async function startLlmSim(opts: LlmSimOptions = {}): Promise<LlmSim> {
   const faultCounters = new Map<string, number>();
   const open = new Set<http.ServerResponse>();
   const shutdown = new AbortController();
+  // One listener per in-flight request, removed when it ends: many at once is expected, not a leak.
+  setMaxListeners(0, shutdown.signal);
   let closing: Promise<void> | undefined;
 
   const server = http.createServer((req, res) => {
