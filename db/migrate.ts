@@ -8,6 +8,9 @@ const migrations: Record<string, Migration> = {
   '0002-search-and-agents': m0002,
 };
 
+/** Every migration's name, in order. */
+export const MIGRATION_NAMES = Object.keys(migrations);
+
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /**

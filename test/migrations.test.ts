@@ -9,14 +9,15 @@ import { sql, type Kysely } from 'kysely';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
-import { migrateToLatest } from '../db/migrate.js';
 import { DEFAULT_AGENT_ID } from '../db/migrations/0001-initial.js';
+import { migrateToLatest, MIGRATION_NAMES } from '../db/migrate.js';
 import type { Database } from '../db/schema.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { within } from './support/wait.js';
 
 const TABLES = ['agents', 'events', 'kysely_migration', 'kysely_migration_lock', 'messages', 'runs', 'threads'];
-const LATEST = ['0001-initial'];
+// Every migration the code defines must run exactly once, whoever runs it.
+const LATEST = MIGRATION_NAMES;
 
 async function publicTables(db: Kysely<Database>): Promise<string[]> {
   const { rows } = await sql<{ table_name: string }>`

@@ -176,6 +176,9 @@ async function streamStep(
       if (part.function?.arguments) call.function.arguments += part.function.arguments;
     }
   }
+  // The SDK's stream iterator ends quietly when its signal aborts (it swallows the AbortError), so
+  // a cancel mid-stream would otherwise look like a short, completed answer.
+  signal.throwIfAborted();
   return { toolCalls: calls.filter(Boolean), usage };
 }
 

@@ -64,13 +64,21 @@ export async function getThread(services: GatewayServices, owner: Owner, input: 
   return threadView(await owned(services, owner, input.thread_id));
 }
 
-/** Cursor of the list: the last row's (updated_at, id), opaque to clients. */
+/**
+ * Cursor of the list: the last row's (updated_at, id), opaque to clients. `u` keeps updated_at's
+ * full microsecond precision (a JS Date would cut it to milliseconds and skip the rows that share
+ * the boundary row's millisecond).
+ */
 interface Cursor { u: string; i: string }
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 function decodeCursor(cursor: string): Cursor {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Cursor;
-    if (typeof value.u === 'string' && typeof value.i === 'string' && !Number.isNaN(Date.parse(value.u))) return value;
+    // Only the exact form the list writes: it goes into SQL as a timestamptz.
+    if (typeof value.u === 'string' && typeof value.i === 'string' && CURSOR_TIME.test(value.u) && !Number.isNaN(Date.parse(value.u))) {
+      return value;
+    }
   } catch {
     // fall through
   }
@@ -84,14 +92,15 @@ export async function listThreads(services: GatewayServices, owner: Owner, input
   const rows = await services.db
     .selectFrom('threads')
     .selectAll()
+    .select(sql<string>`to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('cursor_at'))
     .where('workspace_id', '=', owner.workspaceId)
     .where('user_id', '=', owner.userId)
     .where('archived_at', input.archived ? 'is not' : 'is', null)
     .$if(cursor !== undefined, (q) =>
       q.where((eb) =>
         eb.or([
-          eb('updated_at', '<', new Date(cursor!.u)),
-          eb.and([eb('updated_at', '=', new Date(cursor!.u)), eb('id', '<', cursor!.i)]),
+          eb('updated_at', '<', sql<Date>`cast(${cursor!.u} as timestamptz)`),
+          eb.and([eb('updated_at', '=', sql<Date>`cast(${cursor!.u} as timestamptz)`), eb('id', '<', cursor!.i)]),
         ]),
       ),
     )
@@ -102,7 +111,7 @@ export async function listThreads(services: GatewayServices, owner: Owner, input
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   const next = rows.length > limit && last
-    ? Buffer.from(JSON.stringify({ u: last.updated_at.toISOString(), i: last.id })).toString('base64url')
+    ? Buffer.from(JSON.stringify({ u: last.cursor_at, i: last.id })).toString('base64url')
     : null;
   return { threads: page.map(threadView), next_cursor: next };
 }
@@ -115,7 +124,9 @@ export async function threadHistory(services: GatewayServices, owner: Owner, inp
 }
 
 export async function updateThread(services: GatewayServices, owner: Owner, input: ThreadUpdatePayload): Promise<ThreadView> {
-  await owned(services, owner, input.thread_id);
+  const current = await owned(services, owner, input.thread_id);
+  // Nothing to change (an empty SET would be a syntax error): answer the thread as it is.
+  if (input.title === undefined && input.archived === undefined) return threadView(current);
   const thread = await services.db
     .updateTable('threads')
     .set({
