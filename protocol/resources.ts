@@ -143,6 +143,7 @@ export const resultSchemas = {
     { thread_id: idSchema, message_id: idSchema, run_id: idSchema, deduplicated: { type: 'boolean' } },
     ['thread_id', 'message_id', 'run_id'],
   ),
+  ticket: resource({ ticket: { type: 'string', minLength: 16 }, expires_at: isoTime }, ['ticket', 'expires_at']),
   cancelled: resource({ run_id: idSchema, status: { enum: ['cancelled', 'cancelling'] } }, ['run_id', 'status']),
   error: resource(
     { code: { type: 'string' }, message: { type: 'string' }, retry_after_ms: { type: 'integer', minimum: 0 } },

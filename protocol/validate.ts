@@ -60,8 +60,32 @@ export function describeError(error: ErrorObject | undefined, root: string): str
   }
 }
 
+/** Frames are shallow; anything nested deeper is refused before JSON.parse spends time on it. */
+export const MAX_JSON_DEPTH = 16;
+
+/** Nesting depth of JSON text (brackets outside strings), stopping early once past `limit`. */
+export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return max;
+}
+
 /** Parses and validates one text frame. Never throws. */
 export function parseClientFrame(text: string): ParseResult {
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    return { ok: false, code: 'invalid_frame', message: `The frame is nested deeper than ${MAX_JSON_DEPTH} levels.` };
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -55,7 +55,13 @@ export interface Config {
   limits: {
     /** Largest inbound frame; larger closes with 1009. @defaultValue 65536 */
     maxFrameBytes: number;
+    /** Invalid frames tolerated per connection within 10 s before closing with 4008. @defaultValue 20 */
+    badFramesPer10s: number;
   };
+  /**
+   * Browser origins allowed to open the socket (the `Origin` header); empty allows any. Clients
+   * that send no Origin (servers, CLIs) are not affected. @defaultValue [] */
+  allowedOrigins: string[];
   /** Access-Control-Allow-Origin of the REST mirror. @defaultValue '*' (bearer tokens, no cookies) */
   corsOrigin: string;
   logLevel: string;
@@ -94,6 +100,20 @@ function url(env: Env, name: string, protocols: string[], fallback?: string): st
   return raw;
 }
 
+function origins(env: Env): string[] {
+  const list = (str(env, 'ALLOWED_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of list) {
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new ConfigError('ALLOWED_ORIGINS', `'${origin}' is not an origin like https://app.example.com`);
+    }
+    if (parsed.origin !== origin) throw new ConfigError('ALLOWED_ORIGINS', `'${origin}' should be written '${parsed.origin}'`);
+  }
+  return list;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {
@@ -128,7 +148,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       contextTokens: int(env, 'CONTEXT_TOKEN_BUDGET', 16_000, 256, 2_000_000),
     },
     worker: { concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000) },
-    limits: { maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024) },
+    limits: {
+      maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024),
+      badFramesPer10s: int(env, 'BAD_FRAME_LIMIT', 20, 1, 100_000),
+    },
+    allowedOrigins: origins(env),
     corsOrigin: str(env, 'CORS_ORIGIN') ?? '*',
     logLevel,
     nodeEnv: str(env, 'NODE_ENV') ?? 'development',

@@ -54,6 +54,19 @@ export class Connection {
     return this.sendFrame('error', payload, id);
   }
 
+  private badFrames = 0;
+  private badFramesSince = 0;
+
+  /** Counts an invalid frame; true once more than `limit` arrived within 10 s (close the socket). */
+  countBadFrame(limit: number): boolean {
+    const now = Date.now();
+    if (now - this.badFramesSince > 10_000) {
+      this.badFrames = 0;
+      this.badFramesSince = now;
+    }
+    return ++this.badFrames > limit;
+  }
+
   /** Checks the buffer after a topic publish reached this socket. */
   checkBackpressure(): void {
     if (!this.closed && this.ws && this.ws.getBufferedAmount() > this.maxBufferedBytes) {

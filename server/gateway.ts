@@ -31,7 +31,10 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log'> & { log: Logger; checkReady: () => Promise<void> };
+export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log'> & {
+  log: Logger;
+  checkReady: () => Promise<void>;
+};
 
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
   const app = uWS.App();
@@ -70,6 +73,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       const connection = ws.getUserData().connection;
       if (isBinary) {
         connection.sendError(undefined, 'binary_not_supported', 'Binary frames are not supported; send JSON text frames.');
+        if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, 'too many invalid frames');
         return;
       }
       if (message.byteLength > config.limits.maxFrameBytes) {
@@ -80,6 +84,9 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
       if (!parsed.ok) {
         connection.sendError(parsed.id, parsed.code, parsed.message);
+        if (connection.countBadFrame(config.limits.badFramesPer10s)) {
+          connection.close(CloseCodes.policy, 'too many invalid frames');
+        }
         return;
       }
       void dispatch(connection, parsed.frame);
@@ -98,14 +105,30 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     const key = req.getHeader('sec-websocket-key');
     const protocolHeader = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const ticket = req.getQuery('ticket') ?? '';
     const credentials = extractCredentials(req.getHeader('authorization'), protocolHeader, req.getQuery('access_token') ?? '');
     // Without onAborted, a client that leaves during verification would crash the process.
     const state = watchAborted(res);
-    if (!credentials.token) {
-      sendJson(res, 401, { code: 'unauthenticated', message: 'A token is required: Authorization: Bearer <jwt>, a bearer.<jwt> subprotocol, or ?access_token=.' });
+    if (origin && config.allowedOrigins.length > 0 && !config.allowedOrigins.includes(origin)) {
+      sendJson(res, 403, { code: 'forbidden', message: 'This origin may not open the socket (ALLOWED_ORIGINS).' });
       return;
     }
-    deps.verifyToken(credentials.token).then(
+    if (!credentials.token && !ticket) {
+      sendJson(res, 401, {
+        code: 'unauthenticated',
+        message: 'A token is required: Authorization: Bearer <jwt>, a bearer.<jwt> subprotocol, ?access_token=, or ?ticket= from POST /v1/ws-ticket.',
+      });
+      return;
+    }
+    const authenticate = credentials.token
+      ? deps.verifyToken(credentials.token)
+      : services.tickets.redeem(ticket).then((principal) => {
+          if (!principal) throw new AuthError('unauthenticated', 'The ticket is invalid, expired or already used; get a new one from POST /v1/ws-ticket.');
+          if (principal.expiresAt.getTime() <= Date.now()) throw new AuthError('token_expired', 'The token behind this ticket has expired.');
+          return principal;
+        });
+    authenticate.then(
       (principal) => {
         if (state.aborted) return;
         const id = newId('c');
@@ -118,11 +141,13 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
         corkHolder.upgrade(res, () => res.upgrade<ConnectionData>({ connection }, key, credentials.protocol, extensions, context));
       },
       (error: unknown) => {
-        if (!(error instanceof AuthError)) log.error({ err: error }, 'token verification failed unexpectedly');
+        if (!(error instanceof AuthError)) log.error({ err: error }, 'upgrade authentication failed unexpectedly');
         const body = error instanceof AuthError
           ? { code: error.code, message: error.message }
-          : { code: 'unauthenticated', message: 'The token could not be verified.' };
-        sendJson(res, 401, body, state);
+          : isConnectionError(error)
+            ? { code: 'unavailable', message: 'Authentication is temporarily unavailable; retry shortly.' }
+            : { code: 'unauthenticated', message: 'The token could not be verified.' };
+        sendJson(res, body.code === 'unavailable' ? 503 : 401, body, state);
       },
     );
   }
@@ -149,6 +174,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
 
   const kit = createRestKit(app, { verifyToken: deps.verifyToken, log, maxBodyBytes: config.limits.maxFrameBytes, corsOrigin: config.corsOrigin });
   mountRoutes(kit, services);
+
   app.get('/v1/openapi.json', (res) => sendJson(res, 200, openApiDocument()));
   // CORS preflight for browsers calling the REST mirror with a bearer token (no cookies involved).
   app.options('/*', (res) => {

@@ -20,6 +20,7 @@ import { ConfigError, type Config } from './config.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { checkNativeUws } from './native-check.js';
+import { createTicketStore } from './tickets/index.js';
 
 export interface Roles {
   gateway: boolean;
@@ -150,8 +151,12 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     let gateway: Gateway | undefined;
     if (roles.gateway) {
       const verifyToken = createTokenVerifier({ ...config.auth, jwtSecret });
+      const tickets = embeddedBus
+        ? createTicketStore({ kind: 'memory' })
+        : createTicketStore({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });
+      cleanups.push(() => tickets.close());
       gateway = await startGateway(config, {
-        db, broker, queue, verifyToken,
+        db, broker, queue, verifyToken, tickets,
         toolNames: createDefaultRegistry().names(),
         adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),

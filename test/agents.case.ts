@@ -1,17 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient } from './support/client.js';
-import { RestClient, checkResult, restBaseUrl } from './support/rest-client.js';
+import type { Backend } from './support/stack.js';
+import { RestClient, checkResult } from './support/rest-client.js';
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
-import type { RunningNode } from '../server/node.js';
 
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  base: string;
-  clients: TestClient[];
+interface Ctx extends StackCtx {
   admin: RestClient;
   member: RestClient;
   otherAdmin: RestClient;
@@ -29,32 +23,16 @@ const PROMPT = 'You are a meticulous researcher. Cite your sources.';
  */
 export function agentsSuite(backend: Backend): void {
 const test = suite<Ctx>(`agents (${backend})`);
-
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ backend });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBaseUrl(ctx.node);
-  ctx.clients = [];
-  const token = (sub: string, workspace: string, role?: string) =>
-    signToken(ctx.stack.secret, { sub, workspace, ttlSeconds: 3600, ...(role ? { extra: { role } } : {}) });
-  ctx.admin = new RestClient(ctx.base, await token('boss', 'acme', 'admin'));
-  ctx.member = new RestClient(ctx.base, await token('bee', 'acme'));
-  ctx.otherAdmin = new RestClient(ctx.base, await token('chief', 'globex', 'admin'));
+useStack(test, {
+  backend,
+  setup: async (ctx) => {
+    const token = (sub: string, workspace: string, role?: string) =>
+      signToken(ctx.stack.secret, { sub, workspace, ttlSeconds: 3600, ...(role ? { extra: { role } } : {}) });
+    ctx.admin = new RestClient(ctx.base, await token('boss', 'acme', 'admin'));
+    ctx.member = new RestClient(ctx.base, await token('bee', 'acme'));
+    ctx.otherAdmin = new RestClient(ctx.base, await token('chief', 'globex', 'admin'));
+  },
 });
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string, workspace = 'acme'): Promise<TestClient> {
-  const client = await TestClient.connect(ctx.url, { token: await ctx.stack.token(sub, workspace) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
 
 function expectError(res: { status: number; body: any }, status: number, code: string, what: string): void {
   assert.equal([res.status, res.body.code], [status, code], `${what}: ${JSON.stringify(res.body)}`);

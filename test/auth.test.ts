@@ -5,8 +5,8 @@ import { suite } from 'uvu';
 import WebSocket from 'ws';
 import * as assert from 'uvu/assert';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, base64url, type JWK, type JWTPayload } from 'jose';
-import { createStack, type TestStack } from './support/stack.js';
 import { TestClient } from './support/client.js';
+import { useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
 import type { RunningNode } from '../server/node.js';
 
@@ -215,12 +215,8 @@ function unsigned(claims: JWTPayload): string {
 
 // ---- the suite -----------------------------------------------------------------------------------------
 
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
+interface Ctx extends StackCtx {
   port: number;
-  url: string;
-  clients: TestClient[];
   jwks: JwksServer;
   ed: KeyPair;
   edJwk: JWK;
@@ -232,22 +228,15 @@ const test = suite<Ctx>('handshake auth');
 
 const KID = 'test-ed-1';
 
-test.before(async (ctx) => {
-  ctx.stack = await createStack();
-  ctx.node = await ctx.stack.start({ gateway: true, worker: false });
-  ctx.port = ctx.node.gateway!.port;
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.clients = [];
-  ctx.ed = await generateKeyPair('EdDSA');
-  ctx.edJwk = { ...(await exportJWK(ctx.ed.publicKey)), kid: KID, alg: 'EdDSA', use: 'sig' };
-  ctx.jwks = await startJwks([ctx.edJwk]);
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-  await ctx.jwks.close();
+useStack(test, {
+  roles: { gateway: true, worker: false },
+  setup: async (ctx) => {
+    ctx.port = ctx.node.gateway!.port;
+    ctx.ed = await generateKeyPair('EdDSA');
+    ctx.edJwk = { ...(await exportJWK(ctx.ed.publicKey)), kid: KID, alg: 'EdDSA', use: 'sig' };
+    ctx.jwks = await startJwks([ctx.edJwk]);
+  },
+  teardown: (ctx) => ctx.jwks.close(),
 });
 
 async function connect(ctx: Ctx, url: string, token: string, via: Placement = 'header'): Promise<{ client: TestClient; ready: { user_id: string; workspace_id: string; [k: string]: unknown } }> {

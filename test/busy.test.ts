@@ -8,28 +8,13 @@
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient, type Frame } from './support/client.js';
-import { rest, restBase } from './support/rest-call.js';
+import type { Backend, TestStack } from './support/stack.js';
+import type { TestClient, Frame } from './support/client.js';
+import { rest } from './support/rest-client.js';
+import { connect, redisOnlyTest, useStack, type StackCtx as Ctx } from './support/fixture.js';
 import { cleanEnv, run, type Child } from './support/process.js';
 import { signToken } from '../server/auth.js';
 import { ErrorCodes } from '../protocol/codes.js';
-import type { RunningNode } from '../server/node.js';
-
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  base: string;
-  clients: TestClient[];
-}
-
-async function connect(ctx: Ctx, sub: string, workspace = 'acme', url = ctx.url): Promise<TestClient> {
-  const client = await TestClient.connect(url, { token: await ctx.stack.token(sub, workspace) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
 
 /** A new thread (optionally bound to an agent) that the client already follows from seq 0. */
 async function followedThread(client: TestClient, agentId?: string): Promise<string> {
@@ -96,28 +81,8 @@ async function assertStoredRunsDisjoint(stack: TestStack, order: string[]): Prom
 function busySuite(backend: Backend): void {
   const test = suite<Ctx>(`busy policies (${backend})`);
 
-  /**
-   * Tests whose code path is the same on every backend (plain queries, auth) run on Redis only: an
-   * embedded node costs seconds to start, so it runs only the backend-specific paths (in-process
-   * broker, in-process queue wake-ups).
-   */
-  const redisOnly = (name: string, fn: (ctx: Ctx) => Promise<void>) => {
-    if (backend === 'redis') test(name, fn);
-  };
-
-  test.before(async (ctx) => {
-    ctx.stack = await createStack({ backend });
-    ctx.node = await ctx.stack.start();
-    ctx.url = ctx.stack.wsUrl(ctx.node);
-    ctx.base = restBase(ctx.node);
-    ctx.clients = [];
-  });
-  test.after.each((ctx) => {
-    for (const client of ctx.clients.splice(0)) client.close();
-  });
-  test.after(async (ctx) => {
-    await ctx.stack.close();
-  });
+  const redisOnly = redisOnlyTest(test, backend);
+  useStack(test, { backend });
 
   test('enqueue (the default): two messages sent back-to-back both complete, strictly one after another', async (ctx) => {
     const client = await connect(ctx, 'enqueuer');
@@ -268,18 +233,15 @@ interface ProcCtx extends Ctx {
 
 const procs = suite<ProcCtx>('busy policies: two worker processes on one thread');
 
-procs.before(async (ctx) => {
-  ctx.stack = await createStack({ backend: 'redis' });
-  ctx.node = await ctx.stack.start({ gateway: true, worker: false });
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBase(ctx.node);
-  ctx.clients = [];
-  ctx.workers = [];
-});
-procs.after(async (ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-  for (const worker of ctx.workers) worker.kill('SIGKILL');
-  await ctx.stack.close();
+useStack(procs, {
+  backend: 'redis',
+  roles: { gateway: true, worker: false },
+  setup: (ctx) => {
+    ctx.workers = [];
+  },
+  teardown: (ctx) => {
+    for (const worker of ctx.workers) worker.kill('SIGKILL');
+  },
 });
 
 procs('enqueue across two worker processes: six back-to-back turns all complete and never overlap', async (ctx) => {

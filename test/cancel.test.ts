@@ -7,52 +7,17 @@
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient, type Frame } from './support/client.js';
-import { rest, restBase } from './support/rest-call.js';
-import type { RunningNode } from '../server/node.js';
-
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  base: string;
-  clients: TestClient[];
-}
+import type { Backend } from './support/stack.js';
+import type { TestClient, Frame } from './support/client.js';
+import { rest } from './support/rest-client.js';
+import { connect, redisOnlyTest, useStack, type StackCtx as Ctx } from './support/fixture.js';
 
 function cancelSuite(backend: Backend): void {
   const test = suite<Ctx>(`cancel (${backend})`);
 
-  /**
-   * Tests whose code path is the same on every backend (plain queries, auth) run on Redis only: an
-   * embedded node costs seconds to start, so it runs only the backend-specific paths (in-process
-   * broker, in-process queue wake-ups).
-   */
-  const redisOnly = (name: string, fn: (ctx: Ctx) => Promise<void>) => {
-    if (backend === 'redis') test(name, fn);
-  };
-
-  test.before(async (ctx) => {
-    // A generous LLM timeout: a hanging model call must end by the cancel, not by the timeout.
-    ctx.stack = await createStack({ backend, env: { LLM_TIMEOUT_MS: '60000' } });
-    ctx.node = await ctx.stack.start();
-    ctx.url = ctx.stack.wsUrl(ctx.node);
-    ctx.base = restBase(ctx.node);
-    ctx.clients = [];
-  });
-  test.after.each((ctx) => {
-    for (const client of ctx.clients.splice(0)) client.close();
-  });
-  test.after(async (ctx) => {
-    await ctx.stack.close();
-  });
-
-  async function connect(ctx: Ctx, sub: string, workspace = 'acme'): Promise<TestClient> {
-    const client = await TestClient.connect(ctx.url, { token: await ctx.stack.token(sub, workspace) });
-    ctx.clients.push(client);
-    await client.next((f) => f.type === 'session.ready');
-    return client;
-  }
+  const redisOnly = redisOnlyTest(test, backend);
+  // A generous LLM timeout: a hanging model call must end by the cancel, not by the timeout.
+  useStack(test, { backend, env: { LLM_TIMEOUT_MS: '60000' } });
 
   const unique = () => randomBytes(4).toString('hex');
   const runEvents = (client: TestClient, threadId: string, runId: string) =>

@@ -1,15 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient } from './support/client.js';
-import type { RunningNode } from '../server/node.js';
+import type { Backend } from './support/stack.js';
+import type { TestClient } from './support/client.js';
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 import { DEFAULT_AGENT_ID } from '../db/migrations/0001-initial.js';
 
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  clients: TestClient[];
+interface Ctx extends StackCtx {
   systemPrompt: string;
 }
 
@@ -20,29 +16,14 @@ interface Ctx {
  */
 export function conversationSuite(backend: Backend): void {
 const test = suite<Ctx>(`conversation (${backend})`);
-
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ backend });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.clients = [];
-  const agent = await ctx.stack.db.selectFrom('agents').select('system_prompt').where('id', '=', DEFAULT_AGENT_ID).executeTakeFirstOrThrow();
-  ctx.systemPrompt = agent.system_prompt;
-  assert.ok(ctx.systemPrompt.length > 0, 'the default agent has a system prompt');
+useStack(test, {
+  backend,
+  setup: async (ctx) => {
+    const agent = await ctx.stack.db.selectFrom('agents').select('system_prompt').where('id', '=', DEFAULT_AGENT_ID).executeTakeFirstOrThrow();
+    ctx.systemPrompt = agent.system_prompt;
+    assert.ok(ctx.systemPrompt.length > 0, 'the default agent has a system prompt');
+  },
 });
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string, url = ctx.url): Promise<TestClient> {
-  const client = await TestClient.connect(url, { token: await ctx.stack.token(sub) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
 
 /** Sends one message and waits for its run to complete; returns the ids and the final text. */
 async function turn(client: TestClient, content: string, threadId?: string) {

@@ -4,36 +4,15 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type TestStack } from './support/stack.js';
 import { TestClient } from './support/client.js';
-import type { RunningNode } from '../server/node.js';
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 import { appendEvent } from '../db/events.repository.js';
 import { Redis } from 'ioredis';
 import { REDIS_URL } from './support/database.js';
 import { waitFor } from './support/wait.js';
 
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-}
-
-const test = suite<Ctx>('fan-out');
-
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ env: { LOG_LEVEL: 'debug' } });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string): Promise<TestClient> {
-  const client = await TestClient.connect(ctx.url, { token: await ctx.stack.token(sub) });
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
+const test = suite<StackCtx>('fan-out');
+useStack(test, { env: { LOG_LEVEL: 'debug' } });
 
 test('an event stored but never published reaches live followers, in order, from the log', async (ctx) => {
   const client = await connect(ctx, 'gap');

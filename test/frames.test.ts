@@ -2,10 +2,9 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type TestStack } from './support/stack.js';
 import { TestClient, type Frame } from './support/client.js';
+import { useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
-import type { RunningNode } from '../server/node.js';
 
 // uvu has no timeouts: every wait below has its own deadline.
 const DEADLINE_MS = 5_000;
@@ -33,10 +32,7 @@ function httpGet(port: number, path: string, method = 'GET'): Promise<{ status: 
   );
 }
 
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
+interface Ctx extends StackCtx {
   /** The token the shared client connected with. */
   token: string;
   /** One connection that every bad frame below goes through. */
@@ -45,29 +41,22 @@ interface Ctx {
   raw: string[];
   /** Tokens sent inside frames; no answer may contain any of them. */
   secrets: string[];
-  clients: TestClient[];
 }
 
 const test = suite<Ctx>('bad frames and limits');
 
-test.before(async (ctx) => {
-  ctx.stack = await createStack();
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.clients = [];
-  ctx.token = await ctx.stack.token('framer', 'acme');
-  ctx.secrets = [ctx.token];
-  ctx.raw = [];
-  ctx.client = await TestClient.connect(ctx.url, { token: ctx.token });
-  ctx.client.ws.on('message', (data) => ctx.raw.push(String(data)));
-  await ctx.client.next((f) => f.type === 'session.ready', DEADLINE_MS);
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  ctx.client.close();
-  await ctx.stack.close();
+useStack(test, {
+  // This suite sends many bad frames on one socket on purpose; the flood limit has its own test (hostile).
+  env: { BAD_FRAME_LIMIT: '1000' },
+  setup: async (ctx) => {
+    ctx.token = await ctx.stack.token('framer', 'acme');
+    ctx.secrets = [ctx.token];
+    ctx.raw = [];
+    ctx.client = await TestClient.connect(ctx.url, { token: ctx.token });
+    ctx.client.ws.on('message', (data) => ctx.raw.push(String(data)));
+    await ctx.client.next((f) => f.type === 'session.ready', DEADLINE_MS);
+  },
+  teardown: (ctx) => ctx.client.close(),
 });
 
 let counter = 0;

@@ -1,42 +1,16 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient, type Frame } from './support/client.js';
-import type { RunningNode } from '../server/node.js';
-
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  clients: TestClient[];
-}
+import type { Backend } from './support/stack.js';
+import type { Frame, TestClient } from './support/client.js';
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 
 /**
  * The golden path, run against every backend with the same assertions
  * (golden-path.redis.test.ts, golden-path.embedded.test.ts).
  */
 export function goldenPathSuite(backend: Backend): void {
-const test = suite<Ctx>(`golden path (${backend})`);
-
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ backend });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.clients = [];
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string, workspace = 'acme', url = ctx.url): Promise<TestClient> {
-  const client = await TestClient.connect(url, { token: await ctx.stack.token(sub, workspace) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
+const test = suite<StackCtx>(`golden path (${backend})`);
+useStack(test, { backend });
 
 function assertGapless(events: Frame[], from = 1): void {
   assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + from), 'seq runs without gaps or duplicates');

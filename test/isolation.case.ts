@@ -1,17 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient } from './support/client.js';
-import { RestClient, restBaseUrl } from './support/rest-client.js';
-import type { RunningNode } from '../server/node.js';
-
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  base: string;
-  clients: TestClient[];
-}
+import type { Backend } from './support/stack.js';
+import type { TestClient } from './support/client.js';
+import { RestClient } from './support/rest-client.js';
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 
 interface Answer {
   code: string;
@@ -32,28 +24,8 @@ const SECRETS = ['Secret merger plans', 'Confidential', 'aardvark', 'Keep talkin
  * isolation.embedded.test.ts).
  */
 export function isolationSuite(backend: Backend): void {
-const test = suite<Ctx>(`isolation (${backend})`);
-
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ backend });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBaseUrl(ctx.node);
-  ctx.clients = [];
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string, workspace: string): Promise<TestClient> {
-  const client = await TestClient.connect(ctx.url, { token: await ctx.stack.token(sub, workspace) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
+const test = suite<StackCtx>(`isolation (${backend})`);
+useStack(test, { backend });
 
 function wsAttempts(client: TestClient): Record<string, Attempt> {
   const error = async (type: string, payload: object): Promise<Answer> => {

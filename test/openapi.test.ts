@@ -14,8 +14,7 @@ import { ajv as protocolAjv } from '../protocol/validate.js';
 import { requestSchemas, resultSchemas, idSchema } from '../protocol/resources.js';
 import { MAX_WAIT_MS } from '../server/operations/events.js';
 import { openApiDocument } from '../server/rest/openapi.js';
-import { createStack, type TestStack } from './support/stack.js';
-import type { RunningNode } from '../server/node.js';
+import { useStack, type StackCtx } from './support/fixture.js';
 
 const Ajv2020 = Ajv2020Module.default;
 const addFormats = addFormatsModule.default;
@@ -94,29 +93,22 @@ function schemaOf(doc: Json, schema: Json): Json {
 
 // ---- the suite ---------------------------------------------------------------------------------
 
-interface Context {
-  stack: TestStack;
-  node: RunningNode;
-  base: string;
+interface Context extends StackCtx {
   doc: Json;
   token: string;
 }
 
 const test = suite<Context>('openapi');
 
-test.before(async (context) => {
-  context.stack = await createStack({ backend: 'embedded' });
-  context.node = await context.stack.start();
-  context.base = `http://127.0.0.1:${context.node.gateway!.port}`;
-  const response = await fetch(`${context.base}/v1/openapi.json`);
-  assert.is(response.status, 200);
-  assert.match(response.headers.get('content-type') ?? '', /application\/json/);
-  context.doc = await response.json();
-  context.token = await context.stack.token('openapi-user');
-});
-
-test.after(async (context) => {
-  await context.stack?.close();
+useStack(test, {
+  backend: 'embedded',
+  setup: async (context) => {
+    const response = await fetch(`${context.base}/v1/openapi.json`);
+    assert.is(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /application\/json/);
+    context.doc = await response.json();
+    context.token = await context.stack.token('openapi-user');
+  },
 });
 
 test('is OpenAPI 3.1.0 with info, a bearer scheme applied globally, and is built once', ({ doc }) => {

@@ -1,16 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient } from './support/client.js';
-import { RestClient, restBaseUrl } from './support/rest-client.js';
-import type { RunningNode } from '../server/node.js';
+import type { Backend } from './support/stack.js';
+import type { TestClient } from './support/client.js';
+import { RestClient } from './support/rest-client.js';
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  base: string;
-  clients: TestClient[];
+interface Ctx extends StackCtx {
   /** The searcher's messages, by name. */
   ids: Record<string, { threadId: string; messageId: string }>;
 }
@@ -23,28 +18,12 @@ interface Ctx {
  */
 export function searchSuite(backend: Backend): void {
 const test = suite<Ctx>(`search (${backend})`);
-
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ backend });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBaseUrl(ctx.node);
-  ctx.clients = [];
-  ctx.ids = {};
+useStack(test, {
+  backend,
+  setup: (ctx) => {
+    ctx.ids = {};
+  },
 });
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string, workspace = 'acme'): Promise<TestClient> {
-  const client = await TestClient.connect(ctx.url, { token: await ctx.stack.token(sub, workspace) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
 
 async function turn(client: TestClient, content: string, threadId?: string) {
   const ack = await client.request('message.send', { content, ...(threadId ? { thread_id: threadId } : {}) });

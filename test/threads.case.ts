@@ -1,19 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
-import { createStack, type Backend, type TestStack } from './support/stack.js';
-import { TestClient } from './support/client.js';
-import { RestClient, restBaseUrl } from './support/rest-client.js';
+import type { Backend } from './support/stack.js';
+import { RestClient } from './support/rest-client.js';
 import { restApi, wsApi, type ThreadApi, type Transport } from './support/thread-api.js';
-import type { RunningNode } from '../server/node.js';
-
-interface Ctx {
-  stack: TestStack;
-  node: RunningNode;
-  url: string;
-  base: string;
-  clients: TestClient[];
-}
+import { connect, useStack, type StackCtx } from './support/fixture.js';
 
 /**
  * Thread management (create, list, get, history, update, delete) over both transports with the
@@ -21,30 +12,10 @@ interface Ctx {
  * threads.embedded.test.ts).
  */
 export function threadsSuite(backend: Backend): void {
-const test = suite<Ctx>(`threads (${backend})`);
+const test = suite<StackCtx>(`threads (${backend})`);
+useStack(test, { backend });
 
-test.before(async (ctx) => {
-  ctx.stack = await createStack({ backend });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBaseUrl(ctx.node);
-  ctx.clients = [];
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack.close();
-});
-
-async function connect(ctx: Ctx, sub: string, workspace = 'acme'): Promise<TestClient> {
-  const client = await TestClient.connect(ctx.url, { token: await ctx.stack.token(sub, workspace) });
-  ctx.clients.push(client);
-  await client.next((f) => f.type === 'session.ready');
-  return client;
-}
-
-async function api(ctx: Ctx, transport: Transport, sub: string, workspace = 'acme'): Promise<ThreadApi> {
+async function api(ctx: StackCtx, transport: Transport, sub: string, workspace = 'acme'): Promise<ThreadApi> {
   if (transport === 'ws') return wsApi(await connect(ctx, sub, workspace));
   return restApi(new RestClient(ctx.base, await ctx.stack.token(sub, workspace)));
 }

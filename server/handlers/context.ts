@@ -8,6 +8,7 @@ import type { ErrorCode } from '../../protocol/codes.js';
 import type { Connection } from '../connection.js';
 import type { ThreadFanout } from '../thread-fanout.js';
 import type { TokenVerifier } from '../auth.js';
+import type { TicketStore } from '../tickets/index.js';
 
 /** What every frame handler may use. */
 export interface GatewayServices {
@@ -21,6 +22,8 @@ export interface GatewayServices {
   toolNames: string[];
   /** The role claim value that may manage agents. */
   adminRole: string;
+  /** Single-use connection tickets (POST /v1/ws-ticket, then ?ticket= on the upgrade). */
+  tickets: TicketStore;
 }
 
 /** A known, expected refusal: rendered to the client as an `error` frame with this code. */

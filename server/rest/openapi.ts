@@ -34,6 +34,7 @@ const schemas = {
   EventPage: resultSchemas.events,
   MessageAccepted: resultSchemas.sent,
   RunCancelled: resultSchemas.cancelled,
+  WsTicket: resultSchemas.ticket,
   SearchResults: resultSchemas.search,
   Agent: resultSchemas.agent,
   AgentList: resultSchemas.agentList,
@@ -269,6 +270,20 @@ function paths() {
         },
       },
     },
+    '/v1/ws-ticket': {
+      post: {
+        operationId: 'createWsTicket',
+        tags: ['connect'],
+        summary: 'Get a connection ticket',
+        description:
+          'Trades the bearer token for an opaque ticket, valid for 30 seconds and usable once: open the socket with ' +
+          '`/v1/ws?ticket=<ticket>` so a long-lived JWT never goes into a URL. The connection keeps the token\'s expiry. No body.',
+        responses: {
+          ...success(201, 'WsTicket', 'The ticket and when it expires.'),
+          ...errors({}, false),
+        },
+      },
+    },
     '/v1/search': {
       get: {
         operationId: 'searchMessages',
@@ -356,12 +371,19 @@ function paths() {
           'The WebSocket upgrade. After 101 the server sends `session.ready`, then JSON text frames `{type, id?, payload}` ' +
           `both ways, as defined by protocol ${PROTOCOL} (protocol/frames.ts, protocol/schemas.ts and protocol/codes.ts; see ` +
           'the README). The token goes in `Authorization: Bearer <jwt>`, or as a `bearer.<jwt>` entry of ' +
-          'Sec-WebSocket-Protocol (browsers), or as `?access_token=`. A failed handshake answers 401 with an Error body ' +
-          'and no upgrade.',
+          'Sec-WebSocket-Protocol (browsers), or as `?access_token=`; or a single-use `?ticket=` from POST /v1/ws-ticket. ' +
+          'A failed handshake answers 401 with an Error body and no upgrade; an Origin not in ALLOWED_ORIGINS gets 403.',
         security: [{ bearer: [] }, { accessToken: [] }],
         parameters: [
           { name: 'Upgrade', in: 'header', required: true, schema: { const: 'websocket' } },
           { name: 'Sec-WebSocket-Key', in: 'header', required: true, schema: { type: 'string' } },
+          {
+            name: 'ticket',
+            in: 'query',
+            required: false,
+            description: 'A connection ticket from POST /v1/ws-ticket (30 s, usable once), instead of a token.',
+            schema: { type: 'string' },
+          },
           {
             name: 'Sec-WebSocket-Protocol',
             in: 'header',
@@ -373,6 +395,7 @@ function paths() {
         responses: {
           '101': { description: `Switching Protocols: the socket is open and speaks ${PROTOCOL}.` },
           '401': errorResponse(401, 'No token, or one that does not verify or has expired; the socket is not opened.'),
+          '403': errorResponse(403, 'The Origin header is not in ALLOWED_ORIGINS.'),
         },
       },
     },

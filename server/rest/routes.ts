@@ -12,6 +12,7 @@ import { searchMessages } from '../operations/search.js';
 import { pollEvents, MAX_WAIT_MS } from '../operations/events.js';
 import { createAgent, deleteAgent, getAgent, listAgents, updateAgent } from '../operations/agents.js';
 import type { RestKit } from './rest-kit.js';
+import { TICKET_TTL_MS } from '../tickets/index.js';
 
 const ok = (body: unknown, status = 200) => ({ status, body });
 
@@ -85,6 +86,11 @@ export function mountRoutes(kit: RestKit, services: GatewayServices): void {
     if (!q) throw new RequestError('invalid_request', 'query.q is required: the words to search for');
     if (q.length > 500) throw new RequestError('invalid_request', 'query.q must be at most 500 characters');
     return ok(await searchMessages(services, owner(principal), { q, limit: intParam(query, 'limit', 1, 50) }));
+  });
+
+  kit.route('post', '/v1/ws-ticket', {}, async ({ principal }) => {
+    const ticket = await services.tickets.issue(principal, TICKET_TTL_MS);
+    return ok({ ticket, expires_at: new Date(Date.now() + TICKET_TTL_MS).toISOString() }, 201);
   });
 
   kit.route('get', '/v1/agents', {}, async ({ principal }) => ok(await listAgents(services, principal)));

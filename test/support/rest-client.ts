@@ -1,7 +1,8 @@
 /**
- * A small REST client for the tests: adds the bearer token, gives every request a deadline
- * (uvu has no timeouts), parses the JSON body, and checks error bodies against the protocol's
- * error schema and status mapping.
+ * REST calls for the tests: `rest()` for one call, `RestClient` for a caller with a fixed token.
+ * Every call adds the bearer token, has its own deadline (uvu has no timeouts), reports how long it
+ * took (for long-poll timing assertions), parses the JSON body, and checks error bodies against the
+ * protocol's error schema and status mapping.
  */
 import type { ValidateFunction } from 'ajv';
 import { ajv } from '../../protocol/validate.js';
@@ -10,13 +11,24 @@ import { statusFor } from '../../server/rest/rest-kit.js';
 import type { ErrorCode } from '../../protocol/codes.js';
 import type { RunningNode } from '../../server/node.js';
 
+export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
 export interface RestResponse<T = any> {
   status: number;
   body: T;
   headers: Headers;
+  /** Wall-clock time from sending the request to reading the whole body. */
+  ms: number;
 }
 
-export function restBaseUrl(node: RunningNode): string {
+export interface RestOptions {
+  token?: string;
+  body?: unknown;
+  /** The call's deadline (default 15 s). */
+  timeoutMs?: number;
+}
+
+export function restBase(node: RunningNode): string {
   return `http://127.0.0.1:${node.gateway!.port}`;
 }
 
@@ -34,35 +46,42 @@ export function checkResult(name: keyof typeof resultSchemas, body: unknown): vo
   }
 }
 
+/** One timed call to `base + path`. */
+export async function rest<T = any>(base: string, method: Method, path: string, options: RestOptions = {}): Promise<RestResponse<T>> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const started = performance.now();
+  const res = await fetch(base + path, {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
+  });
+  const text = await res.text();
+  const ms = performance.now() - started;
+  let parsed: any;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    throw new Error(`${method} ${path}: HTTP ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+  }
+  // Every failure is `{code, message}` with the status its code maps to.
+  if (res.status >= 400) {
+    checkResult('error', parsed);
+    const expected = statusFor(parsed.code as ErrorCode);
+    if (expected !== res.status) {
+      throw new Error(`${method} ${path}: HTTP ${res.status} for code ${parsed.code} (expected ${expected})`);
+    }
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers, ms };
+}
+
 export class RestClient {
   constructor(readonly baseUrl: string, readonly token?: string) {}
 
-  async call<T = any>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, timeoutMs = 10_000): Promise<RestResponse<T>> {
-    const headers: Record<string, string> = {};
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(this.baseUrl + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await res.text();
-    let parsed: any;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      throw new Error(`${method} ${path}: HTTP ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`);
-    }
-    // Every failure is `{code, message}` with the status its code maps to.
-    if (res.status >= 400) {
-      checkResult('error', parsed);
-      const expected = statusFor(parsed.code as ErrorCode);
-      if (expected !== res.status) {
-        throw new Error(`${method} ${path}: HTTP ${res.status} for code ${parsed.code} (expected ${expected})`);
-      }
-    }
-    return { status: res.status, body: parsed as T, headers: res.headers };
+  call<T = any>(method: Method, path: string, body?: unknown, timeoutMs = 10_000): Promise<RestResponse<T>> {
+    return rest<T>(this.baseUrl, method, path, { token: this.token, body, timeoutMs });
   }
 
   get<T = any>(path: string, timeoutMs?: number) {
