@@ -3,4 +3,6 @@ export const LIMITS = {
   idLength: 128,
   contentChars: 32_000,
   tokenChars: 8_192,
+  /** Sequence numbers are 32-bit in the store; a larger one can never exist. */
+  maxSeq: 2 ** 31 - 1,
 } as const;

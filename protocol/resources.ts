@@ -6,7 +6,7 @@
 import { LIMITS } from './limits.js';
 
 export const idSchema = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
-const seq = { type: 'integer', minimum: 0 } as const;
+const seq = { type: 'integer', minimum: 0, maximum: LIMITS.maxSeq } as const;
 const isoTime = { type: 'string', format: 'date-time' } as const;
 const title = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const limit = (max: number) => ({ type: 'integer', minimum: 1, maximum: max }) as const;
@@ -29,7 +29,7 @@ export const requestSchemas = {
     archived: { type: 'boolean' },
   }),
   'thread.get': request({ thread_id: idSchema }, ['thread_id']),
-  'thread.history': request({ thread_id: idSchema, before_seq: { type: 'integer', minimum: 1 }, limit: limit(500) }, ['thread_id']),
+  'thread.history': request({ thread_id: idSchema, before_seq: { type: 'integer', minimum: 1, maximum: LIMITS.maxSeq }, limit: limit(500) }, ['thread_id']),
   'thread.update': request({ thread_id: idSchema, title, archived: { type: 'boolean' } }, ['thread_id']),
   /** `PATCH /v1/threads/:id`: thread.update without thread_id (it is in the path). */
   'thread.patch': request({ title, archived: { type: 'boolean' } }),

@@ -10,7 +10,7 @@ import { requestSchemas, resultSchemas } from './resources.js';
 export { LIMITS };
 
 const id = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
-const seq = { type: 'integer', minimum: 0 } as const;
+const seq = { type: 'integer', minimum: 0, maximum: LIMITS.maxSeq } as const;
 const isoTime = { type: 'string', format: 'date-time' } as const;
 
 function strictObject(properties: Record<string, object>, required: string[] = []) {

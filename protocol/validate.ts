@@ -81,6 +81,23 @@ export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
   return max;
 }
 
+/**
+ * The path of the first string (value or key) holding a NUL character, or null. Postgres text
+ * and jsonb cannot store NUL, so it is refused at the door, with the field named, instead of
+ * failing later in the store.
+ */
+export function findNul(value: unknown, path: string): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : null;
+  if (typeof value !== 'object' || value === null) return null;
+  for (const [key, child] of Object.entries(value)) {
+    const childPath = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`;
+    if (key.includes('\u0000')) return childPath;
+    const found = findNul(child, childPath);
+    if (found) return found;
+  }
+  return null;
+}
+
 /** Parses and validates one text frame. Never throws. */
 export function parseClientFrame(text: string): ParseResult {
   if (jsonDepth(text) > MAX_JSON_DEPTH) {
@@ -101,7 +118,9 @@ export function parseClientFrame(text: string): ParseResult {
     return { ok: false, id, code: 'invalid_frame', message: describeError(envelope.errors?.[0], 'frame') };
   }
   const frame = value as { type: string; payload: unknown };
-  const validatePayload = clientPayload[frame.type as ClientFrameType] as ValidateFunction | undefined;
+  const nul = findNul(frame.payload, 'payload');
+  if (nul) return { ok: false, id, code: 'invalid_frame', message: `${nul} must not contain NUL (\\u0000) characters` };
+  const validatePayload = Object.hasOwn(clientPayload, frame.type) ? clientPayload[frame.type as ClientFrameType] : undefined;
   if (!validatePayload) {
     return {
       ok: false,

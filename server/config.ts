@@ -47,10 +47,16 @@ export interface Config {
     maxRetries: number;
     /** Token budget of the history sent with a turn; oldest turns are dropped first. @defaultValue 16000 */
     contextTokens: number;
+    /** Consecutive provider failures (after retries) that open the circuit breaker. @defaultValue 5 */
+    breakerFailures: number;
+    /** How long an open breaker fails turns fast (llm_unavailable) before one trial call. @defaultValue 30000 */
+    breakerCooldownMs: number;
   };
   worker: {
     /** Turns one worker process runs at once. @defaultValue 8 */
     concurrency: number;
+    /** Deadline of one tool call; a tool still running then returns an error to the model. @defaultValue 10000 */
+    toolTimeoutMs: number;
   };
   limits: {
     /** Largest inbound frame; larger closes with 1009. @defaultValue 65536 */
@@ -146,8 +152,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       timeoutMs: int(env, 'LLM_TIMEOUT_MS', 60_000, 100, 3_600_000),
       maxRetries: int(env, 'LLM_MAX_RETRIES', 2, 0, 10),
       contextTokens: int(env, 'CONTEXT_TOKEN_BUDGET', 16_000, 256, 2_000_000),
+      breakerFailures: int(env, 'LLM_BREAKER_FAILURES', 5, 1, 1000),
+      breakerCooldownMs: int(env, 'LLM_BREAKER_COOLDOWN_MS', 30_000, 100, 3_600_000),
     },
-    worker: { concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000) },
+    worker: {
+      concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
+      toolTimeoutMs: int(env, 'TOOL_TIMEOUT_MS', 10_000, 10, 3_600_000),
+    },
     limits: {
       maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024),
       badFramesPer10s: int(env, 'BAD_FRAME_LIMIT', 20, 1, 100_000),

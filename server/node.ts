@@ -13,7 +13,7 @@ import { createBroker } from '../broker/index.js';
 import { createTurnQueue } from '../queue/index.js';
 import { createLlmClient } from '../workers/llm-client.js';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
-import { createDefaultRegistry } from '../workers/tools/registry.js';
+import { createDefaultRegistry, type ToolRegistry } from '../workers/tools/registry.js';
 import { startWorker, type TurnWorker } from '../workers/worker.js';
 import { createTokenVerifier } from './auth.js';
 import { ConfigError, type Config } from './config.js';
@@ -40,7 +40,17 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-export async function startNode(config: Readonly<Config>, roles: Roles, log: Logger): Promise<RunningNode> {
+/** What a caller (tests) may supply instead of the defaults. */
+export interface NodeOverrides {
+  /**
+   * The worker's tools instead of the built-in ones (tests add tools that hang or throw). Only the
+   * worker uses it: agents offering such tools are written to the database directly, since the
+   * gateway validates agent tool names against the built-in list.
+   */
+  tools?: ToolRegistry;
+}
+
+export async function startNode(config: Readonly<Config>, roles: Roles, log: Logger, overrides: NodeOverrides = {}): Promise<RunningNode> {
   if (roles.gateway) {
     const problem = checkNativeUws();
     if (problem) throw new ConfigError('uWebSockets.js', problem);
@@ -139,8 +149,11 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         db, broker, queue, llm,
         model: config.llm.model,
         contextTokens: config.llm.contextTokens,
-        tools: createDefaultRegistry(),
+        tools: overrides.tools ?? createDefaultRegistry(),
         concurrency: config.worker.concurrency,
+        toolTimeoutMs: config.worker.toolTimeoutMs,
+        breakerFailures: config.llm.breakerFailures,
+        breakerCooldownMs: config.llm.breakerCooldownMs,
         log: log.child({ role: 'worker' }),
         sweepOnStart: embeddedBus,
       });

@@ -4,7 +4,7 @@
  * BullMQ or in process.
  */
 import type OpenAI from 'openai';
-import { APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
@@ -17,6 +17,7 @@ import type { RunErrorCode } from '../protocol/codes.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 import type { Usage } from '../protocol/frames.js';
 import type { TurnJob, TurnProcessor, TurnQueue } from '../queue/turn-queue.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
@@ -33,6 +34,20 @@ export interface TurnDeps {
   log: Logger;
   /** Aborts in-flight runs by id (run.cancel reaches every worker). */
   activeRuns: Map<string, AbortController>;
+  /** Deadline of one tool call; a tool still running then ends as an error result. @defaultValue 10000 */
+  toolTimeoutMs?: number;
+  /** Consecutive provider failures that open the LLM circuit breaker. @defaultValue 5 */
+  breakerFailures?: number;
+  /** How long an open breaker fails turns fast before one trial call. @defaultValue 30000 */
+  breakerCooldownMs?: number;
+}
+
+const DEFAULT_TOOL_TIMEOUT_MS = 10_000;
+
+/** TurnDeps plus what the processor builds once: one breaker per processor, so per worker process. */
+interface ProcessorDeps extends TurnDeps {
+  breaker: CircuitBreaker;
+  toolTimeoutMs: number;
 }
 
 /** A run failure with the code clients see in `agent_completed.error`. */
@@ -43,7 +58,12 @@ export class RunFailure extends Error {
   }
 }
 
-export function createTurnProcessor(deps: TurnDeps): TurnProcessor {
+export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
+  const deps: ProcessorDeps = {
+    ...turnDeps,
+    breaker: new CircuitBreaker({ failureThreshold: turnDeps.breakerFailures, cooldownMs: turnDeps.breakerCooldownMs }),
+    toolTimeoutMs: turnDeps.toolTimeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
+  };
   return async (job, ctx) => {
     const claim = await claimRun(deps.db, job.runId);
     if (claim.kind !== 'claimed') {
@@ -76,7 +96,7 @@ interface TurnState {
   log: Logger;
 }
 
-async function runTurn(deps: TurnDeps, turn: TurnState): Promise<void> {
+async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
   const { job, agent, fence, messageId, signal, log } = turn;
   const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log);
   const text = new DeltaCoalescer(emitter, messageId);
@@ -142,8 +162,50 @@ interface Step {
   usage?: { prompt_tokens: number; completion_tokens: number };
 }
 
-/** One streamed model call: text goes to the coalescer, tool calls are assembled by index. */
+/**
+ * One model call through the circuit breaker: refused at once (llm_unavailable) while the breaker
+ * is open; otherwise its outcome is reported to the breaker.
+ */
 async function streamStep(
+  deps: ProcessorDeps,
+  agent: Agent,
+  prompt: OpenAI.Chat.Completions.ChatCompletionMessageParam[],
+  tools: OpenAI.Chat.Completions.ChatCompletionTool[] | undefined,
+  text: DeltaCoalescer,
+  signal: AbortSignal,
+): Promise<Step> {
+  if (!deps.breaker.tryAcquire()) {
+    throw new RunFailure('llm_unavailable', `${RunErrorCodes.llm_unavailable} Retry in about ${Math.ceil(deps.breaker.retryInMs() / 1000)} s.`);
+  }
+  try {
+    const step = await streamModel(deps, agent, prompt, tools, text, signal);
+    deps.breaker.success();
+    return step;
+  } catch (error) {
+    if (!signal.aborted && isProviderFailure(error)) deps.breaker.failure();
+    else deps.breaker.release();
+    throw error;
+  }
+}
+
+/** What counts against the provider: 5xx/429 (after the SDK's retries), connection errors, timeouts. */
+function isProviderFailure(error: unknown): boolean {
+  if (error instanceof APIUserAbortError) return false;
+  if (error instanceof APIConnectionError) return true; // includes APIConnectionTimeoutError
+  if (error instanceof APIError) return error.status === undefined || error.status === 429 || error.status >= 500;
+  return isStreamCut(error);
+}
+
+/**
+ * A response body that ends before the stream does (the connection dropped mid-answer). undici
+ * reports it as a TypeError('terminated') whose cause is the socket error; the SDK passes it on.
+ */
+function isStreamCut(error: unknown): boolean {
+  return error instanceof TypeError && error.message === 'terminated';
+}
+
+/** One streamed model call: text goes to the coalescer, tool calls are assembled by index. */
+async function streamModel(
   deps: TurnDeps,
   agent: Agent,
   prompt: OpenAI.Chat.Completions.ChatCompletionMessageParam[],
@@ -182,8 +244,12 @@ async function streamStep(
   return { toolCalls: calls.filter(Boolean), usage };
 }
 
-/** Runs one tool call between its two events. A tool's failure is its result, not the run's. */
-async function runTool(deps: TurnDeps, emitter: RunEmitter, call: ToolCallRecord, signal: AbortSignal): Promise<string> {
+/**
+ * Runs one tool call between its two events. A tool's failure is its result, not the run's; so is
+ * a tool still running after `toolTimeoutMs` (its signal aborts, and the turn stops waiting for it
+ * even if it ignores the signal).
+ */
+async function runTool(deps: ProcessorDeps, emitter: RunEmitter, call: ToolCallRecord, signal: AbortSignal): Promise<string> {
   let args: unknown = call.function.arguments;
   try {
     args = JSON.parse(call.function.arguments || '{}');
@@ -194,13 +260,20 @@ async function runTool(deps: TurnDeps, emitter: RunEmitter, call: ToolCallRecord
   const started = performance.now();
   let result: string;
   let isError = false;
+  const deadline = AbortSignal.timeout(deps.toolTimeoutMs);
+  const toolSignal = AbortSignal.any([signal, deadline]);
   try {
-    result = await deps.tools.run(call.function.name, call.function.arguments, { signal });
+    result = await untilAborted(deps.tools.run(call.function.name, call.function.arguments, { signal: toolSignal }), toolSignal);
   } catch (error) {
     if (signal.aborted) throw error;
     isError = true;
-    result = error instanceof ToolError ? `Error: ${error.message}` : 'Error: the tool failed unexpectedly.';
-    if (!(error instanceof ToolError)) deps.log.error({ err: error, tool: call.function.name }, 'tool threw');
+    if (deadline.aborted) {
+      result = `Error: the tool did not finish within ${deps.toolTimeoutMs} ms.`;
+      deps.log.warn({ tool: call.function.name, timeout_ms: deps.toolTimeoutMs }, 'tool timed out');
+    } else {
+      result = error instanceof ToolError ? `Error: ${error.message}` : 'Error: the tool failed unexpectedly.';
+      if (!(error instanceof ToolError)) deps.log.error({ err: error, tool: call.function.name }, 'tool threw');
+    }
   }
   await emitter.emit('tool_completed', {
     tool_call_id: call.id,
@@ -210,6 +283,16 @@ async function runTool(deps: TurnDeps, emitter: RunEmitter, call: ToolCallRecord
     duration_ms: Math.round((performance.now() - started) * 100) / 100,
   });
   return result;
+}
+
+/** `work`, or a rejection with the signal's reason as soon as it aborts (whatever `work` does). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** The one place that decides how a failed turn ends. */
@@ -225,6 +308,10 @@ function classify(error: unknown, signal: AbortSignal, log: Logger): RunOutcome 
     log.warn({ status: error.status, err: error }, 'LLM call failed');
     const detail = error.status ? ` (HTTP ${error.status})` : '';
     return { status: 'failed', error: { code: 'llm_error', message: `${RunErrorCodes.llm_error}${detail}` } };
+  }
+  if (isStreamCut(error)) {
+    log.warn({ err: error }, 'LLM stream ended early');
+    return { status: 'failed', error: { code: 'llm_error', message: `${RunErrorCodes.llm_error} (the answer stream was cut off)` } };
   }
   log.error({ err: error }, 'turn failed');
   return { status: 'failed', error: { code: 'internal_error', message: RunErrorCodes.internal_error } };

@@ -20,6 +20,12 @@ export interface WorkerOptions {
   llm: OpenAI;
   model: string;
   contextTokens?: number;
+  /** Per tool call. @defaultValue 10000 */
+  toolTimeoutMs?: number;
+  /** Consecutive provider failures that open the LLM circuit breaker. @defaultValue 5 */
+  breakerFailures?: number;
+  /** How long an open breaker fails turns fast. @defaultValue 30000 */
+  breakerCooldownMs?: number;
   tools: ToolRegistry;
   concurrency: number;
   log: Logger;

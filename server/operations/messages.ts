@@ -11,10 +11,6 @@ import { RequestError, type GatewayServices } from '../handlers/context.js';
  * publish or enqueue is logged, not returned: the turn is durable and the sweeper enqueues it.
  */
 export async function sendMessage(services: GatewayServices, owner: Owner, input: MessageSendPayload): Promise<RecordedTurn> {
-  // Postgres text cannot hold NUL; refuse it here rather than fail in the store.
-  if (input.content.includes('\u0000')) {
-    throw new RequestError('invalid_frame', 'payload.content must not contain NUL (\\u0000) characters');
-  }
   let turn: RecordedTurn;
   try {
     turn = await recordTurn(services.db, owner, {

@@ -6,7 +6,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
-import { describeError } from '../../protocol/validate.js';
+import { describeError, findNul } from '../../protocol/validate.js';
 import type { ErrorCode } from '../../protocol/codes.js';
 import { AuthError, type Principal, type TokenVerifier } from '../auth.js';
 import { RequestError } from '../handlers/context.js';
@@ -128,6 +128,13 @@ export function createRestKit(
               return fail(res, aborted, 'invalid_request', 'The body is not valid JSON.');
             }
             if (!options.body(body)) return fail(res, aborted, 'invalid_request', describeError(options.body.errors?.[0], 'body'));
+            const nul = findNul(body, 'body');
+            if (nul) return fail(res, aborted, 'invalid_request', `${nul} must not contain NUL (\\u0000) characters`);
+          }
+          for (const [name, value] of query) {
+            if (value.includes('\u0000') || name.includes('\u0000')) {
+              return fail(res, aborted, 'invalid_request', `query.${name.replaceAll('\u0000', '')} must not contain NUL characters`);
+            }
           }
           try {
             const result = await handler({ principal, params, query, body, signal: controller.signal });
