@@ -5,14 +5,14 @@ import type { TurnQueue } from './turn-queue.js';
 export type { TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
 export type TurnQueueOptions =
   | { kind: 'bullmq'; url: string; prefix: string; onError: (error: Error) => void }
-  | { kind: 'inline' };
+  | { kind: 'inline'; graceMs?: number };
 
 export function createTurnQueue(options: TurnQueueOptions): TurnQueue {
   switch (options.kind) {
     case 'bullmq':
       return new BullmqTurnQueue(options.url, options.prefix, options.onError);
     case 'inline':
-      return new InlineTurnQueue();
+      return new InlineTurnQueue({ graceMs: options.graceMs });
     default:
       throw new Error(`unknown queue kind ${(options as { kind: string }).kind}`);
   }

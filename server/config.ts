@@ -55,6 +55,8 @@ export interface Config {
   worker: {
     /** Turns one worker process runs at once. @defaultValue 8 */
     concurrency: number;
+    /** On shutdown, how long active turns may finish before they are stopped (failed, worker_lost). @defaultValue 10000 */
+    shutdownGraceMs: number;
     /** Deadline of one tool call; a tool still running then returns an error to the model. @defaultValue 10000 */
     toolTimeoutMs: number;
   };
@@ -157,6 +159,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     worker: {
       concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
+      shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
       toolTimeoutMs: int(env, 'TOOL_TIMEOUT_MS', 10_000, 10, 3_600_000),
     },
     limits: {

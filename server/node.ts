@@ -104,7 +104,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });
     cleanups.push(() => broker.close());
     const queue = embeddedBus
-      ? createTurnQueue({ kind: 'inline' })
+      ? createTurnQueue({ kind: 'inline', graceMs: config.worker.shutdownGraceMs })
       : createTurnQueue({
           kind: 'bullmq',
           url: config.redisUrl!,

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { cleanEnv, run, type Child } from './support/process.js';
 import { TestClient } from './support/client.js';
 import { signToken } from '../server/auth.js';
+import { createStack } from './support/stack.js';
 
 interface Ctx {
   dataDir: string;
@@ -76,6 +77,36 @@ test('SIGKILL mid-turn: the next start ends the run failed (worker_lost) with th
   again.close();
   second.child.kill('SIGTERM');
   await second.child.exited();
+});
+
+test('a graceful stop past SHUTDOWN_GRACE_MS ends the active turn failed (worker_lost), not cancelled', async () => {
+  const stack = await createStack({ backend: 'embedded', env: { SHUTDOWN_GRACE_MS: '200' } });
+  try {
+    const first = await stack.start();
+    const token = await stack.token('stopper');
+    const client = await TestClient.connect(stack.wsUrl(first), { token });
+    await client.next((f) => f.type === 'session.ready');
+    const ack = await client.request('message.send', { content: 'A slow and long answer please [[words:400]] [[delay:25]]' });
+    const { thread_id, run_id } = ack.payload;
+    await client.until(() => client.events(thread_id).some((e) => e.type === 'message_delta'), 20_000, 'a delta');
+    await first.close();
+    assert.is(await client.waitClose(), 1001, 'sockets are told the server is going away');
+
+    const second = await stack.start();
+    const again = await TestClient.connect(stack.wsUrl(second), { token });
+    await again.next((f) => f.type === 'session.ready');
+    await again.request('thread.subscribe', { thread_id, after_seq: 0 });
+    const done = await again.completed(run_id, 10_000);
+    assert.is(done.payload.status, 'failed');
+    assert.is(done.payload.error.code, 'worker_lost');
+    const events = again.events(thread_id);
+    assert.is(events.filter((e) => e.type === 'agent_completed').length, 1);
+    const joined = events.filter((e) => e.type === 'message_delta').map((e) => e.payload.delta).join('');
+    assert.is(done.payload.message.content, joined);
+    again.close();
+  } finally {
+    await stack.close();
+  }
 });
 
 test.run();

@@ -76,7 +76,7 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     deps.activeRuns.set(run.id, controller);
     const signal = AbortSignal.any([ctx.signal, controller.signal]);
     try {
-      await runTurn(deps, { job, agent, fence, messageId: run.assistant_message_id!, signal, log });
+      await runTurn(deps, { job, agent, fence, messageId: run.assistant_message_id!, signal, cancelled: controller.signal, log });
     } catch (error) {
       if (!(error instanceof FencedError)) throw error;
       log.warn('run was taken over by another attempt; this attempt stopped writing');
@@ -92,12 +92,15 @@ interface TurnState {
   agent: Agent;
   fence: WriteFence;
   messageId: string;
+  /** Aborted on cancel, interrupt or worker shutdown. */
   signal: AbortSignal;
+  /** Aborted only by the user (cancel, interrupt): tells a cancel from a shutdown. */
+  cancelled: AbortSignal;
   log: Logger;
 }
 
 async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
-  const { job, agent, fence, messageId, signal, log } = turn;
+  const { job, agent, fence, messageId, signal, cancelled, log } = turn;
   const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log);
   const text = new DeltaCoalescer(emitter, messageId);
   const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
@@ -139,7 +142,7 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
   } catch (error) {
     if (error instanceof FencedError) throw error;
     await text.flush().catch(() => {});
-    outcome = classify(error, signal, log);
+    outcome = classify(error, signal, cancelled, log);
     if (outcome.status !== 'failed' || usage.prompt_tokens > 0) {
       outcome.usage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
     }
@@ -296,9 +299,11 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** The one place that decides how a failed turn ends. */
-function classify(error: unknown, signal: AbortSignal, log: Logger): RunOutcome {
+function classify(error: unknown, signal: AbortSignal, cancelled: AbortSignal, log: Logger): RunOutcome {
+  if (cancelled.aborted) return { status: 'cancelled' };
+  // Aborted, but not by the user: this worker is shutting down past its grace period.
   if (signal.aborted || error instanceof APIUserAbortError) {
-    return { status: 'cancelled' };
+    return { status: 'failed', error: { code: 'worker_lost', message: 'The worker stopped during this turn; send the message again.' } };
   }
   if (error instanceof RunFailure) return { status: 'failed', error: { code: error.code, message: error.message } };
   if (error instanceof APIConnectionTimeoutError) {
