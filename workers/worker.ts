@@ -2,33 +2,13 @@
  * A worker process's part: consume turns from the queue, listen for cancellations, and sweep
  * queued runs whose job was lost.
  */
-import type OpenAI from 'openai';
-import type { Kysely } from 'kysely';
-import type { Logger } from 'pino';
-import type { Broker } from '../broker/broker.js';
 import { strandedRuns } from '../db/runs.repository.js';
-import type { Database } from '../db/schema.js';
-import type { TurnQueue } from '../queue/turn-queue.js';
 import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
-import { createTurnProcessor } from './turn-processor.js';
-import type { ToolRegistry } from './tools/registry.js';
+import { createTurnProcessor, type TurnDeps } from './turn-processor.js';
 
-export interface WorkerOptions {
-  db: Kysely<Database>;
-  broker: Broker;
-  queue: TurnQueue;
-  llm: OpenAI;
-  model: string;
-  contextTokens?: number;
-  /** Per tool call. @defaultValue 10000 */
-  toolTimeoutMs?: number;
-  /** Consecutive provider failures that open the LLM circuit breaker. @defaultValue 5 */
-  breakerFailures?: number;
-  /** How long an open breaker fails turns fast. @defaultValue 30000 */
-  breakerCooldownMs?: number;
-  tools: ToolRegistry;
+/** The turn processor's dependencies (less what the worker builds itself), plus the worker's own. */
+export interface WorkerOptions extends Omit<TurnDeps, 'activeRuns'> {
   concurrency: number;
-  log: Logger;
   /** How often to look for stranded queued runs. @defaultValue 5000 */
   sweepIntervalMs?: number;
   /** A queued run this old with nothing running on its thread is re-enqueued. @defaultValue 10000 */
