@@ -14,21 +14,27 @@ import { newId } from './ids.js';
 import { appendEvent, type WriteFence } from './events.repository.js';
 
 export type Claim =
-  | { kind: 'claimed'; run: Run; thread: Thread; agent: Agent; fence: WriteFence }
+  | { kind: 'claimed'; run: Run; thread: Thread; agent: Agent; fence: WriteFence; restarted: boolean }
   /** Another run of the thread is running or queued ahead: this one waits for its wake-up. */
   | { kind: 'wait' }
   /** Finished, cancelled or missing: nothing to do. */
   | { kind: 'gone'; status?: RunStatus };
 
-export async function claimRun(db: Kysely<Database>, runId: string): Promise<Claim> {
+/**
+ * `takeover`: the run may still be marked running by an attempt that died; this attempt replaces
+ * it. The attempt number goes up, so the dead attempt's writes (if it was only stalled, not dead)
+ * are refused by the fence, and a new assistant message id restarts the streamed text.
+ */
+export async function claimRun(db: Kysely<Database>, runId: string, takeover = false): Promise<Claim> {
   return db.transaction().execute(async (trx) => {
     const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
     if (!run) return { kind: 'gone' };
     const thread = await trx.selectFrom('threads').selectAll().where('id', '=', run.thread_id).forUpdate().executeTakeFirst();
     // Re-read under the thread lock: a cancel or another claim may have won meanwhile.
     const current = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-    if (!thread || !current || current.status !== 'queued') return { kind: 'gone', status: current?.status };
-    const blocker = await trx
+    const takingOver = takeover && current?.status === 'running';
+    if (!thread || !current || (current.status !== 'queued' && !takingOver)) return { kind: 'gone', status: current?.status };
+    const blocker = takingOver ? undefined : await trx
       .selectFrom('runs')
       .select('id')
       .where('thread_id', '=', run.thread_id)
@@ -49,12 +55,12 @@ export async function claimRun(db: Kysely<Database>, runId: string): Promise<Cla
         status: 'running',
         attempt: sql`attempt + 1`,
         started_at: sql`clock_timestamp()`,
-        assistant_message_id: current.assistant_message_id ?? newId('m'),
+        assistant_message_id: takingOver ? newId('m') : current.assistant_message_id ?? newId('m'),
       })
       .where('id', '=', runId)
       .returningAll()
       .executeTakeFirstOrThrow();
-    return { kind: 'claimed', run: claimed, thread, agent, fence: { runId, attempt: claimed.attempt } };
+    return { kind: 'claimed', run: claimed, thread, agent, fence: { runId, attempt: claimed.attempt }, restarted: takingOver };
   });
 }
 

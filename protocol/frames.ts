@@ -78,7 +78,11 @@ export interface EventBase { thread_id: string; run_id?: string; seq: number; ti
 export interface EventPayloads {
   message_created: { message: MessageView };
   agent_started: { agent_id: string; agent_name: string };
-  agent_thinking: Record<string, never>;
+  /**
+   * With `restarted: true`, a new attempt took the run over from one that died: the text streamed
+   * so far is void, and the run's text restarts from the deltas carrying `message_id`.
+   */
+  agent_thinking: { attempt?: number; message_id?: string; restarted?: boolean };
   message_delta: { message_id: string; delta: string };
   tool_executing: { tool_call_id: string; name: string; arguments: unknown };
   tool_completed: { tool_call_id: string; name: string; result: string; is_error: boolean; duration_ms: number };

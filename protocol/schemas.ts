@@ -86,7 +86,7 @@ function eventPayload(properties: Record<string, object>, required: string[], in
 export const eventPayloadSchemas = {
   message_created: eventPayload({ message: messageView }, ['message'], false),
   agent_started: eventPayload({ agent_id: id, agent_name: { type: 'string' } }, ['agent_id', 'agent_name'], true),
-  agent_thinking: eventPayload({}, [], true),
+  agent_thinking: eventPayload({ attempt: { type: 'integer', minimum: 1 }, message_id: id, restarted: { type: 'boolean' } }, [], true),
   message_delta: eventPayload({ message_id: id, delta: { type: 'string', minLength: 1 } }, ['message_id', 'delta'], true),
   tool_executing: eventPayload(
     { tool_call_id: { type: 'string', minLength: 1 }, name: { type: 'string', minLength: 1 }, arguments: {} },

@@ -38,7 +38,12 @@ export class BullmqTurnQueue implements TurnQueue {
     if (this.worker) throw new Error('worker already started');
     this.worker = new Worker<TurnJob>(
       QUEUE_NAME,
-      async (job, _token, signal) => processor(job.data, { signal: signal ?? new AbortController().signal }),
+      async (job, _token, signal) =>
+        processor(job.data, {
+          signal: signal ?? new AbortController().signal,
+          // Only the run's own job (id = run id) re-delivered after a stall or a failed attempt.
+          takeover: job.id === job.data.runId && (job.stalledCounter > 0 || job.attemptsMade > 0),
+        }),
       {
         connection: { url: this.url, maxRetriesPerRequest: null },
         prefix: `${this.prefix}bull`,

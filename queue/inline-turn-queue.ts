@@ -55,7 +55,7 @@ export class InlineTurnQueue implements TurnQueue {
 
   private run(item: Pending): void {
     const controller = new AbortController();
-    const task = this.processor!(item.job, { signal: controller.signal }).then(
+    const task = this.processor!(item.job, { signal: controller.signal, takeover: item.attempt > 1 }).then(
       () => {
         this.known.delete(item.job.runId);
       },

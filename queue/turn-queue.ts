@@ -11,6 +11,12 @@ export interface TurnJob {
 export interface TurnContext {
   /** Aborted when the run is cancelled or this worker is shutting down. */
   signal: AbortSignal;
+  /**
+   * This delivery replaces an attempt that died (the queue re-delivered the run's own job after
+   * its worker stopped or its attempt threw): the processor may take over a run still marked
+   * running. Wake-ups and first deliveries never take over.
+   */
+  takeover: boolean;
 }
 
 /** The one function that runs a turn, whichever queue delivers it. */

@@ -65,7 +65,7 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     toolTimeoutMs: turnDeps.toolTimeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
   };
   return async (job, ctx) => {
-    const claim = await claimRun(deps.db, job.runId);
+    const claim = await claimRun(deps.db, job.runId, ctx.takeover);
     if (claim.kind !== 'claimed') {
       deps.log.debug({ run_id: job.runId, claim: claim.kind }, 'run not started');
       return;
@@ -76,7 +76,7 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     deps.activeRuns.set(run.id, controller);
     const signal = AbortSignal.any([ctx.signal, controller.signal]);
     try {
-      await runTurn(deps, { job, agent, fence, messageId: run.assistant_message_id!, signal, cancelled: controller.signal, log });
+      await runTurn(deps, { job, agent, fence, messageId: run.assistant_message_id!, signal, cancelled: controller.signal, restarted: claim.restarted, log });
     } catch (error) {
       if (!(error instanceof FencedError)) throw error;
       log.warn('run was taken over by another attempt; this attempt stopped writing');
@@ -96,6 +96,8 @@ interface TurnState {
   signal: AbortSignal;
   /** Aborted only by the user (cancel, interrupt): tells a cancel from a shutdown. */
   cancelled: AbortSignal;
+  /** This attempt took the run over from one that died. */
+  restarted: boolean;
   log: Logger;
 }
 
@@ -105,8 +107,14 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
   const text = new DeltaCoalescer(emitter, messageId);
   const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   let outcome: RunOutcome;
-  await emitter.emit('agent_started', { agent_id: agent.id, agent_name: agent.name });
-  await emitter.emit('agent_thinking', {});
+  if (turn.restarted) {
+    // Taking over from an attempt that died: agent_started was sent by it. This agent_thinking
+    // names the new message id, and clients restart the streamed text there (protocol: reset).
+    await emitter.emit('agent_thinking', { attempt: fence.attempt, message_id: messageId, restarted: true });
+  } else {
+    await emitter.emit('agent_started', { agent_id: agent.id, agent_name: agent.name });
+    await emitter.emit('agent_thinking', {});
+  }
   try {
     const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId), {
       budgetTokens: deps.contextTokens ?? DEFAULT_CONTEXT_TOKENS,
