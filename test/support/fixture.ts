@@ -38,8 +38,9 @@ export function useStack<C extends StackCtx>(test: Test<C>, options: StackOption
   test.before(async (ctx) => {
     ctx.stack = await createStack({ backend: options.backend, env: options.env, sim: options.sim });
     ctx.node = await ctx.stack.start(options.roles);
-    ctx.url = ctx.stack.wsUrl(ctx.node);
-    ctx.base = restBase(ctx.node);
+    // A worker-only node has no URLs.
+    ctx.url = ctx.node.gateway ? ctx.stack.wsUrl(ctx.node) : '';
+    ctx.base = ctx.node.gateway ? restBase(ctx.node) : '';
     ctx.clients = [];
     await options.setup?.(ctx);
   });
@@ -47,7 +48,7 @@ export function useStack<C extends StackCtx>(test: Test<C>, options: StackOption
     for (const client of ctx.clients.splice(0)) client.close();
   });
   test.after(async (ctx) => {
-    await options.teardown?.(ctx);
+    if (ctx.node) await options.teardown?.(ctx);
     await ctx.stack?.close();
   });
 }
