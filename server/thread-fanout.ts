@@ -224,7 +224,9 @@ export class ThreadFanout {
   }
 
   private goLiveIfLevel(state: ThreadState, follower: Follower): void {
-    if (state.lastSeq === null || follower.sentSeq < state.lastSeq || follower.connection.closed) return;
+    // Level means equal: a socket ahead of the live stream (the log had events the broker had not
+    // delivered yet) stays in catch-up, which skips what it already has, until the stream reaches it.
+    if (state.lastSeq === null || follower.sentSeq !== state.lastSeq || follower.connection.closed) return;
     follower.mode = 'live';
     follower.connection.ws?.subscribe(state.topic);
   }
