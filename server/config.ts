@@ -18,6 +18,8 @@ export interface Config {
   host: string;
   /** Postgres URL. Unset: embedded PGlite with its files under DATA_DIR. */
   databaseUrl?: string;
+  /** Postgres connections per process. @defaultValue 10 */
+  databasePoolSize: number;
   /** Redis URL for pub/sub and the turn queue. Unset: in-process broker and queue (one node). */
   redisUrl?: string;
   /** Prefix for every Redis key and channel this process uses, so deployments can share a Redis. @defaultValue '' */
@@ -135,6 +137,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX') ?? '',
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
