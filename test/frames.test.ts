@@ -5,16 +5,11 @@ import * as assert from 'uvu/assert';
 import { TestClient, type Frame } from './support/client.js';
 import { useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
+import { within as deadline } from './support/wait.js';
 
 // uvu has no timeouts: every wait below has its own deadline.
 const DEADLINE_MS = 5_000;
-function within<T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+const within = <T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> => deadline(p, ms, what);
 
 function httpGet(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   return within(

@@ -3,16 +3,11 @@ import * as assert from 'uvu/assert';
 import OpenAI, { APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
+import { within } from './support/wait.js';
 
 // uvu has no timeouts: every wait below goes through deadline().
 const DEADLINE_MS = 5000;
-function deadline<T>(p: Promise<T>, ms = DEADLINE_MS, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms}ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+const deadline = <T>(p: Promise<T>, ms = DEADLINE_MS, what = 'operation'): Promise<T> => within(p, ms, what);
 
 /** Polls a condition (no fixed sleep) until true or the deadline passes. */
 async function waitFor(cond: () => boolean, ms = DEADLINE_MS, what = 'condition'): Promise<void> {

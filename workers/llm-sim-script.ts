@@ -116,9 +116,9 @@ export function parseDirectives(text: string): Directives {
   return d;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seedHex: string): () => number {
-  let a = parseInt(seedHex.slice(0, 8), 16) >>> 0;
+/** mulberry32: a small deterministic PRNG; the same seed gives the same sequence. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
@@ -126,6 +126,11 @@ function rng(seedHex: string): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A PRNG seeded by the first 32 bits of a hex digest. */
+function rng(seedHex: string): () => number {
+  return mulberry32(parseInt(seedHex.slice(0, 8), 16));
 }
 
 function splitWords(text: string): string[] {

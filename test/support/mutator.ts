@@ -4,20 +4,11 @@
  * odd numbers, random bytes). Pure: no sockets here.
  */
 import { clientPayloadSchemas } from '../../protocol/schemas.js';
+import { mulberry32 } from '../../workers/llm-sim-script.js';
+
+export { mulberry32 };
 
 export type Rng = () => number;
-
-/** mulberry32: small, fast, good enough for fuzzing, and the same sequence for the same seed. */
-export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const int = (rng: Rng, n: number) => Math.floor(rng() * n);
 export const pick = <T>(rng: Rng, items: readonly T[]): T => items[int(rng, items.length)]!;
