@@ -61,12 +61,32 @@ export interface Config {
     shutdownGraceMs: number;
     /** Deadline of one tool call; a tool still running then returns an error to the model. @defaultValue 10000 */
     toolTimeoutMs: number;
+    /**
+     * A running run whose worker has not written a heartbeat for this long is taken over by another
+     * worker (or failed after its last attempt). Workers beat every sixth of it. @defaultValue 30000
+     */
+    runStaleMs: number;
   };
   limits: {
     /** Largest inbound frame; larger closes with 1009. @defaultValue 65536 */
     maxFrameBytes: number;
-    /** Invalid frames tolerated per connection within 10 s before closing with 4008. @defaultValue 20 */
+    /** Invalid (or rate-limited) frames tolerated per connection within 10 s before closing with 4008. @defaultValue 20 */
     badFramesPer10s: number;
+    /** Bytes a socket may have waiting to be sent before it is closed as a slow consumer (1013). @defaultValue 1048576 */
+    maxBufferedBytes: number;
+    /** Seconds of silence (no frame, no pong) before a socket is closed; pings go out automatically. @defaultValue 60 */
+    idleTimeoutSeconds: number;
+  };
+  /** Per-user and per-connection limits; 0 turns one off. Shared through Redis when REDIS_URL is set. */
+  rateLimits: {
+    /** message.send (and POST .../messages) per user per minute. @defaultValue 60 */
+    messagesPerMinute: number;
+    /** Frames per connection per second. @defaultValue 50 */
+    framesPerSecond: number;
+    /** Open sockets per user, across all gateways. @defaultValue 50 */
+    connectionsPerUser: number;
+    /** Queued plus running turns per user. @defaultValue 10 */
+    runsPerUser: number;
   };
   /**
    * Browser origins allowed to open the socket (the `Origin` header); empty allows any. Clients
@@ -164,10 +184,20 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       concurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
       shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
       toolTimeoutMs: int(env, 'TOOL_TIMEOUT_MS', 10_000, 10, 3_600_000),
+      runStaleMs: int(env, 'RUN_STALE_MS', 30_000, 1_000, 3_600_000),
     },
     limits: {
       maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024),
       badFramesPer10s: int(env, 'BAD_FRAME_LIMIT', 20, 1, 100_000),
+      maxBufferedBytes: int(env, 'MAX_BUFFERED_BYTES', 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),
+      // uWebSockets.js accepts 8 to 960 seconds (0 would disable it, which we do not allow).
+      idleTimeoutSeconds: int(env, 'IDLE_TIMEOUT_S', 60, 8, 960),
+    },
+    rateLimits: {
+      messagesPerMinute: int(env, 'RATE_LIMIT_MESSAGES_PER_MIN', 60, 0, 1_000_000),
+      framesPerSecond: int(env, 'RATE_LIMIT_FRAMES_PER_SEC', 50, 0, 1_000_000),
+      connectionsPerUser: int(env, 'RATE_LIMIT_CONNECTIONS_PER_USER', 50, 0, 1_000_000),
+      runsPerUser: int(env, 'RATE_LIMIT_RUNS_PER_USER', 10, 0, 1_000_000),
     },
     allowedOrigins: origins(env),
     corsOrigin: str(env, 'CORS_ORIGIN') ?? '*',

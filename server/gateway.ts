@@ -43,15 +43,15 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const services: GatewayServices = { ...deps, fanout };
   const connections = new Set<Connection>();
   const corkHolder = new CorkHolder(app, log);
-  const maxBuffered = 1024 * 1024;
+  const maxBuffered = config.limits.maxBufferedBytes;
 
   app.ws<ConnectionData>('/v1/ws', {
     // Our own limit (closing with 1009) sits below uWS's, which would close with 1006.
     maxPayloadLength: Math.max(config.limits.maxFrameBytes * 4, 1024 * 1024),
     // uWS skips a subscriber past maxBackpressure without telling anyone; keep it far above our
     // own bound, which closes the socket with 1013 instead.
-    maxBackpressure: maxBuffered * 64,
-    idleTimeout: 60,
+    maxBackpressure: Math.min(maxBuffered * 64, 2 ** 31 - 1),
+    idleTimeout: config.limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => upgrade(res, req, context),
     open: (ws) => {
