@@ -24,10 +24,21 @@ export class RedisBroker implements Broker {
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.table.deliver(channel.toString().slice(this.prefix.length), message.toString());
     });
-    // ioredis re-subscribes by itself after a reconnect; what was published meanwhile is lost.
+    // ioredis re-subscribes by itself after a reconnect; what was published meanwhile is lost, and
+    // listeners recover it from the log. 'ready' fires just before the SUBSCRIBE commands go out,
+    // so listeners wait for a PING queued behind them: once it answers, the channels are live again
+    // and a read of the log cannot miss an event that was published in between.
     this.sub.on('ready', () => {
-      if (this.everReady) for (const listener of this.reconnectListeners) listener();
-      this.everReady = true;
+      if (!this.everReady) {
+        this.everReady = true;
+        return;
+      }
+      setImmediate(() => {
+        this.sub.ping().then(
+          () => { for (const listener of this.reconnectListeners) listener(); },
+          () => {}, // cut off again: the next 'ready' calls the listeners
+        );
+      });
     });
   }
 

@@ -180,7 +180,10 @@ export class ThreadFanout {
   private async fill(state: ThreadState): Promise<void> {
     if (state.filling) return;
     state.filling = true;
-    for (let attempt = 0; attempt < 10 && this.threads.get(state.threadId) === state; attempt++) {
+    // Until it succeeds (the database may be restarting too): delivering the held events past a gap
+    // would break the seq order every client relies on. Nothing new is written while the database
+    // is down, so `held` stays small.
+    for (let attempt = 0; this.threads.get(state.threadId) === state; attempt++) {
       try {
         for (;;) {
           const page = await listEventsAfter(this.db, state.threadId, state.lastSeq ?? 0, 500);
@@ -190,7 +193,7 @@ export class ThreadFanout {
         break;
       } catch (error) {
         this.log.warn({ err: error, thread_id: state.threadId }, 'filling a gap from the log failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** Math.min(attempt, 5))));
       }
     }
     state.filling = false;
