@@ -27,3 +27,8 @@ export async function insertRunMessage(db: Kysely<Database>, fence: WriteFence, 
   // Some drivers leave numAffectedRows unset when it is zero.
   if ((result.numAffectedRows ?? 0n) === 0n) throw new FencedError(fence.runId);
 }
+
+/** Whether a message with this id is stored (a write that lost its connection may have committed). */
+export async function messageExists(db: Kysely<Database>, id: string): Promise<boolean> {
+  return (await db.selectFrom('messages').select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
+}

@@ -25,14 +25,35 @@ export type Claim =
  * it. The attempt number goes up, so the dead attempt's writes (if it was only stalled, not dead)
  * are refused by the fence, and a new assistant message id restarts the streamed text.
  */
-export async function claimRun(db: Kysely<Database>, runId: string, takeover = false): Promise<Claim> {
+export interface ClaimOptions {
+  /** The run may still be marked running by an attempt that died: take it over. */
+  takeover?: boolean;
+  /**
+   * Take over only from this attempt (a takeover job names the attempt it replaces, so a late
+   * duplicate of the job cannot take the run from the attempt that replaced it).
+   */
+  fromAttempt?: number;
+  /** Take over only if the run's heartbeat is older than this (the sweeper's takeovers). */
+  staleMs?: number;
+}
+
+export async function claimRun(db: Kysely<Database>, runId: string, options: ClaimOptions = {}): Promise<Claim> {
   return db.transaction().execute(async (trx) => {
     const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
     if (!run) return { kind: 'gone' };
     const thread = await trx.selectFrom('threads').selectAll().where('id', '=', run.thread_id).forUpdate().executeTakeFirst();
     // Re-read under the thread lock: a cancel or another claim may have won meanwhile.
-    const current = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-    const takingOver = takeover && current?.status === 'running';
+    const current = await trx
+      .selectFrom('runs')
+      .selectAll()
+      .select(sql<boolean>`coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${(options.staleMs ?? 0) / 1000})`.as('stale'))
+      .where('id', '=', runId)
+      .executeTakeFirst();
+    const takingOver =
+      !!options.takeover &&
+      current?.status === 'running' &&
+      (options.fromAttempt === undefined || current.attempt === options.fromAttempt) &&
+      (options.staleMs === undefined || current.stale);
     if (!thread || !current || (current.status !== 'queued' && !takingOver)) return { kind: 'gone', status: current?.status };
     const blocker = takingOver ? undefined : await trx
       .selectFrom('runs')
@@ -55,6 +76,7 @@ export async function claimRun(db: Kysely<Database>, runId: string, takeover = f
         status: 'running',
         attempt: sql`attempt + 1`,
         started_at: sql`clock_timestamp()`,
+        heartbeat_at: sql`clock_timestamp()`,
         assistant_message_id: takingOver ? newId('m') : current.assistant_message_id ?? newId('m'),
       })
       .where('id', '=', runId)
@@ -62,6 +84,26 @@ export async function claimRun(db: Kysely<Database>, runId: string, takeover = f
       .executeTakeFirstOrThrow();
     return { kind: 'claimed', run: claimed, thread, agent, fence: { runId, attempt: claimed.attempt }, restarted: takingOver };
   });
+}
+
+/** Refreshes the heartbeat of the runs this worker holds (each fenced by its attempt). */
+export async function beatRuns(db: Kysely<Database>, fences: WriteFence[]): Promise<void> {
+  if (fences.length === 0) return;
+  await sql`
+    update runs set heartbeat_at = clock_timestamp()
+    from (select unnest(${fences.map((f) => f.runId)}::text[]) as id, unnest(${fences.map((f) => f.attempt)}::int[]) as attempt) held
+    where runs.id = held.id and runs.attempt = held.attempt and runs.status = 'running'`.execute(db);
+}
+
+/** Running runs whose heartbeat is older than `staleMs`: their worker is gone or cut off. */
+export async function staleRuns(db: Kysely<Database>, staleMs: number, limit = 100): Promise<Array<{ id: string; thread_id: string; attempt: number }>> {
+  const result = await sql<{ id: string; thread_id: string; attempt: number }>`
+    select id, thread_id, attempt from runs
+    where status = 'running'
+      and coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${staleMs / 1000})
+    order by created_at
+    limit ${limit}`.execute(db);
+  return result.rows;
 }
 
 export interface RunOutcome {
@@ -159,13 +201,24 @@ export async function cancelQueuedRunIn(trx: Kysely<Database>, runId: string) {
  * streamed so far kept as the assistant message, and its one `agent_completed`, in one
  * transaction. Returns the stored event, or undefined when the run was not running.
  */
-export async function failAbandonedRun(db: Kysely<Database>, runId: string, code: string, message: string) {
+export async function failAbandonedRun(
+  db: Kysely<Database>,
+  runId: string,
+  code: string,
+  message: string,
+  only: { attempt?: number; staleMs?: number } = {},
+) {
   return db.transaction().execute(async (trx) => {
     const run = await trx
       .updateTable('runs')
       .set({ status: 'failed', finished_at: sql`clock_timestamp()`, error: JSON.stringify({ code, message }) })
       .where('id', '=', runId)
       .where('status', '=', 'running')
+      // The sweeper's view may be old: only the attempt it saw, and only if still stale.
+      .$if(only.attempt !== undefined, (q) => q.where('attempt', '=', only.attempt!))
+      .$if(only.staleMs !== undefined, (q) =>
+        q.where(sql<boolean>`coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${only.staleMs! / 1000})`),
+      )
       .returning(['thread_id', 'assistant_message_id'])
       .executeTakeFirst();
     if (!run) return undefined;

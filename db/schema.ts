@@ -73,6 +73,8 @@ export interface RunsTable {
   usage: JSONColumnType<{ prompt_tokens: number; completion_tokens: number; total_tokens?: number }> | null;
   created_at: CreatedAt;
   started_at: Date | null;
+  /** Refreshed by the worker holding a running run; a stale one means the worker is gone. */
+  heartbeat_at: Date | null;
   finished_at: Date | null;
 }
 

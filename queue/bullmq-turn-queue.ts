@@ -1,5 +1,5 @@
 import { Queue, Worker } from 'bullmq';
-import type { TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
+import type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
 
 const QUEUE_NAME = 'turns';
 
@@ -21,10 +21,14 @@ export class BullmqTurnQueue implements TurnQueue {
     this.queue.on('error', onError);
   }
 
-  async enqueue(job: TurnJob, options?: { wake?: boolean }): Promise<void> {
+  async enqueue(job: TurnJob, options?: EnqueueOptions): Promise<void> {
     // jobId = run id: adding a run that still has a job is ignored by BullMQ. A wake-up must not be
     // swallowed by the run's own job that is just ending, so it gets an id of its own.
-    const jobId = options?.wake ? `${job.runId}-wake-${Date.now()}-${Math.random().toString(36).slice(2, 8)}` : job.runId;
+    const jobId = options?.key
+      ? `${job.runId}-${options.key}`
+      : options?.wake
+        ? `${job.runId}-wake-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+        : job.runId;
     await this.queue.add('turn', job, {
       jobId,
       attempts: 3,
@@ -55,6 +59,12 @@ export class BullmqTurnQueue implements TurnQueue {
     );
     this.worker.on('error', this.onError);
     await this.worker.waitUntilReady();
+  }
+
+  stopConsuming(): Promise<void> {
+    // BullMQ's Worker.close() stops fetching and waits for the active jobs (their locks are still
+    // renewed meanwhile); the Queue stays open for takeover jobs of released runs.
+    return this.worker?.close() ?? Promise.resolve();
   }
 
   close(): Promise<void> {

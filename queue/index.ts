@@ -2,7 +2,7 @@ import { BullmqTurnQueue } from './bullmq-turn-queue.js';
 import { InlineTurnQueue } from './inline-turn-queue.js';
 import type { TurnQueue } from './turn-queue.js';
 
-export type { TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
+export type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
 export type TurnQueueOptions =
   | { kind: 'bullmq'; url: string; prefix: string; onError: (error: Error) => void }
   | { kind: 'inline'; graceMs?: number };

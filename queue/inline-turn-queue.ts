@@ -1,8 +1,10 @@
-import type { TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
+import type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
 
 interface Pending {
   job: TurnJob;
   attempt: number;
+  /** The dedupe key in `known`. */
+  key: string;
 }
 
 export interface InlineQueueOptions {
@@ -32,11 +34,12 @@ export class InlineTurnQueue implements TurnQueue {
 
   constructor(private readonly options: InlineQueueOptions = {}) {}
 
-  async enqueue(job: TurnJob, options?: { wake?: boolean }): Promise<void> {
+  async enqueue(job: TurnJob, options?: EnqueueOptions): Promise<void> {
     if (this.closing) throw new Error('the turn queue is closed');
-    if (!options?.wake && this.known.has(job.runId)) return;
-    this.known.add(job.runId);
-    this.pending.push({ job, attempt: 1 });
+    const key = options?.key ? `${job.runId}-${options.key}` : job.runId;
+    if ((!options?.wake || options.key) && this.known.has(key)) return;
+    this.known.add(key);
+    this.pending.push({ job, attempt: 1, key });
     this.pump();
   }
 
@@ -48,7 +51,7 @@ export class InlineTurnQueue implements TurnQueue {
   }
 
   private pump(): void {
-    while (this.processor && !this.closing && this.active.size < this.concurrency && this.pending.length > 0) {
+    while (this.processor && this.consuming && !this.closing && this.active.size < this.concurrency && this.pending.length > 0) {
       this.run(this.pending.shift()!);
     }
   }
@@ -57,18 +60,18 @@ export class InlineTurnQueue implements TurnQueue {
     const controller = new AbortController();
     const task = this.processor!(item.job, { signal: controller.signal, takeover: item.attempt > 1 }).then(
       () => {
-        this.known.delete(item.job.runId);
+        this.known.delete(item.key);
       },
       () => {
         const attempts = this.options.attempts ?? 3;
         if (item.attempt >= attempts || this.closing) {
-          this.known.delete(item.job.runId);
+          this.known.delete(item.key);
           return;
         }
         const timer = setTimeout(() => {
           this.timers.delete(timer);
           if (this.closing) return;
-          this.pending.push({ job: item.job, attempt: item.attempt + 1 });
+          this.pending.push({ ...item, attempt: item.attempt + 1 });
           this.pump();
         }, (this.options.backoffMs ?? 1000) * 2 ** (item.attempt - 1));
         this.timers.add(timer);
@@ -79,6 +82,13 @@ export class InlineTurnQueue implements TurnQueue {
       this.active.delete(task);
       this.pump();
     });
+  }
+
+  private consuming = true;
+
+  async stopConsuming(): Promise<void> {
+    this.consuming = false;
+    await Promise.allSettled([...this.active.keys()]);
   }
 
   close(): Promise<void> {

@@ -6,6 +6,12 @@
 export interface TurnJob {
   runId: string;
   threadId: string;
+  /**
+   * A takeover job: the run is marked running by an attempt that is gone (its heartbeat went stale)
+   * or that released it on shutdown. Only that attempt is replaced, and with `staleMs` only if its
+   * heartbeat is still stale when the job runs.
+   */
+  takeover?: { fromAttempt: number; staleMs?: number };
 }
 
 export interface TurnContext {
@@ -19,6 +25,16 @@ export interface TurnContext {
   takeover: boolean;
 }
 
+export interface EnqueueOptions {
+  /** Always add a job, even if the run has one pending (wake-ups, the sweeper). */
+  wake?: boolean;
+  /**
+   * Deduplicates on (run, key) instead of the run: a second enqueue with the same key while the
+   * first job exists is ignored (several sweepers asking for the same takeover).
+   */
+  key?: string;
+}
+
 /** The one function that runs a turn, whichever queue delivers it. */
 export type TurnProcessor = (job: TurnJob, ctx: TurnContext) => Promise<void>;
 
@@ -28,9 +44,14 @@ export interface TurnQueue {
    * job is not added twice); `wake: true` always adds a job, for wake-ups and the sweeper, since a
    * job that finds its run already claimed ends harmlessly.
    */
-  enqueue(job: TurnJob, options?: { wake?: boolean }): Promise<void>;
+  enqueue(job: TurnJob, options?: EnqueueOptions): Promise<void>;
   /** Starts consuming jobs in this process with at most `concurrency` turns at once. */
   startWorker(processor: TurnProcessor, concurrency: number): Promise<void>;
+  /**
+   * Stops taking new jobs; resolves when the active ones have returned (the worker's grace period
+   * makes sure they do). Enqueueing still works. Safe to call twice, and before startWorker.
+   */
+  stopConsuming(): Promise<void>;
   /** Stops consuming (waits for active turns up to the implementation's grace), then disconnects. Safe to call twice. */
   close(): Promise<void>;
 }

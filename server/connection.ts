@@ -67,6 +67,26 @@ export class Connection {
     return ++this.badFrames > limit;
   }
 
+  /** When the next frame is due under RATE_LIMIT_FRAMES_PER_SEC (GCRA's theoretical arrival time). */
+  private frameTat = 0;
+
+  /**
+   * Admits one inbound frame under `perSecond` (0: no limit): a burst of up to `perSecond` frames,
+   * then one every 1000/perSecond ms. Synchronous, so frames keep their order. Returns 0 when
+   * admitted, else the ms until a frame would be.
+   */
+  admitFrame(perSecond: number): number {
+    if (perSecond <= 0) return 0;
+    const now = performance.now();
+    const interval = 1000 / perSecond;
+    const due = Math.max(this.frameTat, now);
+    const early = due + interval - now - 1000;
+    // The epsilon absorbs float error in the sum of intervals (a burst of exactly perSecond passes).
+    if (early > 1e-6) return Math.max(1, Math.ceil(early));
+    this.frameTat = due + interval;
+    return 0;
+  }
+
   /** Checks the buffer after a topic publish reached this socket. */
   checkBackpressure(): void {
     if (!this.closed && this.ws && this.ws.getBufferedAmount() > this.maxBufferedBytes) {

@@ -21,6 +21,7 @@ import { isConnectionError } from './errors.js';
 import { createRestKit } from './rest/rest-kit.js';
 import { mountRoutes } from './rest/routes.js';
 import { openApiDocument } from './rest/openapi.js';
+import { retryAfterSeconds, tooManyFrames } from './rate-limits/index.js';
 import type { Config } from './config.js';
 
 export interface Gateway {
@@ -71,6 +72,11 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     },
     message: (ws, message, isBinary) => {
       const connection = ws.getUserData().connection;
+      const waitMs = connection.admitFrame(config.rateLimits.framesPerSecond);
+      if (waitMs > 0) {
+        refuseFrame(connection, message, isBinary, waitMs);
+        return;
+      }
       if (isBinary) {
         connection.sendError(undefined, 'binary_not_supported', 'Binary frames are not supported; send JSON text frames.');
         if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, 'too many invalid frames');
@@ -95,6 +101,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       const connection = ws.getUserData().connection;
       connection.markClosed();
       connections.delete(connection);
+      deps.rateLimits.releaseConnection(connection.id);
       connection.log.debug({ code }, 'disconnected');
       void fanout.dropConnection(connection).catch((error) => log.warn({ err: error }, 'cleanup after close failed'));
     },
@@ -129,9 +136,23 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
           return principal;
         });
     authenticate.then(
-      (principal) => {
+      async (principal) => {
         if (state.aborted) return;
         const id = newId('c');
+        // RATE_LIMIT_CONNECTIONS_PER_USER, across gateways: refused before any upgrade.
+        const refusal = await deps.rateLimits.acquireConnection(principal, id).catch((error: unknown) => {
+          log.warn({ err: error }, 'connection limit not checked');
+          return undefined;
+        });
+        if (refusal) {
+          const body = { code: refusal.code, message: refusal.message, retry_after_ms: refusal.retryAfterMs };
+          sendJson(res, 429, body, state, { 'retry-after': retryAfterSeconds(refusal.retryAfterMs ?? 0) });
+          return;
+        }
+        if (state.aborted) {
+          deps.rateLimits.releaseConnection(id);
+          return;
+        }
         const connection = new Connection(
           id,
           principal,
@@ -139,6 +160,8 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
           maxBuffered,
         );
         corkHolder.upgrade(res, () => res.upgrade<ConnectionData>({ connection }, key, credentials.protocol, extensions, context));
+        // uWS runs `open` inside upgrade(); a socket that did not open will never close either.
+        if (!connection.ws) deps.rateLimits.releaseConnection(id);
       },
       (error: unknown) => {
         if (!(error instanceof AuthError)) log.error({ err: error }, 'upgrade authentication failed unexpectedly');
@@ -150,6 +173,21 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
         sendJson(res, body.code === 'unavailable' ? 503 : 401, body, state);
       },
     );
+  }
+
+  /**
+   * A frame over RATE_LIMIT_FRAMES_PER_SEC: answered `rate_limited` (with its id when it has one)
+   * and counted as a bad frame, so a client that keeps hammering is closed with 4008.
+   */
+  function refuseFrame(connection: Connection, message: ArrayBuffer, isBinary: boolean, waitMs: number): void {
+    let id: string | undefined;
+    if (!isBinary && message.byteLength <= config.limits.maxFrameBytes) {
+      const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
+      id = parsed.ok ? parsed.frame.id : parsed.id;
+    }
+    const refusal = tooManyFrames(config.rateLimits.framesPerSecond, waitMs);
+    connection.sendError(id, refusal.code, refusal.message, refusal.retryAfterMs);
+    if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, 'too many frames');
   }
 
   async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {

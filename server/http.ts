@@ -3,7 +3,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
-  404: '404 Not Found', 503: '503 Service Unavailable',
+  404: '404 Not Found', 429: '429 Too Many Requests', 503: '503 Service Unavailable',
 };
 
 /** Tracks whether the client went away; register before the first await. */
@@ -15,13 +15,20 @@ export function watchAborted(res: HttpResponse): { aborted: boolean } {
   return state;
 }
 
-export function sendJson(res: HttpResponse, status: number, body: unknown, state?: { aborted: boolean }): void {
+export function sendJson(
+  res: HttpResponse,
+  status: number,
+  body: unknown,
+  state?: { aborted: boolean },
+  headers: Record<string, string> = {},
+): void {
   if (state?.aborted) return;
   res.cork(() => {
     res
       .writeStatus(STATUS_TEXT[status] ?? `${status} Status`)
       .writeHeader('content-type', 'application/json')
-      .writeHeader('cache-control', 'no-store')
-      .end(JSON.stringify(body));
+      .writeHeader('cache-control', 'no-store');
+    for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+    res.end(JSON.stringify(body));
   });
 }

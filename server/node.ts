@@ -156,6 +156,10 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         breakerCooldownMs: config.llm.breakerCooldownMs,
         log: log.child({ role: 'worker' }),
         sweepOnStart: embeddedBus,
+        runStaleMs: config.worker.runStaleMs,
+        shutdownGraceMs: config.worker.shutdownGraceMs,
+        // A fleet hands unfinished turns to another worker; a single node has no one to hand them to.
+        releaseOnShutdown: !embeddedBus,
       });
       cleanups.push(() => worker!.close());
     }

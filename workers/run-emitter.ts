@@ -1,29 +1,56 @@
 /**
  * Writes a run's events: append to the log (seq assigned there, fenced by the run's attempt), then
  * publish on the thread's channel. A publish that fails is only logged: the event is stored, and
- * gateways fill gaps from the log.
+ * gateways fill gaps from the log (and re-sync from it when their broker connection comes back).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { threadChannel } from '../broker/index.js';
-import { appendEvent, FencedError, type StoredEvent, type WriteFence } from '../db/events.repository.js';
+import { appendEvent, FencedError, toFrame, type StoredEvent, type WriteFence } from '../db/events.repository.js';
+import { isConnectionError } from '../server/errors.js';
 import { finishRun, type RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
 import { encodeBrokerEvent } from '../server/thread-fanout.js';
 
+export interface EmitterOptions {
+  /** The thread's last seq when this attempt claimed the run: later events of the run are its own. */
+  afterSeq: number;
+  /** How long a write is retried while the database is unreachable. @defaultValue 30000 */
+  retryWindowMs?: number;
+}
+
+/**
+ * A write that failed because the database was unreachable is retried with backoff for a while,
+ * so a database restart pauses a turn instead of failing it. Before each retry the emitter checks
+ * whether the lost write committed after all (the connection can drop after COMMIT, before the
+ * answer): only this attempt writes the run's events after `afterSeq`, so an event of the run
+ * newer than the last one it saw is that write. Nothing is written twice.
+ */
 export class RunEmitter {
+  /** The seq of this attempt's newest event it knows is stored. */
+  private lastSeq: number;
+  private readonly retryWindowMs: number;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly broker: Broker,
     private readonly threadId: string,
     private readonly fence: WriteFence,
     private readonly log: Logger,
-  ) {}
+    options: EmitterOptions,
+  ) {
+    this.lastSeq = options.afterSeq;
+    this.retryWindowMs = options.retryWindowMs ?? 30_000;
+  }
 
   async emit<T extends EventType>(type: T, payload: EventPayloads[T]): Promise<void> {
-    await this.publish(await appendEvent(this.db, this.threadId, { type, run_id: this.fence.runId, payload }, this.fence));
+    const event = await this.durably(
+      () => appendEvent(this.db, this.threadId, { type, run_id: this.fence.runId, payload }, this.fence),
+      () => this.landedEvent().then((value) => value && { value }),
+    );
+    await this.publish(event);
   }
 
   /**
@@ -31,12 +58,61 @@ export class RunEmitter {
    * the event finds the run finished, and a run is never finished without its event.
    */
   async complete(payload: EventPayloads['agent_completed'], outcome: RunOutcome): Promise<void> {
-    const event = await this.db.transaction().execute(async (trx) => {
-      const stored = await appendEvent(trx, this.threadId, { type: 'agent_completed', run_id: this.fence.runId, payload }, this.fence);
-      if (!(await finishRun(trx, this.fence, outcome))) throw new FencedError(this.fence.runId);
-      return stored;
-    });
+    const event = await this.durably(
+      () =>
+        this.db.transaction().execute(async (trx) => {
+          const stored = await appendEvent(trx, this.threadId, { type: 'agent_completed', run_id: this.fence.runId, payload }, this.fence);
+          if (!(await finishRun(trx, this.fence, outcome))) throw new FencedError(this.fence.runId);
+          return stored;
+        }),
+      () => this.landedEvent('agent_completed').then((value) => value && { value }),
+    );
     await this.publish(event);
+  }
+
+  /** Any other write of the run (its messages), retried the same way; `landed` tells if a lost one committed. */
+  async write(fn: () => Promise<void>, landed: () => Promise<boolean>): Promise<void> {
+    await this.durably(fn, async () => ((await landed()) ? { value: undefined } : undefined));
+  }
+
+  private async durably<T>(write: () => Promise<T>, landed: () => Promise<{ value: T } | undefined>): Promise<T> {
+    const deadline = Date.now() + this.retryWindowMs;
+    let lost = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (lost) {
+          const found = await landed();
+          if (found) return this.seen(found.value);
+        }
+        return this.seen(await write());
+      } catch (error) {
+        if (!isConnectionError(error) || Date.now() > deadline) throw error;
+        lost = true;
+        if (attempt === 0) this.log.warn({ err: error }, 'database unreachable; retrying the write');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
+  }
+
+  private seen<T>(value: T): T {
+    const seq = (value as { seq?: unknown } | undefined)?.seq;
+    if (typeof seq === 'number') this.lastSeq = Math.max(this.lastSeq, seq);
+    return value;
+  }
+
+  /** This attempt's event newer than the last one it knows of, if a lost write committed. */
+  private async landedEvent(type?: string): Promise<StoredEvent | undefined> {
+    const row = await this.db
+      .selectFrom('events')
+      .select(['seq', 'type', 'payload'])
+      .where('thread_id', '=', this.threadId)
+      .where('run_id', '=', this.fence.runId)
+      .where('seq', '>', this.lastSeq)
+      .$if(type !== undefined, (q) => q.where('type', '=', type!))
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? { seq: row.seq, frame: toFrame(row.type, row.payload) } : undefined;
   }
 
   private async publish(event: StoredEvent): Promise<void> {

@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { claimRun, nextQueuedRun, type RunOutcome } from '../db/runs.repository.js';
-import { insertRunMessage, listThreadMessages } from '../db/messages.repository.js';
+import { insertRunMessage, listThreadMessages, messageExists } from '../db/messages.repository.js';
 import { FencedError, type WriteFence } from '../db/events.repository.js';
 import type { Agent, Database, ToolCallRecord } from '../db/schema.js';
 import { newId } from '../db/ids.js';
@@ -32,8 +32,10 @@ export interface TurnDeps {
   contextTokens?: number;
   tools: ToolRegistry;
   log: Logger;
-  /** Aborts in-flight runs by id (run.cancel reaches every worker). */
-  activeRuns: Map<string, AbortController>;
+  /** The runs this worker holds, by id (run.cancel reaches every worker; heartbeats; shutdown). */
+  activeRuns: Map<string, RunHandle>;
+  /** How long a run's writes are retried while the database is unreachable. @defaultValue 30000 */
+  writeRetryMs?: number;
   /** Deadline of one tool call; a tool still running then ends as an error result. @defaultValue 10000 */
   toolTimeoutMs?: number;
   /** Consecutive provider failures that open the LLM circuit breaker. @defaultValue 5 */
@@ -43,6 +45,28 @@ export interface TurnDeps {
 }
 
 const DEFAULT_TOOL_TIMEOUT_MS = 10_000;
+
+/** A run in flight in this worker. */
+export interface RunHandle {
+  fence: WriteFence;
+  /** Aborted by the user (run.cancel, an interrupting message): the run ends `cancelled`. */
+  cancel: AbortController;
+  /**
+   * Aborted when this worker shuts down past its grace period. With `release`, the run is handed
+   * back for another worker to take over (no agent_completed is written); without, it ends
+   * `failed` with `worker_lost`.
+   */
+  stop: AbortController;
+  release: boolean;
+}
+
+/** This attempt handed its run back on shutdown; a takeover job continues it elsewhere. */
+class Released extends Error {
+  constructor() {
+    super('run released on shutdown');
+    this.name = 'Released';
+  }
+}
 
 /** TurnDeps plus what the processor builds once: one breaker per processor, so per worker process. */
 interface ProcessorDeps extends TurnDeps {
@@ -65,45 +89,79 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     toolTimeoutMs: turnDeps.toolTimeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
   };
   return async (job, ctx) => {
-    const claim = await claimRun(deps.db, job.runId, ctx.takeover);
+    const claim = await claimRun(deps.db, job.runId, {
+      takeover: ctx.takeover || job.takeover !== undefined,
+      fromAttempt: job.takeover?.fromAttempt,
+      staleMs: job.takeover?.staleMs,
+    });
     if (claim.kind !== 'claimed') {
       deps.log.debug({ run_id: job.runId, claim: claim.kind }, 'run not started');
       return;
     }
     const { run, thread, agent, fence } = claim;
     const log = deps.log.child({ run_id: run.id, thread_id: thread.id, attempt: fence.attempt });
-    const controller = new AbortController();
-    deps.activeRuns.set(run.id, controller);
-    const signal = AbortSignal.any([ctx.signal, controller.signal]);
+    const handle: RunHandle = { fence, cancel: new AbortController(), stop: new AbortController(), release: false };
+    deps.activeRuns.set(run.id, handle);
+    const signal = AbortSignal.any([ctx.signal, handle.cancel.signal, handle.stop.signal]);
+    let released = false;
     try {
-      await runTurn(deps, { job, agent, fence, messageId: run.assistant_message_id!, signal, cancelled: controller.signal, restarted: claim.restarted, log });
+      await runTurn(deps, {
+        job, agent, fence, handle, signal, log,
+        messageId: run.assistant_message_id!,
+        restarted: claim.restarted,
+        afterSeq: thread.last_seq,
+      });
     } catch (error) {
-      if (!(error instanceof FencedError)) throw error;
-      log.warn('run was taken over by another attempt; this attempt stopped writing');
+      if (error instanceof Released) {
+        released = true;
+        await handBack(deps, job, fence, log);
+      } else if (error instanceof FencedError) {
+        log.warn('run was taken over by another attempt; this attempt stopped writing');
+      } else {
+        throw error;
+      }
     } finally {
       deps.activeRuns.delete(run.id);
-      await wakeNext(deps, thread.id, log);
+      // A released run still holds its thread; the takeover wakes the next turn when it ends.
+      if (!released) await wakeNext(deps, thread.id, log);
     }
   };
+}
+
+/** Queues the takeover of a run this worker released; if that fails the heartbeat sweeper will. */
+async function handBack(deps: TurnDeps, job: TurnJob, fence: WriteFence, log: Logger): Promise<void> {
+  try {
+    await deps.queue.enqueue(
+      { runId: job.runId, threadId: job.threadId, takeover: { fromAttempt: fence.attempt } },
+      { key: `takeover-${fence.attempt}` },
+    );
+    log.info('run released on shutdown; another worker takes it over');
+  } catch (error) {
+    log.warn({ err: error }, 'run released on shutdown but its takeover could not be queued; the sweeper will');
+  }
 }
 
 interface TurnState {
   job: TurnJob;
   agent: Agent;
   fence: WriteFence;
+  handle: RunHandle;
   messageId: string;
   /** Aborted on cancel, interrupt or worker shutdown. */
   signal: AbortSignal;
-  /** Aborted only by the user (cancel, interrupt): tells a cancel from a shutdown. */
-  cancelled: AbortSignal;
   /** This attempt took the run over from one that died. */
   restarted: boolean;
+  /** The thread's last seq when the run was claimed. */
+  afterSeq: number;
   log: Logger;
 }
 
 async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
-  const { job, agent, fence, messageId, signal, cancelled, log } = turn;
-  const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log);
+  const { job, agent, fence, handle, messageId, signal, log } = turn;
+  const cancelled = handle.cancel.signal;
+  const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log, { afterSeq: turn.afterSeq, retryWindowMs: deps.writeRetryMs });
+  const addMessage = (message: Parameters<typeof insertRunMessage>[2]) =>
+    emitter.write(() => insertRunMessage(deps.db, fence, message), () => messageExists(deps.db, message.id));
   const text = new DeltaCoalescer(emitter, messageId);
   const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   let outcome: RunOutcome;
@@ -133,13 +191,13 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
       await text.flush();
       // Text the model wrote alongside tool calls stays in the final message, so the streamed
       // deltas always join to exactly the stored answer.
-      await insertRunMessage(deps.db, fence, {
+      await addMessage({
         id: newId('m'), thread_id: job.threadId, role: 'assistant', content: '', tool_calls: JSON.stringify(step.toolCalls) as never,
       });
       prompt.push({ role: 'assistant', content: null, tool_calls: step.toolCalls });
       for (const call of step.toolCalls) {
         const result = await runTool(deps, emitter, call, signal);
-        await insertRunMessage(deps.db, fence, {
+        await addMessage({
           id: newId('m'), thread_id: job.threadId, role: 'tool', content: result, tool_call_id: call.id,
         });
         prompt.push({ role: 'tool', tool_call_id: call.id, content: result });
@@ -149,13 +207,14 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
     outcome = { status: 'completed', usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } };
   } catch (error) {
     if (error instanceof FencedError) throw error;
+    if (handle.stop.signal.aborted && handle.release && !cancelled.aborted) throw new Released();
     await text.flush().catch(() => {});
     outcome = classify(error, signal, cancelled, log);
     if (outcome.status !== 'failed' || usage.prompt_tokens > 0) {
       outcome.usage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
     }
   }
-  await insertRunMessage(deps.db, fence, { id: messageId, thread_id: job.threadId, role: 'assistant', content: text.text });
+  await addMessage({ id: messageId, thread_id: job.threadId, role: 'assistant', content: text.text });
   await emitter.complete(
     {
       status: outcome.status,

@@ -1,42 +1,90 @@
 /**
- * A worker process's part: consume turns from the queue, listen for cancellations, and sweep
- * queued runs whose job was lost.
+ * A worker process's part: consume turns from the queue, listen for cancellations, keep the
+ * heartbeat of the runs it holds, and sweep for runs that nobody is driving any more: queued runs
+ * whose job was lost, and running runs whose worker's heartbeat went stale.
  */
-import { strandedRuns } from '../db/runs.repository.js';
-import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
-import { createTurnProcessor, type TurnDeps } from './turn-processor.js';
+import { beatRuns, failAbandonedRun, nextQueuedRun, staleRuns, strandedRuns } from '../db/runs.repository.js';
+import { RUN_CANCEL_CHANNEL, threadChannel } from '../broker/index.js';
+import { encodeBrokerEvent } from '../server/thread-fanout.js';
+import { createTurnProcessor, type RunHandle, type TurnDeps } from './turn-processor.js';
+
+/** A run is taken over at most this many times in all; then it ends failed with worker_lost. */
+export const MAX_RUN_ATTEMPTS = 5;
 
 /** The turn processor's dependencies (less what the worker builds itself), plus the worker's own. */
 export interface WorkerOptions extends Omit<TurnDeps, 'activeRuns'> {
   concurrency: number;
-  /** How often to look for stranded queued runs. @defaultValue 5000 */
+  /** How often to look for stranded queued runs and stale running ones. @defaultValue 5000 */
   sweepIntervalMs?: number;
   /** A queued run this old with nothing running on its thread is re-enqueued. @defaultValue 10000 */
   strandedAfterMs?: number;
   /** Re-enqueue every stranded queued run at once on start (a single node after a restart). */
   sweepOnStart?: boolean;
+  /**
+   * A running run whose heartbeat is this old is taken over (or failed after MAX_RUN_ATTEMPTS).
+   * This worker beats every sixth of it. @defaultValue 30000
+   */
+  runStaleMs?: number;
+  /** On close, how long active turns may finish before they are stopped. @defaultValue 10000 */
+  shutdownGraceMs?: number;
+  /**
+   * On close past the grace period: hand active runs back for another worker to take over (a
+   * fleet), instead of ending them failed with worker_lost (a single node). @defaultValue false
+   */
+  releaseOnShutdown?: boolean;
 }
 
 export interface TurnWorker {
   /** Runs in flight in this process. */
   activeCount(): number;
+  /**
+   * Stops taking turns and lets active ones finish within the grace period; past it, releases or
+   * fails them. The queue's own close comes after this.
+   */
   close(): Promise<void>;
 }
 
 export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
-  const { log } = options;
-  const activeRuns = new Map<string, AbortController>();
+  const { log, db } = options;
+  const runStaleMs = options.runStaleMs ?? 30_000;
+  const activeRuns = new Map<string, RunHandle>();
   const unsubscribeCancel = await options.broker.subscribe(RUN_CANCEL_CHANNEL, (runId) => {
-    activeRuns.get(runId)?.abort(new Error('cancelled by the user'));
+    activeRuns.get(runId)?.cancel.abort(new Error('cancelled by the user'));
   });
-  const processor = createTurnProcessor({ ...options, activeRuns });
+  const processor = createTurnProcessor({ ...options, activeRuns, writeRetryMs: options.writeRetryMs ?? runStaleMs });
   await options.queue.startWorker(processor, options.concurrency);
+
+  const heartbeat = setInterval(() => {
+    beatRuns(db, [...activeRuns.values()].map((run) => run.fence)).catch((error) => {
+      log.warn({ err: error }, 'heartbeat failed; will retry');
+    });
+  }, Math.max(200, Math.floor(runStaleMs / 6)));
+  heartbeat.unref();
 
   const sweep = async (olderThanMs = options.strandedAfterMs ?? 10_000) => {
     try {
-      for (const run of await strandedRuns(options.db, olderThanMs)) {
+      for (const run of await strandedRuns(db, olderThanMs)) {
         log.info({ run_id: run.id, thread_id: run.thread_id }, 're-enqueuing a stranded run');
         await options.queue.enqueue({ runId: run.id, threadId: run.thread_id }, { wake: true });
+      }
+      for (const run of await staleRuns(db, runStaleMs)) {
+        if (activeRuns.get(run.id)?.fence.attempt === run.attempt) continue; // ours, only slow to beat
+        if (run.attempt < MAX_RUN_ATTEMPTS) {
+          log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run heartbeat is stale; queuing its takeover');
+          await options.queue.enqueue(
+            { runId: run.id, threadId: run.thread_id, takeover: { fromAttempt: run.attempt, staleMs: runStaleMs } },
+            { key: `takeover-${run.attempt}` },
+          );
+          continue;
+        }
+        const ended = await failAbandonedRun(db, run.id, 'worker_lost', 'The turn was interrupted too many times; send the message again.', { attempt: run.attempt, staleMs: runStaleMs });
+        if (!ended) continue;
+        log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run failed after too many takeovers');
+        await options.broker
+          .publish(threadChannel(ended.threadId), encodeBrokerEvent(ended.event.seq, ended.event.frame))
+          .catch((error) => log.warn({ err: error }, 'event stored but not published'));
+        const next = await nextQueuedRun(db, ended.threadId);
+        if (next) await options.queue.enqueue({ runId: next, threadId: ended.threadId }, { wake: true });
       }
     } catch (error) {
       log.warn({ err: error }, 'sweep failed; will retry');
@@ -52,9 +100,28 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        const graceMs = options.shutdownGraceMs ?? 10_000;
+        const deadline = Date.now() + graceMs;
+        // Stop taking new turns first, so the grace period only serves the ones already running.
+        const stopped = options.queue.stopConsuming();
+        while (activeRuns.size > 0 && Date.now() < deadline) await sleep(Math.min(100, deadline - Date.now()));
+        if (activeRuns.size > 0) {
+          log.warn({ runs: activeRuns.size, grace_ms: graceMs, release: !!options.releaseOnShutdown }, 'shutdown grace period over; stopping active turns');
+          for (const run of activeRuns.values()) {
+            run.release = !!options.releaseOnShutdown;
+            run.stop.abort(new Error('worker shutting down'));
+          }
+        }
+        await stopped;
+        clearInterval(heartbeat);
         await unsubscribeCancel().catch(() => {});
       })();
       return closing;
     },
   };
 }
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+

@@ -37,11 +37,21 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
-export async function createStack(
-  options: { backend?: Backend; sim?: LlmSimOptions; env?: Record<string, string> } = {},
-): Promise<TestStack> {
+export interface StackSetup {
+  backend?: Backend;
+  sim?: LlmSimOptions;
+  /** Settings over the stack's own (e.g. REDIS_URL of a throwaway server). */
+  env?: Record<string, string>;
+  /**
+   * `redis` backend: use this database instead of a fresh one on the shared server (e.g. one in a
+   * throwaway Postgres cluster). The caller owns it: the stack does not drop it.
+   */
+  database?: TestDatabase;
+}
+
+export async function createStack(options: StackSetup = {}): Promise<TestStack> {
   const backend = options.backend ?? 'redis';
-  const database = backend === 'redis' ? await createTestDatabase() : undefined;
+  const database = backend === 'redis' ? options.database ?? (await createTestDatabase()) : undefined;
   const prefix = uniquePrefix();
   const sim = await startLlmSim(options.sim ?? { tokenDelayMs: 1 });
   const secret = randomBytes(32).toString('hex');
@@ -98,7 +108,7 @@ export async function createStack(
       for (const node of nodes.reverse()) await node.close();
       if (database) await db?.destroy();
       await sim.close();
-      await database?.drop();
+      if (!options.database) await database?.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,160 @@
+/**
+ * The per-user limits a gateway enforces (config.rateLimits; 0 turns one off):
+ *
+ * - messages per user per minute: rate-limiter-flexible, counted in Redis when REDIS_URL is set
+ *   (so every gateway draws on one budget) with an in-memory insurance limiter that takes over
+ *   while Redis is unreachable; in process when embedded;
+ * - open sockets per user: ./connection-slots.ts (a Redis sorted set, or in process);
+ * - frames per connection per second: on the Connection itself (synchronous, in order);
+ * - queued plus running runs per user: counted in Postgres inside recordTurn's transaction.
+ *
+ * Refusals are RequestErrors with code `rate_limited`, a message naming the limit and
+ * `retry_after_ms`.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from '../config.js';
+import { RequestError } from '../handlers/context.js';
+import { MemoryConnectionSlots, RedisConnectionSlots, type ConnectionSlots, type RedisSlotOptions } from './connection-slots.js';
+
+export type RateLimitSettings = Config['rateLimits'];
+
+interface User {
+  workspaceId: string;
+  userId: string;
+}
+
+export interface RateLimiterOptions {
+  limits: RateLimitSettings;
+  log: Logger;
+  /** Shared through Redis by every gateway; absent: counted in this process (embedded mode). */
+  redis?: { url: string; prefix: string };
+  /** Length of the messages window. Not a setting: tests shorten it to watch a window end. @defaultValue 60000 */
+  messageWindowMs?: number;
+  /** Expiry and refresh of the Redis connection entries. */
+  connectionSlots?: RedisSlotOptions;
+}
+
+/** How long a client refused for open sockets or active runs should wait: a hint, not a window. */
+export const RETRY_HINT_MS = 1000;
+
+/** A `rate_limited` refusal whose message names the limit and says when to retry. */
+export function rateLimited(what: string, retryAfterMs: number, advice?: string): RequestError {
+  const ms = Math.max(0, Math.ceil(retryAfterMs));
+  return new RequestError('rate_limited', `${what}. ${advice ?? `Retry in ${Math.max(1, Math.ceil(ms / 1000))} s.`}`, ms);
+}
+
+/** `Retry-After` (whole seconds, rounded up) for a wait in ms. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.ceil(Math.max(0, ms) / 1000));
+}
+
+export class RateLimiter {
+  private readonly messages?: RateLimiterAbstract;
+  private readonly slots?: ConnectionSlots;
+  private closing?: Promise<void>;
+
+  private constructor(
+    readonly limits: Readonly<RateLimitSettings>,
+    private readonly log: Logger,
+    private readonly redis: Redis | undefined,
+    prefix: string,
+    private readonly messageWindowMs: number,
+    slotOptions: RedisSlotOptions,
+  ) {
+    const points = limits.messagesPerMinute;
+    const duration = Math.max(1, Math.round(messageWindowMs / 1000));
+    if (points > 0) {
+      this.messages = redis
+        ? new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `${prefix}rl:messages`,
+            points,
+            duration,
+            // While Redis is unreachable each gateway counts on its own rather than refusing everyone.
+            rejectIfRedisNotReady: true,
+            insuranceLimiter: new RateLimiterMemory({ points, duration }),
+          })
+        : new RateLimiterMemory({ points, duration });
+    }
+    if (limits.connectionsPerUser > 0) {
+      this.slots = redis ? new RedisConnectionSlots(redis, prefix, log, slotOptions) : new MemoryConnectionSlots();
+    }
+  }
+
+  static async create(options: RateLimiterOptions): Promise<RateLimiter> {
+    const { limits, log } = options;
+    const shared = options.redis && (limits.messagesPerMinute > 0 || limits.connectionsPerUser > 0);
+    let redis: Redis | undefined;
+    if (shared) {
+      // A slow Redis must not stall a send or an upgrade for long: after a second, the insurance
+      // limiter (messages) or an unchecked admission (sockets) takes over.
+      redis = new Redis(options.redis!.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 });
+      redis.on('error', () => {});
+      await redis.ping().catch((error) => log.warn({ err: error }, 'rate limits: Redis not answering yet; counting in process until it does'));
+    }
+    return new RateLimiter(limits, log, redis, options.redis?.prefix ?? '', options.messageWindowMs ?? 60_000, options.connectionSlots ?? {});
+  }
+
+  /** Counts one message send of `user`; throws `rate_limited` once the window's budget is spent. */
+  async consumeMessage(user: User): Promise<void> {
+    if (!this.messages) return;
+    try {
+      await this.messages.consume(userKey(user));
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      const per = this.messageWindowMs === 60_000 ? 'minute' : `${this.messageWindowMs / 1000} s`;
+      throw rateLimited(`Too many messages: at most ${this.limits.messagesPerMinute} per ${per}`, error.msBeforeNext);
+    }
+  }
+
+  /** Gives back a send that stored nothing (a deduplicated retry, or one refused by the store). */
+  async refundMessage(user: User): Promise<void> {
+    if (!this.messages) return;
+    await this.messages.reward(userKey(user)).catch((error) => this.log.warn({ err: error }, 'message budget not refunded'));
+  }
+
+  /** Takes one of `user`'s socket slots for connection `id`; the refusal to answer with otherwise. */
+  async acquireConnection(user: User, id: string): Promise<RequestError | undefined> {
+    if (!this.slots || this.closing) return undefined;
+    const limit = this.limits.connectionsPerUser;
+    if (await this.slots.acquire(userKey(user), id, limit)) return undefined;
+    return rateLimited(
+      `Too many open connections: at most ${limit} per user`,
+      RETRY_HINT_MS,
+      `Close one, or retry in ${RETRY_HINT_MS / 1000} s.`,
+    );
+  }
+
+  /** Connection `id` closed (or never opened). */
+  releaseConnection(id: string): void {
+    this.slots?.release(id);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.slots?.close();
+      await this.redis?.quit().catch(() => this.redis?.disconnect());
+    })();
+    return this.closing;
+  }
+}
+
+/** The runs-per-user refusal (the count itself is in db/turns.repository.ts). */
+export function tooManyRuns(limit: number): RequestError {
+  return rateLimited(
+    `Too many active runs: at most ${limit} queued or running per user`,
+    RETRY_HINT_MS,
+    `Retry in ${RETRY_HINT_MS / 1000} s, once one has finished (or cancel one).`,
+  );
+}
+
+/** The frames-per-second refusal. */
+export function tooManyFrames(limit: number, retryAfterMs: number): RequestError {
+  return rateLimited(`Too many frames: at most ${limit} per second on one connection`, retryAfterMs);
+}
+
+function userKey(user: User): string {
+  return `${encodeURIComponent(user.workspaceId)}:${encodeURIComponent(user.userId)}`;
+}
