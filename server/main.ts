@@ -37,9 +37,12 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 30_000);
+    // Turns get SHUTDOWN_GRACE_MS; the rest of the shutdown (sockets, queue, pools) gets 15 s more.
+    const force = setTimeout(() => process.exit(1), config.worker.shutdownGraceMs + 15_000);
     force.unref();
-    node.close().then(() => process.exit(0), () => process.exit(1));
+    // The log is written asynchronously: flush it, or the last lines (the shutdown itself) are lost.
+    const exit = (code: number) => log.flush(() => process.exit(code));
+    node.close().then(() => exit(0), () => exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -66,4 +66,35 @@ test('SIGKILL mid-turn: another worker takes the run over; one agent_completed; 
   assert.is((await client.completed(next.payload.run_id, 20_000)).payload.status, 'completed');
 });
 
+test('a frozen worker (SIGSTOP) loses the run to another; woken up, it cannot write: one agent_completed, gap-free', async (ctx) => {
+  const frozen = startWorker(ctx);
+  await frozen.waitFor(/"msg":"started"/, 30_000);
+  const client = await connect(ctx, 'frozen');
+  const ack = await client.request('message.send', { content: 'Take your time [[words:300]] [[delay:20]]' });
+  const { thread_id, run_id } = ack.payload;
+  await client.until(() => client.events(thread_id).filter((e) => e.type === 'message_delta').length >= 3, 20_000, 'some deltas');
+  process.kill(frozen.proc.pid!, 'SIGSTOP');
+
+  const other = startWorker(ctx);
+  await other.waitFor(/"msg":"started"/, 30_000);
+  // Its BullMQ lock expires (10 s) and the stalled check (5 s) hands the job to the other worker.
+  await client.until(() => client.events(thread_id).some((e) => e.type === 'agent_thinking' && e.payload.restarted), 45_000, 'the takeover');
+  // The frozen attempt wakes up mid-stream, with writes it believes it still owns.
+  process.kill(frozen.proc.pid!, 'SIGCONT');
+  const done = await client.completed(run_id, 45_000);
+  assert.is(done.payload.status, 'completed');
+  // Give the woken attempt time to try its next writes.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const events = client.events(thread_id);
+  assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'gap-free');
+  assert.is(events.filter((e) => e.type === 'agent_completed').length, 1, 'exactly one agent_completed');
+  const restart = events.find((e) => e.type === 'agent_thinking' && e.payload.restarted)!;
+  const after = events.slice(events.indexOf(restart));
+  assert.ok(after.filter((e) => e.type === 'message_delta').every((e) => e.payload.message_id === done.payload.message.id), 'no delta of the old attempt after the restart');
+  assert.is(after.filter((e) => e.type === 'message_delta').map((e) => e.payload.delta).join(''), done.payload.message.content);
+  const stored = await ctx.stack.db.selectFrom('events').select('seq').where('thread_id', '=', thread_id).execute();
+  assert.is(stored.length, events.length, 'nothing was stored that the client did not see');
+  assert.match(frozen.stdout(), /this attempt stopped writing/, 'the woken attempt was fenced off');
+});
+
 test.run();

@@ -39,7 +39,8 @@ export function run(command: string, args: string[], env: Record<string, string>
   });
   let exitCode: number | null | undefined;
   const exit = new Promise<number | null>((resolve) => {
-    proc.on('exit', (code, signal) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout has been read.
+    proc.on('close', (code, signal) => {
       exitCode = code ?? (signal ? 128 : null);
       resolve(exitCode);
       for (const l of listeners) l();
