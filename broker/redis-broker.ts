@@ -16,7 +16,9 @@ export class RedisBroker implements Broker {
   private closing?: Promise<void>;
 
   constructor(url: string, private readonly prefix: string) {
-    this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2 });
+    // Publishing fails fast while Redis is unreachable instead of queueing behind reconnect
+    // attempts: every event is in the log already, and gateways re-sync from it on reconnect.
+    this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: false });
     this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null });
     // Errors surface through failed commands; without a listener ioredis would log them loudly.
     this.pub.on('error', () => {});

@@ -18,6 +18,8 @@ export interface TurnInput {
   clientMessageId?: string;
   /** Overrides the agent's busy_policy for this message. */
   onBusy?: 'enqueue' | 'reject' | 'interrupt';
+  /** RATE_LIMIT_RUNS_PER_USER: refuse (`rate_limited`) when the user already has this many queued or running runs. 0 or absent: no limit. */
+  maxActiveRuns?: number;
 }
 
 export interface RecordedTurn {
@@ -35,9 +37,9 @@ export interface RecordedTurn {
   interruptRunIds: string[];
 }
 
-/** A thread or agent the caller named does not exist for them. */
+/** A thread or agent the caller named does not exist for them, the thread is busy, or the user has too many active runs. */
 export class TurnRejected extends Error {
-  constructor(readonly code: 'not_found' | 'conflict' | 'thread_busy', message: string) {
+  constructor(readonly code: 'not_found' | 'conflict' | 'thread_busy' | 'rate_limited', message: string) {
     super(message);
     this.name = 'TurnRejected';
   }
@@ -124,6 +126,24 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
         .execute();
     }
     const thread = await trx.selectFrom('threads').select('agent_id').where('id', '=', threadId).executeTakeFirstOrThrow();
+
+    if (input.maxActiveRuns) {
+      // Serialise the user's sends from here to commit, so two racing sends cannot both pass the
+      // count. Taken after the thread's row lock (as everywhere), so the locks never deadlock;
+      // counted after an `interrupt` cancelled the thread's queued runs.
+      const key = `active-runs\u001f${owner.workspaceId}\u001f${owner.userId}`;
+      await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
+      const { active } = await trx
+        .selectFrom('runs')
+        .select((eb) => eb.fn.countAll<string>().as('active'))
+        .where('workspace_id', '=', owner.workspaceId)
+        .where('user_id', '=', owner.userId)
+        .where('status', 'in', ['queued', 'running'])
+        .executeTakeFirstOrThrow();
+      if (Number(active) >= input.maxActiveRuns) {
+        throw new TurnRejected('rate_limited', `Too many active runs: at most ${input.maxActiveRuns} queued or running per user.`);
+      }
+    }
 
     const messageId = newId('m');
     const runId = newId('run');

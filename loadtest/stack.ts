@@ -83,6 +83,11 @@ export async function startStack(options: StackOptions): Promise<LoadStack> {
       OPENAI_API_KEY: 'loadtest',
       OPENAI_MODEL: 'sim-1',
       WORKER_CONCURRENCY: String(options.workerConcurrency),
+      // The load test measures throughput, not the per-user limits (a user may run --turns in a row).
+      RATE_LIMIT_MESSAGES_PER_MIN: '0',
+      RATE_LIMIT_FRAMES_PER_SEC: '0',
+      RATE_LIMIT_CONNECTIONS_PER_USER: '0',
+      RATE_LIMIT_RUNS_PER_USER: '0',
       LOG_LEVEL: 'silent',
     });
     const node = await startNode(config, { gateway: true, worker: true }, createLogger(config.logLevel));

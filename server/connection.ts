@@ -42,6 +42,8 @@ export class Connection {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
+    // Inside a cork the last few KiB reach the buffer only at uncork.
+    recheckLater(this);
     return true;
   }
 
@@ -87,11 +89,71 @@ export class Connection {
     return 0;
   }
 
-  /** Checks the buffer after a topic publish reached this socket. */
+  /**
+   * Checks the buffer after a topic publish reached this socket. uWS only queues a publish under
+   * 16 KiB and writes it at the end of the loop iteration (or with the subscriber's 32nd queued
+   * message), so the buffer seen here may lag by up to 31 frames: the check is repeated once that
+   * write has happened, or a burst that ends just past the bound would leave the socket open.
+   */
   checkBackpressure(): void {
-    if (!this.closed && this.ws && this.ws.getBufferedAmount() > this.maxBufferedBytes) {
+    if (this.overBound()) return;
+    recheckLater(this);
+  }
+
+  /** Closes the socket with 1013 if it holds more than the bound; true if it is closed. */
+  overBound(): boolean {
+    if (this.closed || !this.ws) return true;
+    if (this.ws.getBufferedAmount() <= this.maxBufferedBytes) return false;
+    this.close(CloseCodes.slow_consumer, 'slow consumer');
+    return true;
+  }
+
+  /** Replay pacing: the replay writes while the buffer is at most half the bound. */
+  hasRoom(): boolean {
+    return !this.closed && !!this.ws && this.ws.getBufferedAmount() <= this.maxBufferedBytes / 2;
+  }
+
+  /** Sends a replayed frame: the caller paces with hasRoom()/drained(), so no bound check here. */
+  sendReplay(frame: string): boolean {
+    if (this.closed || !this.ws) return false;
+    if (this.ws.send(frame, false) === 2) {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
+      return false;
     }
+    return true;
+  }
+
+  private drainWaiters = new Set<() => void>();
+
+  /** uWS's drain handler: some of the buffer was written. */
+  onDrain(): void {
+    if (this.hasRoom()) for (const wake of [...this.drainWaiters]) wake();
+  }
+
+  /**
+   * Resolves once there is room again (or the socket is closed). A client that takes nothing for
+   * `stallMs` is a slow consumer: closed with 1013.
+   */
+  drained(stallMs: number): Promise<void> {
+    if (this.hasRoom() || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let last = this.ws!.getBufferedAmount();
+      const wake = () => {
+        clearInterval(timer);
+        this.drainWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setInterval(() => {
+        if (this.closed || this.hasRoom()) return wake();
+        const now = this.ws!.getBufferedAmount();
+        if (now >= last) {
+          this.close(CloseCodes.slow_consumer, 'slow consumer');
+          return wake();
+        }
+        last = now;
+      }, stallMs);
+      this.drainWaiters.add(wake);
+    });
   }
 
   cork(fn: () => void): void {
@@ -141,4 +203,23 @@ export class Connection {
     this.closed = true;
     this.clearTimers();
   }
+}
+
+/**
+ * Sockets to look at again once uWS has written what it queued in this loop iteration. uWS does
+ * that in its libuv check handle, which runs before Node's setImmediate callbacks (it is started
+ * later, and libuv runs the newest check handle first); a look that came too early would only
+ * find the socket within bounds, never close one wrongly. One immediate serves every socket.
+ */
+const recheck = new Set<Connection>();
+
+function recheckLater(connection: Connection): void {
+  if (recheck.size === 0) {
+    setImmediate(() => {
+      const due = [...recheck];
+      recheck.clear();
+      for (const c of due) c.overBound();
+    });
+  }
+  recheck.add(connection);
 }

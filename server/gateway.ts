@@ -54,6 +54,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     maxBackpressure: Math.min(maxBuffered * 64, 2 ** 31 - 1),
     idleTimeout: config.limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
+    drain: (ws) => ws.getUserData().connection.onDrain(),
     upgrade: (res, req, context) => upgrade(res, req, context),
     open: (ws) => {
       const connection = ws.getUserData().connection;

@@ -21,6 +21,7 @@ import { loadOrCreateDevSecret } from './dev-secret.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { checkNativeUws } from './native-check.js';
 import { createTicketStore } from './tickets/index.js';
+import { RateLimiter } from './rate-limits/index.js';
 
 export interface Roles {
   gateway: boolean;
@@ -172,8 +173,14 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         ? createTicketStore({ kind: 'memory' })
         : createTicketStore({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });
       cleanups.push(() => tickets.close());
+      const rateLimits = await RateLimiter.create({
+        limits: config.rateLimits,
+        log: log.child({ role: 'gateway' }),
+        redis: embeddedBus ? undefined : { url: config.redisUrl!, prefix: config.redisPrefix },
+      });
+      cleanups.push(() => rateLimits.close());
       gateway = await startGateway(config, {
-        db, broker, queue, verifyToken, tickets,
+        db, broker, queue, verifyToken, tickets, rateLimits,
         toolNames: createDefaultRegistry().names(),
         adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),

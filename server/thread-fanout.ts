@@ -20,6 +20,9 @@ import type { Connection } from './connection.js';
 
 type Mode = 'replaying' | 'catching_up' | 'live';
 
+/** A replaying client that takes nothing from its buffer for this long is cut off (1013). */
+const REPLAY_STALL_MS = 3_000;
+
 interface Follower {
   connection: Connection;
   mode: Mode;
@@ -94,9 +97,14 @@ export class ThreadFanout {
       for (;;) {
         const page = await listEventsAfter(this.db, threadId, follower.sentSeq, 500);
         if (state.followers.get(connection) !== follower || connection.closed) return;
-        connection.cork(() => {
-          for (const event of page) connection.send(event.frame);
-        });
+        // Paced: a page is written as fast as the client takes it, never all at once.
+        for (let i = 0; i < page.length; ) {
+          connection.cork(() => {
+            while (i < page.length && connection.hasRoom()) connection.sendReplay(page[i++]!.frame);
+          });
+          if (i < page.length) await connection.drained(REPLAY_STALL_MS);
+          if (state.followers.get(connection) !== follower || connection.closed) return;
+        }
         if (page.length > 0) follower.sentSeq = page[page.length - 1]!.seq;
         if (page.length < 500) break;
       }

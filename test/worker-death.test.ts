@@ -67,10 +67,13 @@ test('SIGKILL mid-turn: another worker takes the run over; one agent_completed; 
 });
 
 test('a frozen worker (SIGSTOP) loses the run to another; woken up, it cannot write: one agent_completed, gap-free', async (ctx) => {
+  // Only the worker about to be frozen may hold the run.
+  for (const worker of ctx.workers) worker.kill('SIGKILL');
+  await Promise.all(ctx.workers.map((worker) => worker.exited()));
   const frozen = startWorker(ctx);
   await frozen.waitFor(/"msg":"started"/, 30_000);
   const client = await connect(ctx, 'frozen');
-  const ack = await client.request('message.send', { content: 'Take your time [[words:300]] [[delay:20]]' });
+  const ack = await client.request('message.send', { content: 'A long, patient answer please [[words:900]] [[delay:20]]' });
   const { thread_id, run_id } = ack.payload;
   await client.until(() => client.events(thread_id).filter((e) => e.type === 'message_delta').length >= 3, 20_000, 'some deltas');
   process.kill(frozen.proc.pid!, 'SIGSTOP');

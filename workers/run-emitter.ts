@@ -153,6 +153,11 @@ export class DeltaCoalescer {
     const delta = this.pending;
     this.pending = '';
     this.lastFlush = Date.now();
-    await this.emitter.emit('message_delta', { message_id: this.messageId, delta });
+    try {
+      await this.emitter.emit('message_delta', { message_id: this.messageId, delta });
+    } catch (error) {
+      this.pending = delta + this.pending; // not stored: still owed to the log
+      throw error;
+    }
   }
 }

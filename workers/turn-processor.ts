@@ -18,6 +18,7 @@ import { RunErrorCodes } from '../protocol/codes.js';
 import type { Usage } from '../protocol/frames.js';
 import type { TurnJob, TurnProcessor, TurnQueue } from '../queue/turn-queue.js';
 import { CircuitBreaker } from './circuit-breaker.js';
+import { isConnectionError } from '../server/errors.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
@@ -208,6 +209,10 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
   } catch (error) {
     if (error instanceof FencedError) throw error;
     if (handle.stop.signal.aborted && handle.release && !cancelled.aborted) throw new Released();
+    // The database stayed unreachable past the write retries: this attempt cannot record the turn
+    // faithfully (a delta may be missing from the log). It gives the run up unfinished; the queue's
+    // retry or the heartbeat sweeper takes it over with a fresh attempt and message id.
+    if (isConnectionError(error)) throw error;
     await text.flush().catch(() => {});
     outcome = classify(error, signal, cancelled, log);
     if (outcome.status !== 'failed' || usage.prompt_tokens > 0) {

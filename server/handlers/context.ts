@@ -9,6 +9,7 @@ import type { Connection } from '../connection.js';
 import type { ThreadFanout } from '../thread-fanout.js';
 import type { TokenVerifier } from '../auth.js';
 import type { TicketStore } from '../tickets/index.js';
+import type { RateLimiter } from '../rate-limits/index.js';
 
 /** What every frame handler may use. */
 export interface GatewayServices {
@@ -24,6 +25,8 @@ export interface GatewayServices {
   adminRole: string;
   /** Single-use connection tickets (POST /v1/ws-ticket, then ?ticket= on the upgrade). */
   tickets: TicketStore;
+  /** Messages per minute and open sockets per user (shared through Redis when there is one). */
+  rateLimits: RateLimiter;
 }
 
 /** A known, expected refusal: rendered to the client as an `error` frame with this code. */

@@ -4,13 +4,19 @@ import type { Owner } from '../../db/threads.repository.js';
 import type { MessageSendPayload } from '../../protocol/frames.js';
 import { encodeBrokerEvent } from '../thread-fanout.js';
 import { RequestError, type GatewayServices } from '../handlers/context.js';
+import { tooManyRuns } from '../rate-limits/index.js';
 
 /**
  * Records the user's message and a queued run (one transaction, idempotent on client_message_id,
  * applying the thread's busy policy), publishes what was stored and enqueues the turn. A failed
  * publish or enqueue is logged, not returned: the turn is durable and the sweeper enqueues it.
+ *
+ * Rate limits: the send counts toward RATE_LIMIT_MESSAGES_PER_MIN first (given back when nothing
+ * was stored: a deduplicated retry or a refusal), and recordTurn enforces RATE_LIMIT_RUNS_PER_USER.
  */
 export async function sendMessage(services: GatewayServices, owner: Owner, input: MessageSendPayload): Promise<RecordedTurn> {
+  const limits = services.rateLimits;
+  await limits.consumeMessage(owner);
   let turn: RecordedTurn;
   try {
     turn = await recordTurn(services.db, owner, {
@@ -19,11 +25,17 @@ export async function sendMessage(services: GatewayServices, owner: Owner, input
       agentId: input.agent_id,
       clientMessageId: input.client_message_id,
       onBusy: input.on_busy,
+      maxActiveRuns: limits.limits.runsPerUser,
     });
   } catch (error) {
-    if (error instanceof TurnRejected) throw new RequestError(error.code, error.message);
+    if (error instanceof TurnRejected) {
+      await limits.refundMessage(owner);
+      if (error.code === 'rate_limited') throw tooManyRuns(limits.limits.runsPerUser);
+      throw new RequestError(error.code, error.message);
+    }
     throw error;
   }
+  if (turn.deduplicated) await limits.refundMessage(owner);
   if (turn.deduplicated || !turn.event) return turn;
   const log = services.log.child({ thread_id: turn.threadId, run_id: turn.runId });
   for (const runId of turn.interruptRunIds) {

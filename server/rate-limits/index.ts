@@ -135,7 +135,8 @@ export class RateLimiter {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.slots?.close();
-      await this.redis?.quit().catch(() => this.redis?.disconnect());
+      if (this.redis?.status === 'ready') await this.redis.quit().catch(() => this.redis?.disconnect());
+      else this.redis?.disconnect();
     })();
     return this.closing;
   }

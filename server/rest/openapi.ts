@@ -58,7 +58,7 @@ const ref = (name: SchemaName) => ({ $ref: `#/components/schemas/${name}` });
 
 /** Error codes a REST or upgrade request can carry (the WebSocket-only ones are left out). */
 const REST_CODES = (Object.keys(ErrorCodes) as ErrorCode[]).filter(
-  (code) => code !== 'unknown_type' && code !== 'binary_not_supported' && code !== 'rate_limited',
+  (code) => code !== 'unknown_type' && code !== 'binary_not_supported',
 );
 
 function errorResponse(status: number, reason: string) {
@@ -69,7 +69,15 @@ function errorResponse(status: number, reason: string) {
   };
 }
 
-type ErrorReasons = Partial<Record<400 | 403 | 404 | 409, string>>;
+type ErrorReasons = Partial<Record<400 | 403 | 404 | 409 | 429, string>>;
+
+/** 429 `rate_limited`: the body's `retry_after_ms`, and `Retry-After` in whole seconds. */
+function rateLimitedResponse(reason: string) {
+  return {
+    ...errorResponse(429, `${reason} Retry after \`retry_after_ms\` (also the \`Retry-After\` header, in seconds).`),
+    headers: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer', minimum: 0 } } },
+  };
+}
 
 /** Error responses of an authenticated route: 401, 500 and 503 always; 413 with a body. */
 function errors(reasons: ErrorReasons, hasBody: boolean) {
@@ -80,6 +88,7 @@ function errors(reasons: ErrorReasons, hasBody: boolean) {
   if (reasons[404]) out['404'] = errorResponse(404, reasons[404]);
   if (reasons[409]) out['409'] = errorResponse(409, reasons[409]);
   if (hasBody) out['413'] = errorResponse(413, 'The body is over the size limit (MAX_FRAME_BYTES).');
+  if (reasons[429]) out['429'] = rateLimitedResponse(reasons[429]);
   out['500'] = errorResponse(500, 'An unexpected failure; details are in the server log.');
   out['503'] = errorResponse(
     503,
@@ -229,6 +238,7 @@ function paths() {
               400: 'The body is not valid JSON, breaks the schema, or the content holds NUL characters.',
               404: 'The thread (or its agent) was not found.',
               409: 'A run is active and the busy policy is `reject` (`thread_busy`, retry later), or the thread is bound to another agent (`conflict`).',
+              429: 'Too many messages this minute (RATE_LIMIT_MESSAGES_PER_MIN, shared with `message.send`) or too many queued and running turns (RATE_LIMIT_RUNS_PER_USER).',
             },
             true,
           ),
@@ -372,7 +382,8 @@ function paths() {
           `both ways, as defined by protocol ${PROTOCOL} (protocol/frames.ts, protocol/schemas.ts and protocol/codes.ts; see ` +
           'the README). The token goes in `Authorization: Bearer <jwt>`, or as a `bearer.<jwt>` entry of ' +
           'Sec-WebSocket-Protocol (browsers), or as `?access_token=`; or a single-use `?ticket=` from POST /v1/ws-ticket. ' +
-          'A failed handshake answers 401 with an Error body and no upgrade; an Origin not in ALLOWED_ORIGINS gets 403.',
+          'A failed handshake answers 401 with an Error body and no upgrade; an Origin not in ALLOWED_ORIGINS gets 403; ' +
+          'a user already holding RATE_LIMIT_CONNECTIONS_PER_USER open sockets gets 429.',
         security: [{ bearer: [] }, { accessToken: [] }],
         parameters: [
           { name: 'Upgrade', in: 'header', required: true, schema: { const: 'websocket' } },
@@ -396,6 +407,7 @@ function paths() {
           '101': { description: `Switching Protocols: the socket is open and speaks ${PROTOCOL}.` },
           '401': errorResponse(401, 'No token, or one that does not verify or has expired; the socket is not opened.'),
           '403': errorResponse(403, 'The Origin header is not in ALLOWED_ORIGINS.'),
+          '429': rateLimitedResponse('The user already has RATE_LIMIT_CONNECTIONS_PER_USER sockets open (across all gateways); the socket is not opened.'),
         },
       },
     },

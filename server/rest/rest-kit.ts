@@ -11,6 +11,7 @@ import type { ErrorCode } from '../../protocol/codes.js';
 import { AuthError, type Principal, type TokenVerifier } from '../auth.js';
 import { RequestError } from '../handlers/context.js';
 import { isConnectionError } from '../errors.js';
+import { retryAfterSeconds } from '../rate-limits/index.js';
 
 export interface RestRequest {
   principal: Principal;
@@ -72,13 +73,18 @@ export function createRestKit(
   app: TemplatedApp,
   deps: { verifyToken: TokenVerifier; log: Logger; maxBodyBytes: number; corsOrigin: string },
 ): RestKit {
-  const write = (res: HttpResponse, aborted: { value: boolean }, status: number, body: unknown) => {
+  const write = (res: HttpResponse, aborted: { value: boolean }, status: number, body: unknown, retryAfterMs?: number) => {
     if (aborted.value) return;
     aborted.value = true;
     res.cork(() => {
       res.writeStatus(STATUS[status] ?? `${status} Status`);
       res.writeHeader('access-control-allow-origin', deps.corsOrigin);
       res.writeHeader('cache-control', 'no-store');
+      // 429 and 503 say when to come back in whole seconds too, for HTTP clients that honour it.
+      if (retryAfterMs !== undefined) {
+        res.writeHeader('retry-after', retryAfterSeconds(retryAfterMs));
+        res.writeHeader('access-control-expose-headers', 'retry-after');
+      }
       if (status === 204) {
         res.end();
         return;
@@ -88,7 +94,7 @@ export function createRestKit(
     });
   };
   const fail = (res: HttpResponse, aborted: { value: boolean }, code: ErrorCode, message: string, retryAfterMs?: number) =>
-    write(res, aborted, statusFor(code), retryAfterMs === undefined ? { code, message } : { code, message, retry_after_ms: retryAfterMs });
+    write(res, aborted, statusFor(code), retryAfterMs === undefined ? { code, message } : { code, message, retry_after_ms: retryAfterMs }, retryAfterMs);
 
   return {
     route(method, pattern, options, handler) {

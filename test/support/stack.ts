@@ -68,6 +68,12 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
     OPENAI_MODEL: 'sim-1',
     LLM_MAX_RETRIES: '0',
     LOG_LEVEL: process.env.TEST_LOG ?? 'silent',
+    // Generous rate limits (still counted, so every suite runs through the limiter): suites send
+    // bursts and open hundreds of sockets per user. test/rate-limits.test.ts sets its own.
+    RATE_LIMIT_MESSAGES_PER_MIN: '1000000',
+    RATE_LIMIT_FRAMES_PER_SEC: '1000000',
+    RATE_LIMIT_CONNECTIONS_PER_USER: '1000000',
+    RATE_LIMIT_RUNS_PER_USER: '1000000',
     ...options.env,
   };
   const nodes: RunningNode[] = [];

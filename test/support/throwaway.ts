@@ -1,8 +1,8 @@
 /**
  * Throwaway Redis and Postgres servers that a fault test may stop and start again at will, without
  * touching the shared servers on 6379 and 5432. Each one lives in its own temp dir (named
- * `convo-throwaway-<kind>-*`, holding an `owner` file with this process's pid) on an ephemeral
- * loopback port, so two test runs never meet.
+ * `convo-throwaway-<kind>-*`, holding an `owner` file with this process's pid) on a free loopback
+ * port of its own (see freePort), so two test runs never meet.
  *
  * Clean-up happens three ways: `close()`; a process 'exit' hook (a test that threw, a crash);
  * and, at the next start of any throwaway server, a reaper that stops the servers and deletes
@@ -144,8 +144,42 @@ function reapStale(): void {
   }
 }
 
-/** A port nobody listens on right now (the kernel's pick). */
-export function freePort(): Promise<number> {
+/** The kernel's range for outgoing connections' local ports. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high) return [low, high];
+  } catch {
+    // not Linux
+  }
+  return [32768, 60999];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A loopback port nobody listens on right now, chosen outside the kernel's range for outgoing
+ * connections: a server stopped and started again on it must find it still free (an outgoing
+ * socket could take an ephemeral port meanwhile, and a client retrying a port in that range
+ * while nothing listens can even connect to itself).
+ */
+export async function freePort(): Promise<number> {
+  const [low, high] = ephemeralRange();
+  // The widest stretch of unprivileged ports outside [low, high].
+  const spans = ([[10_000, low - 1], [high + 1, 65_535]] as Array<[number, number]>).filter(([a, b]) => b - a >= 1_000);
+  for (let attempt = 0; attempt < 50 && spans.length > 0; attempt++) {
+    const [a, b] = spans[attempt % spans.length]!;
+    const port = a + Math.floor(Math.random() * (b - a + 1));
+    if (await canListen(port)) return port;
+  }
+  // No room outside the range: the kernel's pick.
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
