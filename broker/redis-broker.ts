@@ -22,6 +22,9 @@ export class RedisBroker implements Broker {
     this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null });
     // Errors surface through failed commands; without a listener ioredis would log them loudly.
     this.pub.on('error', () => {});
+    this.pub.once('ready', () => {
+      this.pubConnected = true;
+    });
     this.sub.on('error', () => {});
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.table.deliver(channel.toString().slice(this.prefix.length), message.toString());
@@ -45,8 +48,28 @@ export class RedisBroker implements Broker {
   }
 
   async publish(channel: string, message: string): Promise<void> {
+    await this.firstConnect();
     await this.pub.publish(this.prefix + channel, message);
   }
+
+  /**
+   * Commands fail fast while the publishing connection is down, but not before it first connected:
+   * a broker used right after it was made waits for its connection (up to 5 s).
+   */
+  private firstConnect(): Promise<void> | void {
+    if (this.pub.status === 'ready' || this.pubConnected) return;
+    this.pubFirstReady ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5_000);
+      this.pub.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return this.pubFirstReady;
+  }
+
+  private pubConnected = false;
+  private pubFirstReady?: Promise<void>;
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     if (this.table.add(channel, handler)) {
@@ -76,6 +99,7 @@ export class RedisBroker implements Broker {
   }
 
   async ping(): Promise<void> {
+    await this.firstConnect();
     await this.pub.ping();
   }
 
