@@ -62,4 +62,31 @@ test('SIGKILL the gateway mid-stream: resume on another gateway with after_seq, 
   second.close();
 });
 
+test('SIGTERM the gateway mid-stream: sockets close with 1001, it stops accepting and exits 0; the client resumes elsewhere', async (ctx) => {
+  const [a, b] = await Promise.all([startGateway(ctx), startGateway(ctx)]);
+  const token = await ctx.stack.token('deployed');
+  const first = await TestClient.connect(a.url, { token });
+  await first.next((f) => f.type === 'session.ready');
+  const ack = await first.request('message.send', { content: 'A long and slow answer please [[words:200]] [[delay:15]]' });
+  const { thread_id, run_id } = ack.payload;
+  await first.until(() => first.events(thread_id).filter((e) => e.type === 'message_delta').length >= 3, 20_000, 'some deltas');
+  a.child.kill('SIGTERM');
+  assert.is(await first.waitClose(), 1001, 'told the server is going away');
+  assert.is(await a.child.exited(15_000), 0, `exits cleanly: ${a.child.stderr().slice(-500)}`);
+  const refused = await TestClient.connect(a.url, { token }).then((c) => (c.close(), 'connected'), (error: Error) => error.message);
+  assert.match(refused, /ECONNREFUSED/, 'no longer accepting');
+  const seen = first.events(thread_id);
+  const lastSeen = seen[seen.length - 1]!.payload.seq as number;
+
+  const second = await TestClient.connect(b.url, { token });
+  await second.next((f) => f.type === 'session.ready');
+  assert.is((await second.request('thread.subscribe', { thread_id, after_seq: lastSeen })).type, 'ack');
+  const done = await second.completed(run_id, 30_000);
+  assert.is(done.payload.status, 'completed', 'the turn is unaffected');
+  const all = [...seen, ...second.events(thread_id)];
+  assert.equal(all.map((e) => e.payload.seq), all.map((_, i) => i + 1), 'gap-free, no duplicates');
+  assert.is(all.map((e) => e.type === 'message_delta' ? e.payload.delta : '').join(''), done.payload.message.content);
+  second.close();
+});
+
 test.run();
