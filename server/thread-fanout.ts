@@ -86,13 +86,16 @@ export class ThreadFanout {
    * Sends the socket every event with seq > afterSeq, then keeps it live. The caller has checked
    * that the connection may read the thread. Re-following restarts from the new afterSeq.
    */
-  async follow(connection: Connection, threadId: string, afterSeq: number): Promise<void> {
+  async follow(connection: Connection, threadId: string, afterSeq: number | Promise<number>): Promise<void> {
     if (this.isFollowing(connection, threadId)) await this.unfollow(connection, threadId);
+    // Registered synchronously: from here on, live events are kept for this socket. The starting
+    // point may be decided later (a promise): nothing is sent before it is known.
     const state = this.stateFor(threadId);
-    const follower: Follower = { connection, mode: 'replaying', sentSeq: afterSeq, buffer: [] };
+    const follower: Follower = { connection, mode: 'replaying', sentSeq: 0, buffer: [] };
     state.followers.set(connection, follower);
     connection.threads.add(threadId);
     try {
+      follower.sentSeq = await afterSeq;
       await state.ready;
       for (;;) {
         const page = await listEventsAfter(this.db, threadId, follower.sentSeq, 500);

@@ -32,6 +32,52 @@ test('an event stored but never published reaches live followers, in order, from
   client.close();
 });
 
+test('messages sent at once to a thread the socket does not follow yet all reach it, from the first on, in order', async (ctx) => {
+  const owner = await connect(ctx, 'double-send');
+  const threads: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const ack = await owner.request('message.send', { content: `Thread ${i} [[words:3]]` });
+    await owner.completed(ack.payload.run_id);
+    threads.push(ack.payload.thread_id);
+  }
+  owner.close();
+  // Another socket of the same user, following none of them, sends three messages to each at once.
+  const sender = await connect(ctx, 'double-send');
+  const acks = await Promise.all(
+    threads.flatMap((thread_id) => [1, 2, 3].map((n) => sender.request('message.send', { thread_id, content: `Again ${n} [[words:3]]` }))),
+  );
+  assert.ok(acks.every((a) => a.type === 'ack'), JSON.stringify(acks.filter((a) => a.type !== 'ack')));
+  for (const ack of acks) await sender.completed(ack.payload.run_id, 20_000);
+  for (const thread_id of threads) {
+    const stored = await ctx.stack.db.selectFrom('events').select(['seq', 'type']).where('thread_id', '=', thread_id).orderBy('seq').execute();
+    const firstNew = stored.filter((e) => e.type === 'message_created')[1]!.seq; // the first of the new messages
+    const got = sender.events(thread_id).map((e) => e.payload.seq);
+    assert.equal(got, stored.filter((e) => e.seq >= firstNew).map((e) => e.seq), `thread ${thread_id}: every new message and turn, gap-free`);
+  }
+  sender.close();
+});
+
+test('a send retried from a new socket (same client_message_id) replays the original turn to it', async (ctx) => {
+  const first = await connect(ctx, 'retrier');
+  const created = await first.request('message.send', { content: 'Start [[words:3]]' });
+  const { thread_id } = created.payload;
+  await first.completed(created.payload.run_id);
+  const original = await first.request('message.send', { thread_id, content: 'Lost ack? [[words:4]]', client_message_id: 'cm-retry-1' });
+  await first.completed(original.payload.run_id);
+  first.close();
+  const second = await connect(ctx, 'retrier');
+  const retry = await second.request('message.send', { thread_id, content: 'Lost ack? [[words:4]]', client_message_id: 'cm-retry-1' });
+  assert.is(retry.payload.deduplicated, true);
+  assert.is(retry.payload.run_id, original.payload.run_id);
+  const done = await second.completed(original.payload.run_id);
+  assert.is(done.payload.status, 'completed');
+  const got = second.events(thread_id);
+  assert.is(got[0]!.type, 'message_created', 'from the original message on');
+  assert.is(got[0]!.payload.message.id, original.payload.message_id);
+  assert.equal(got.map((e) => e.payload.seq), got.map((_, i) => got[0]!.payload.seq + i), 'gap-free');
+  second.close();
+});
+
 test('after many connects and disconnects, every subscription and connection is released', async (ctx) => {
   const owner = await connect(ctx, 'churn');
   const ack = await owner.request('message.send', { content: 'Churn thread' });

@@ -1,12 +1,35 @@
+import { findOwnedThread } from '../../db/threads.repository.js';
 import { sendMessage } from '../operations/messages.js';
 import type { FrameHandler } from './context.js';
 
 /**
- * Acks with the ids, then makes the socket follow the thread from the new message on (replaying
- * it from the log), so the client sees its message and the whole turn.
+ * Acks with the ids; the socket follows the thread so the client sees its message and the whole
+ * turn. Sent to a thread the socket does not follow yet, the socket starts following before the
+ * message is stored (the starting point is settled once it is): every message this socket sends
+ * there meanwhile, also several at once whichever is acked first, comes through the stream. A
+ * retried send (same client_message_id) replays the original turn.
  */
 export const messageSend: FrameHandler<'message.send'> = async (connection, frame, services) => {
-  const turn = await sendMessage(services, connection.owner, frame.payload);
+  const { thread_id } = frame.payload;
+  let settle: ((afterSeq: number) => void) | undefined;
+  let threadEnd = 0;
+  if (thread_id && !services.fanout.isFollowing(connection, thread_id)) {
+    const thread = await findOwnedThread(services.db, thread_id, connection.owner);
+    // A missing or foreign thread is refused by sendMessage below, with the usual not_found.
+    if (thread && !services.fanout.isFollowing(connection, thread_id)) {
+      threadEnd = thread.last_seq;
+      follow(thread_id, new Promise<number>((resolve) => (settle = resolve)));
+    }
+  }
+  let turn;
+  try {
+    turn = await sendMessage(services, connection.owner, frame.payload);
+  } catch (error) {
+    settle?.(threadEnd);
+    throw error;
+  }
+  // From the thread's end as it was before this message, or from the original message of a retry.
+  settle?.(Math.min(threadEnd, turn.fromSeq - 1));
   connection.sendFrame(
     'ack',
     {
@@ -17,10 +40,12 @@ export const messageSend: FrameHandler<'message.send'> = async (connection, fram
     },
     frame.id,
   );
-  if (!services.fanout.isFollowing(connection, turn.threadId)) {
-    // The ack is this request's one answer; a failure to follow is logged (the client can resubscribe).
+  if (!services.fanout.isFollowing(connection, turn.threadId)) follow(turn.threadId, Math.max(0, turn.fromSeq - 1));
+
+  function follow(threadId: string, afterSeq: number | Promise<number>): void {
+    // The ack is this request's one answer, so a failure to follow is logged (the client can resubscribe).
     void services.fanout
-      .follow(connection, turn.threadId, Math.max(0, turn.fromSeq - 1))
-      .catch((error) => connection.log.warn({ err: error, thread_id: turn.threadId }, 'could not follow thread after send'));
+      .follow(connection, threadId, afterSeq)
+      .catch((error) => connection.log.warn({ err: error, thread_id: threadId }, 'could not follow thread after send'));
   }
 };
