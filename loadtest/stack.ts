@@ -30,6 +30,8 @@ export interface StackOptions {
   replyWords: number;
   /** WORKER_CONCURRENCY: turns the node runs at once. */
   workerConcurrency: number;
+  /** DATABASE_POOL_SIZE of the node. */
+  poolSize: number;
 }
 
 export interface LoadStack {
@@ -83,10 +85,10 @@ export async function startStack(options: StackOptions): Promise<LoadStack> {
       OPENAI_API_KEY: 'loadtest',
       OPENAI_MODEL: 'sim-1',
       WORKER_CONCURRENCY: String(options.workerConcurrency),
-      // The load test measures throughput, not the per-user limits (a user may run --turns in a row).
+      DATABASE_POOL_SIZE: String(options.poolSize),
+      // The per-connection and per-socket limits stay at their defaults, so their cost is measured;
+      // the per-user message and run budgets are off, since one user may run many --turns in a row.
       RATE_LIMIT_MESSAGES_PER_MIN: '0',
-      RATE_LIMIT_FRAMES_PER_SEC: '0',
-      RATE_LIMIT_CONNECTIONS_PER_USER: '0',
       RATE_LIMIT_RUNS_PER_USER: '0',
       LOG_LEVEL: 'silent',
     });

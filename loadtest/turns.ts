@@ -4,7 +4,7 @@
  * correctness (a table and one JSON line). Exit code 1 if any check fails or the deadline passes.
  *
  *   node --import tsx loadtest/turns.ts [--backend redis|embedded] [--clients 200] [--turns 2]
- *     [--words 40] [--token-delay-ms 5] [--first-token-delay-ms 0] [--workers 8] [--deadline-s 120]
+ *     [--words 40] [--token-delay-ms 5] [--first-token-delay-ms 0] [--workers 8] [--pool 10] [--deadline-s 120]
  */
 import os from 'node:os';
 import { setMaxListeners } from 'node:events';
@@ -25,6 +25,7 @@ function options() {
       'token-delay-ms': { type: 'string', default: '5' },
       'first-token-delay-ms': { type: 'string', default: '0' },
       workers: { type: 'string', default: '8' },
+      pool: { type: 'string', default: '10' },
       'deadline-s': { type: 'string', default: '120' },
     },
   });
@@ -42,6 +43,7 @@ function options() {
     tokenDelayMs: int('token-delay-ms', 0, 60_000),
     firstTokenDelayMs: int('first-token-delay-ms', 0, 60_000),
     workers: int('workers', 1, 1_000),
+    pool: int('pool', 1, 1_000),
     deadlineS: int('deadline-s', 1, 86_400),
   };
 }
@@ -123,6 +125,7 @@ async function main(): Promise<number> {
     firstTokenDelayMs: opts.firstTokenDelayMs,
     replyWords: opts.words,
     workerConcurrency: opts.workers,
+    poolSize: opts.pool,
   });
   starting.catch(() => {});
   const stack = await bounded(starting, opts.deadlineS * 1000, deadline.signal).catch((error) => note('stack start', error));

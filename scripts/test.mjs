@@ -40,6 +40,8 @@ const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const started = Date.now();
 
 function runUvu(name, group) {
+  // Each shard's output is printed whole when it ends (interleaved lines would be unreadable).
+  process.stdout.write(`── ${name} started: ${group.length} files\n`);
   return new Promise((resolve) => {
     const pattern = `^(${group.map(escape).join('|')})$`;
     const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', pattern], {
