@@ -1,6 +1,7 @@
 import { findOwnedThread } from '../../db/threads.repository.js';
 import { sendMessage } from '../operations/messages.js';
 import type { FrameHandler } from './context.js';
+import { followFailed } from './thread-subscribe.js';
 
 /**
  * Acks with the ids; the socket follows the thread so the client sees its message and the whole
@@ -43,9 +44,6 @@ export const messageSend: FrameHandler<'message.send'> = async (connection, fram
   if (!services.fanout.isFollowing(connection, turn.threadId)) follow(turn.threadId, Math.max(0, turn.fromSeq - 1));
 
   function follow(threadId: string, afterSeq: number | Promise<number>): void {
-    // The ack is this request's one answer, so a failure to follow is logged (the client can resubscribe).
-    void services.fanout
-      .follow(connection, threadId, afterSeq)
-      .catch((error) => connection.log.warn({ err: error, thread_id: threadId }, 'could not follow thread after send'));
+    void services.fanout.follow(connection, threadId, afterSeq).catch((error) => followFailed(connection, threadId, error));
   }
 };
