@@ -91,6 +91,13 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     }
   };
   if (options.sweepOnStart) await sweep(0);
+  // Redis came back (perhaps empty): runs stored meanwhile need their jobs now, not in 10 s. A run
+  // that has its job after all gets a harmless extra wake-up.
+  // The queue's own connection may come back a moment later than the broker's: look twice.
+  options.broker.onReconnect(() => {
+    void sweep(0);
+    setTimeout(() => void sweep(0), 2_000).unref();
+  });
   const timer = setInterval(() => void sweep(), options.sweepIntervalMs ?? 5_000);
   timer.unref();
 
