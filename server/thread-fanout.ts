@@ -82,6 +82,16 @@ export class ThreadFanout {
     return this.threads.size;
   }
 
+  /** The sockets following a thread on this gateway and how far each is (metrics, tests). */
+  followersOf(threadId: string): Array<{ connection: Connection; mode: Mode; sentSeq: number }> {
+    return [...(this.threads.get(threadId)?.followers.values() ?? [])].map(({ connection, mode, sentSeq }) => ({ connection, mode, sentSeq }));
+  }
+
+  /** Broker channels this gateway's process is subscribed to, if the broker counts them (metrics, leak tests). */
+  get brokerChannelCount(): number | undefined {
+    return (this.broker as { channelCount?: number }).channelCount;
+  }
+
   /**
    * Sends the socket every event with seq > afterSeq, then keeps it live. The caller has checked
    * that the connection may read the thread. Re-following restarts from the new afterSeq.

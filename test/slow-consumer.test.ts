@@ -108,17 +108,17 @@ function serverCloseCode(ctx: Ctx, id: string): number | undefined {
   return ctx.stack.logs.find((l) => l.msg === 'disconnected' && l.connection_id === id)?.code;
 }
 
-/** White box: the gateway's followers of a thread (mode, and the Connection behind each). */
-function followers(node: RunningNode, threadId: string): Map<Connection, { mode: string }> {
-  return (node.gateway!.fanout as any).threads.get(threadId)?.followers ?? new Map();
+/** The gateway's followers of a thread (mode, and the Connection behind each). */
+function followers(node: RunningNode, threadId: string) {
+  return node.gateway!.fanout.followersOf(threadId);
 }
 function serverConnection(node: RunningNode, threadId: string, id: string): Connection | undefined {
-  return [...followers(node, threadId).keys()].find((c) => c.id === id);
+  return followers(node, threadId).find((f) => f.connection.id === id)?.connection;
 }
 
-/** White box: the channels the gateway's broker is subscribed to (RedisBroker.channelCount). */
+/** The channels the gateway's broker is subscribed to. */
 function brokerChannels(node: RunningNode): number {
-  return (node.gateway!.fanout as any).broker.channelCount;
+  return node.gateway!.fanout.brokerChannelCount!;
 }
 
 /** Stops reading the socket: the kernel buffers fill, then the server's. Writing still works. */
@@ -217,7 +217,7 @@ test('live fan-out: a client that stops reading is closed with 1013 past the bou
   const first = await append(ctx, threadId, 100);
   await publish(ctx, threadId, first);
   for (const c of [slow, fast]) await c.next((f) => f.payload?.seq === 1 && f.payload.thread_id === threadId);
-  assert.equal([...followers(ctx.node, threadId).values()].map((f) => f.mode), ['live', 'live'], 'both on the topic');
+  assert.equal(followers(ctx.node, threadId).map((f) => f.mode), ['live', 'live'], 'both on the topic');
 
   const arrivals = arrivalTimes(fast, threadId);
   const published = new Map<number, number>();
