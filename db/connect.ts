@@ -38,11 +38,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       const dir = path.join(options.dataDir, 'pglite');
       const releaseLock = await lockDataDir(dir);
       try {
-        // Loaded only in embedded mode: the WASM build costs memory and start-up time.
-        const { PGlite } = await import('@electric-sql/pglite');
+        // Loaded only in embedded mode: the WASM build costs memory and start-up time. It runs on
+        // a thread of its own, so a burst of queries does not stall the sockets' event loop.
+        const { PGliteThreadClient } = await import('./pglite-client.js');
         const { PGliteDialect } = await import('kysely-pglite-dialect');
-        const client = await PGlite.create(dir);
-        const db = new Kysely<Database>({ dialect: new PGliteDialect(client) });
+        const client = await PGliteThreadClient.open(dir);
+        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never) });
         return {
           db,
           description: `embedded PGlite in ${dir}`,
