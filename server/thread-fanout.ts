@@ -63,12 +63,8 @@ export class ThreadFanout {
     // Whatever was published while the broker was cut off is recovered from the log.
     broker.onReconnect(() => {
       for (const state of this.threads.values()) {
-        if (state.lastSeq === null) {
-          const seqs = [...state.followers.values()].filter((f) => f.mode !== 'replaying').map((f) => f.sentSeq);
-          if (seqs.length === 0) continue;
-          state.lastSeq = Math.min(...seqs);
-        }
-        void this.fill(state);
+        state.lastSeq ??= baseline(state);
+        if (state.lastSeq !== null) void this.fill(state);
       }
     });
   }
@@ -107,7 +103,7 @@ export class ThreadFanout {
     try {
       follower.sentSeq = await afterSeq;
       await state.ready;
-      for (;;) {
+      for (let stalled = 0; ; ) {
         const page = await listEventsAfter(this.db, threadId, follower.sentSeq, 500);
         if (state.followers.get(connection) !== follower || connection.closed) return;
         // Paced: a page is written as fast as the client takes it, never all at once.
@@ -119,7 +115,17 @@ export class ThreadFanout {
           if (state.followers.get(connection) !== follower || connection.closed) return;
         }
         if (page.length > 0) follower.sentSeq = page[page.length - 1]!.seq;
-        if (page.length < 500) break;
+        if (page.length === 500) continue;
+        // The log is read to its end. The live events kept meanwhile follow on from it, unless the
+        // first new one leaves a gap (the publishes before it were lost, e.g. while Redis was
+        // down): those events are in the log (stored before published), so it is read again.
+        const next = Math.min(...follower.buffer.map((e) => e.seq).filter((seq) => seq > follower.sentSeq));
+        if (next === Infinity || next === follower.sentSeq + 1) break;
+        if (page.length === 0 && ++stalled > 20) {
+          this.log.warn({ thread_id: threadId, after_seq: follower.sentSeq, next }, 'events missing from the log; going on');
+          break;
+        }
+        if (page.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
       }
     } catch (error) {
       await this.unfollow(connection, threadId);
@@ -186,6 +192,9 @@ export class ThreadFanout {
       return;
     }
     const frame = message.slice(newline + 1);
+    // The first live event: it may not be the next one for sockets that already have the log up
+    // to some seq (the publishes in between were lost), so gaps are measured from there.
+    state.lastSeq ??= baseline(state);
     if (state.filling) {
       state.held.push({ seq, frame });
     } else if (state.lastSeq !== null && seq > state.lastSeq + 1) {
@@ -254,4 +263,17 @@ export class ThreadFanout {
     follower.mode = 'live';
     follower.connection.ws?.subscribe(state.topic);
   }
+}
+
+/**
+ * Where the live stream of a thread must continue from, when no live event has been forwarded yet:
+ * the lowest seq a socket past its replay has. Null while every socket is still replaying (each
+ * checks its own buffer against the log).
+ */
+function baseline(state: ThreadState): number | null {
+  let min: number | null = null;
+  for (const follower of state.followers.values()) {
+    if (follower.mode !== 'replaying' && (min === null || follower.sentSeq < min)) min = follower.sentSeq;
+  }
+  return min;
 }

@@ -10,6 +10,8 @@ import { appendEvent } from '../db/events.repository.js';
 import { Redis } from 'ioredis';
 import { REDIS_URL } from './support/database.js';
 import { waitFor } from './support/wait.js';
+import { createBroker, threadChannel } from '../broker/index.js';
+import { encodeBrokerEvent } from '../server/thread-fanout.js';
 
 const test = suite<StackCtx>('fan-out');
 useStack(test, { env: { LOG_LEVEL: 'debug' } });
@@ -30,6 +32,37 @@ test('an event stored but never published reaches live followers, in order, from
   assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'no gap');
   assert.equal(events[lost.seq - 1]!.payload.message.content, 'stored, not published');
   client.close();
+});
+
+test('the first live event a new follower sees may follow lost publishes: the gap is filled from the log', async (ctx) => {
+  const owner = await connect(ctx, 'first-live');
+  const ack = await owner.request('message.send', { content: 'History first [[words:3]]' });
+  const { thread_id } = ack.payload;
+  await owner.completed(ack.payload.run_id);
+  owner.close();
+  await waitFor(() => ctx.node.gateway!.fanout.threadCount === 0, 5_000, 'nobody follows the thread');
+
+  const reader = await connect(ctx, 'first-live');
+  const sub = await reader.request('thread.subscribe', { thread_id, after_seq: 0 });
+  const lastSeq = sub.payload.last_seq as number;
+  await reader.until(() => reader.events(thread_id).length === lastSeq, 5_000, 'the history');
+  // Past its replay, waiting for the first live event.
+  await waitFor(() => ctx.node.gateway!.fanout.followersOf(thread_id)[0]?.mode === 'catching_up', 5_000, 'catching up');
+  // Two events are stored; only the second is published (the first publish was lost).
+  const draft = (content: string) => ({ type: 'message_created' as const, payload: { message: { id: `m_${content}`, role: 'system' as const, content } } });
+  await appendEvent(ctx.stack.db, thread_id, draft('lost'));
+  const published = await appendEvent(ctx.stack.db, thread_id, draft('published'));
+  const broker = createBroker({ kind: 'redis', url: REDIS_URL, prefix: ctx.stack.prefix });
+  try {
+    await broker.publish(threadChannel(thread_id), encodeBrokerEvent(published.seq, published.frame));
+  } finally {
+    await broker.close();
+  }
+  await reader.until(() => reader.events(thread_id).length >= lastSeq + 2, 5_000, 'both new events');
+  const events = reader.events(thread_id);
+  assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'no gap, no double');
+  assert.equal(events.slice(-2).map((e) => e.payload.message.content), ['lost', 'published']);
+  reader.close();
 });
 
 test('messages sent at once to a thread the socket does not follow yet all reach it, from the first on, in order', async (ctx) => {
