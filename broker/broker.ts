@@ -4,7 +4,12 @@
  * missed (e.g. while disconnected) is recovered from the event log, not from the broker.
  */
 export interface Broker {
-  /** Publishes to every current subscriber of `channel`, in any process. */
+  /**
+   * Publishes to every current subscriber of `channel`, in any process. A publish that fails (the
+   * broker is unreachable) rejects, and the channel's latest failed message is published again once
+   * the connection is back: enough for thread events, since a gateway that receives seq N fills
+   * whatever it missed before N from the log.
+   */
   publish(channel: string, message: string): Promise<void>;
   /**
    * Calls `handler` for every message on `channel` until the returned function is called.

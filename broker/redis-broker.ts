@@ -18,12 +18,18 @@ export class RedisBroker implements Broker {
   constructor(url: string, private readonly prefix: string) {
     // Publishing fails fast while Redis is unreachable instead of queueing behind reconnect
     // attempts: every event is in the log already, and gateways re-sync from it on reconnect.
-    this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: false });
-    this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null });
+    // Reconnect attempts at most a second apart (ioredis waits up to 2 s), so service resumes
+    // promptly once Redis is back.
+    const retryStrategy = (times: number) => Math.min(times * 100, 1_000);
+    // A command written just as the connection is cut can wait for a reply that never comes:
+    // commandTimeout fails it after 5 s (it is then published again on reconnect, see below).
+    this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: false, retryStrategy, commandTimeout: 5_000 });
+    this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy });
     // Errors surface through failed commands; without a listener ioredis would log them loudly.
     this.pub.on('error', () => {});
-    this.pub.once('ready', () => {
+    this.pub.on('ready', () => {
       this.pubConnected = true;
+      if (this.unpublished.size > 0) void this.republish();
     });
     this.sub.on('error', () => {});
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
@@ -49,7 +55,32 @@ export class RedisBroker implements Broker {
 
   async publish(channel: string, message: string): Promise<void> {
     await this.firstConnect();
-    await this.pub.publish(this.prefix + channel, message);
+    try {
+      await this.pub.publish(this.prefix + channel, message);
+      this.unpublished.delete(channel);
+    } catch (error) {
+      this.unpublished.set(channel, message);
+      throw error;
+    }
+  }
+
+  /**
+   * The latest message of each channel whose publish failed. Without a later publish, a gateway
+   * would never learn of the last events of a turn (it fills gaps only when a newer seq arrives),
+   * so they are published again as soon as the connection is back.
+   */
+  private readonly unpublished = new Map<string, string>();
+
+  private async republish(): Promise<void> {
+    for (const [channel, message] of [...this.unpublished]) {
+      if (this.unpublished.get(channel) !== message) continue; // a newer publish came meanwhile
+      try {
+        await this.pub.publish(this.prefix + channel, message);
+        if (this.unpublished.get(channel) === message) this.unpublished.delete(channel);
+      } catch {
+        return; // cut off again: the next 'ready' tries again
+      }
+    }
   }
 
   /**
