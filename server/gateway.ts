@@ -28,6 +28,8 @@ export interface Gateway {
   port: number;
   fanout: ThreadFanout;
   connectionCount(): number;
+  /** Per-user socket slots this gateway holds (RATE_LIMIT_CONNECTIONS_PER_USER); back to 0 with the sockets. */
+  connectionSlotCount(): number;
   /** Stops accepting, closes every socket with 1001. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -254,6 +256,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     port,
     fanout,
     connectionCount: () => connections.size,
+    connectionSlotCount: () => services.rateLimits.connectionSlotCount(),
     close() {
       closing ??= (async () => {
         uWS.us_listen_socket_close(listenSocket);

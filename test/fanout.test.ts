@@ -118,11 +118,15 @@ test('after many connects and disconnects, every subscription and connection is 
   await owner.completed(ack.payload.run_id);
   owner.close();
   const token = await ctx.stack.token('churn');
-  // Rounds overlap on purpose: sockets close while the next ones are being upgraded. This also
-  // guards the async-upgrade workaround in server/cork-holder.ts (without it, a socket upgraded
-  // right after others closed was cut with 1006).
-  for (let round = 0; round < 10; round++) {
-    const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.connect(ctx.url, { token })));
+  const gateway = ctx.node.gateway!;
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const timersBefore = timers();
+  const channelsBefore = gateway.fanout.brokerChannelCount!;
+  // 2,000 sockets. Rounds overlap on purpose: sockets close while the next ones are being
+  // upgraded. This also guards the async-upgrade workaround in server/cork-holder.ts (without it,
+  // a socket upgraded right after others closed was cut with 1006).
+  for (let round = 0; round < 50; round++) {
+    const clients = await Promise.all(Array.from({ length: 40 }, () => TestClient.connect(ctx.url, { token })));
     await Promise.all(clients.map(async (c) => {
       const sub = await c.request('thread.subscribe', { thread_id, after_seq: 0 });
       assert.equal(sub.type, 'ack');
@@ -130,8 +134,11 @@ test('after many connects and disconnects, every subscription and connection is 
     }));
     for (const c of clients) c.close();
   }
-  const gateway = ctx.node.gateway!;
   await waitFor(() => gateway.connectionCount() === 0 && gateway.fanout.threadCount === 0, 5_000, 'connections and threads released');
+  await waitFor(() => gateway.connectionSlotCount() === 0, 5_000, 'per-user socket slots released');
+  assert.is(gateway.fanout.brokerChannelCount, channelsBefore, 'broker channel refcounts back where they were');
+  // Each socket had its token-expiry timers: none is left behind (a little slack for the test's own).
+  await waitFor(() => timers() <= timersBefore + 3, 5_000, `timers back to ${timersBefore} (have ${timers()})`);
   // And Redis agrees: nobody on this gateway is subscribed to the thread's channel any more.
   const redis = new Redis(REDIS_URL);
   try {
@@ -140,6 +147,7 @@ test('after many connects and disconnects, every subscription and connection is 
     const deadline = Date.now() + 5_000;
     while ((await numsub()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(await numsub(), 0, 'no Redis subscription left');
+    assert.is(await redis.zcard(`${ctx.stack.prefix}rl:connections:acme:churn`), 0, 'no socket slot left in Redis');
   } finally {
     redis.disconnect();
   }

@@ -14,6 +14,8 @@ export interface ConnectionSlots {
   acquire(user: string, id: string, limit: number): Promise<boolean>;
   /** The socket closed (or never opened): frees its slot. Safe to call twice. */
   release(id: string): void;
+  /** Slots this process holds (metrics, leak tests). */
+  count(): number;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,10 @@ export class MemoryConnectionSlots implements ConnectionSlots {
     const ids = this.byUser.get(user);
     ids?.delete(id);
     if (ids?.size === 0) this.byUser.delete(user);
+  }
+
+  count(): number {
+    return this.userOf.size;
   }
 
   async close(): Promise<void> {
@@ -129,6 +135,10 @@ export class RedisConnectionSlots implements ConnectionSlots {
     if (key === undefined) return;
     this.held.delete(id);
     this.track(this.remove(key, id));
+  }
+
+  count(): number {
+    return this.held.size;
   }
 
   /** Pushes this gateway's sockets' expiry forward (and re-adds any Redis lost). */

@@ -132,6 +132,11 @@ export class RateLimiter {
     this.slots?.release(id);
   }
 
+  /** Socket slots this process holds (metrics, leak tests). */
+  connectionSlotCount(): number {
+    return this.slots?.count() ?? 0;
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.slots?.close();
