@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
 import { RedisBroker } from './redis-broker.js';
@@ -21,3 +22,27 @@ export const threadChannel = (threadId: string): string => `thread:${threadId}`;
 
 /** The channel on which every worker listens for run ids to abort (cancel and interrupt). */
 export const RUN_CANCEL_CHANNEL = 'runs:cancel';
+
+/** Wire format of a thread event on the broker: `<seq>\n<frame json>`, so a gateway forwards without parsing JSON. */
+export function encodeBrokerEvent(seq: number, frame: string): string {
+  return `${seq}\n${frame}`;
+}
+
+/** The seq and frame of a thread event from the broker, or undefined when it is malformed. */
+export function decodeBrokerEvent(message: string): { seq: number; frame: string } | undefined {
+  const newline = message.indexOf('\n');
+  const seq = Number(message.slice(0, newline));
+  if (newline < 0 || !Number.isInteger(seq)) return undefined;
+  return { seq, frame: message.slice(newline + 1) };
+}
+
+/**
+ * Publishes an event already stored in the log on its thread's channel. A failure is only logged:
+ * the event is in the log, gateways fill gaps from it, and the broker publishes the channel's
+ * latest failed message again once it reconnects.
+ */
+export async function publishStoredEvent(broker: Broker, threadId: string, event: { seq: number; frame: string }, log: Logger): Promise<void> {
+  await broker
+    .publish(threadChannel(threadId), encodeBrokerEvent(event.seq, event.frame))
+    .catch((error) => log.warn({ err: error, thread_id: threadId, seq: event.seq }, 'event stored but not published'));
+}

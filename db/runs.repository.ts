@@ -20,11 +20,11 @@ export type Claim =
   /** Finished, cancelled or missing: nothing to do. */
   | { kind: 'gone'; status?: RunStatus };
 
-/**
- * `takeover`: the run may still be marked running by an attempt that died; this attempt replaces
- * it. The attempt number goes up, so the dead attempt's writes (if it was only stalled, not dead)
- * are refused by the fence, and a new assistant message id restarts the streamed text.
- */
+/** True when the run's heartbeat (or, before the first beat, its start) is older than `staleMs`. */
+function heartbeatOlderThan(staleMs: number) {
+  return sql<boolean>`coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${staleMs / 1000})`;
+}
+
 export interface ClaimOptions {
   /** The run may still be marked running by an attempt that died: take it over. */
   takeover?: boolean;
@@ -37,6 +37,11 @@ export interface ClaimOptions {
   staleMs?: number;
 }
 
+/**
+ * Claims a queued run for a new attempt. With `takeover`, a run still marked running by an attempt
+ * that died is claimed too: the attempt number goes up, so the dead attempt's writes (if it was only
+ * stalled, not dead) are refused by the fence, and a new assistant message id restarts the text.
+ */
 export async function claimRun(db: Kysely<Database>, runId: string, options: ClaimOptions = {}): Promise<Claim> {
   return db.transaction().execute(async (trx) => {
     const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
@@ -46,7 +51,7 @@ export async function claimRun(db: Kysely<Database>, runId: string, options: Cla
     const current = await trx
       .selectFrom('runs')
       .selectAll()
-      .select(sql<boolean>`coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${(options.staleMs ?? 0) / 1000})`.as('stale'))
+      .select(heartbeatOlderThan(options.staleMs ?? 0).as('stale'))
       .where('id', '=', runId)
       .executeTakeFirst();
     const takingOver =
@@ -100,7 +105,7 @@ export async function staleRuns(db: Kysely<Database>, staleMs: number, limit = 1
   const result = await sql<{ id: string; thread_id: string; attempt: number }>`
     select id, thread_id, attempt from runs
     where status = 'running'
-      and coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${staleMs / 1000})
+      and ${heartbeatOlderThan(staleMs)}
     order by created_at
     limit ${limit}`.execute(db);
   return result.rows;
@@ -216,9 +221,7 @@ export async function failAbandonedRun(
       .where('status', '=', 'running')
       // The sweeper's view may be old: only the attempt it saw, and only if still stale.
       .$if(only.attempt !== undefined, (q) => q.where('attempt', '=', only.attempt!))
-      .$if(only.staleMs !== undefined, (q) =>
-        q.where(sql<boolean>`coalesce(heartbeat_at, started_at, created_at) < clock_timestamp() - make_interval(secs => ${only.staleMs! / 1000})`),
-      )
+      .$if(only.staleMs !== undefined, (q) => q.where(heartbeatOlderThan(only.staleMs!)))
       .returning(['thread_id', 'assistant_message_id'])
       .executeTakeFirst();
     if (!run) return undefined;

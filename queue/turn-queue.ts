@@ -25,6 +25,17 @@ export interface TurnContext {
   takeover: boolean;
 }
 
+/**
+ * Queues the takeover of a run from attempt `fromAttempt` (released on shutdown, or gone stale).
+ * Everyone asking for the same takeover uses the same dedupe key, so it is queued once.
+ */
+export function enqueueTakeover(queue: TurnQueue, run: { runId: string; threadId: string }, fromAttempt: number, staleMs?: number): Promise<void> {
+  return queue.enqueue(
+    { runId: run.runId, threadId: run.threadId, takeover: staleMs === undefined ? { fromAttempt } : { fromAttempt, staleMs } },
+    { key: `takeover-${fromAttempt}` },
+  );
+}
+
 export interface EnqueueOptions {
   /** Always add a job, even if the run has one pending (wake-ups, the sweeper). */
   wake?: boolean;

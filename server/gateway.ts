@@ -82,7 +82,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       }
       if (isBinary) {
         connection.sendError(undefined, 'binary_not_supported', 'Binary frames are not supported; send JSON text frames.');
-        if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, 'too many invalid frames');
+        strike(connection, 'too many invalid frames');
         return;
       }
       if (message.byteLength > config.limits.maxFrameBytes) {
@@ -93,9 +93,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
       if (!parsed.ok) {
         connection.sendError(parsed.id, parsed.code, parsed.message);
-        if (connection.countBadFrame(config.limits.badFramesPer10s)) {
-          connection.close(CloseCodes.policy, 'too many invalid frames');
-        }
+        strike(connection, 'too many invalid frames');
         return;
       }
       void dispatch(connection, parsed.frame);
@@ -190,7 +188,12 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     }
     const refusal = tooManyFrames(config.rateLimits.framesPerSecond, waitMs);
     connection.sendError(id, refusal.code, refusal.message, refusal.retryAfterMs);
-    if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, 'too many frames');
+    strike(connection, 'too many frames');
+  }
+
+  /** Counts a bad (or refused) frame; past BAD_FRAME_LIMIT within 10 s the socket is closed with 4008. */
+  function strike(connection: Connection, reason: string): void {
+    if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, reason);
   }
 
   async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {

@@ -13,7 +13,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { threadChannel } from '../broker/index.js';
+import { decodeBrokerEvent, threadChannel } from '../broker/index.js';
 import { listEventsAfter } from '../db/events.repository.js';
 import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
@@ -44,11 +44,6 @@ interface ThreadState {
   /** Highest seq forwarded from the broker; null until the first live event. */
   lastSeq: number | null;
   followers: Map<Connection, Follower>;
-}
-
-/** Wire format on the broker: `<seq>\n<frame json>`, so a gateway forwards without parsing JSON. */
-export function encodeBrokerEvent(seq: number, frame: string): string {
-  return `${seq}\n${frame}`;
 }
 
 export class ThreadFanout {
@@ -185,13 +180,12 @@ export class ThreadFanout {
   }
 
   private onBrokerMessage(state: ThreadState, message: string): void {
-    const newline = message.indexOf('\n');
-    const seq = Number(message.slice(0, newline));
-    if (!Number.isInteger(seq) || newline < 0) {
+    const event = decodeBrokerEvent(message);
+    if (!event) {
       this.log.warn({ topic: state.topic }, 'malformed broker message dropped');
       return;
     }
-    const frame = message.slice(newline + 1);
+    const { seq, frame } = event;
     // The first live event: it may not be the next one for sockets that already have the log up
     // to some seq (the publishes in between were lost), so gaps are measured from there.
     state.lastSeq ??= baseline(state);

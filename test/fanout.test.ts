@@ -10,8 +10,7 @@ import { appendEvent } from '../db/events.repository.js';
 import { Redis } from 'ioredis';
 import { REDIS_URL } from './support/database.js';
 import { waitFor } from './support/wait.js';
-import { createBroker, threadChannel } from '../broker/index.js';
-import { encodeBrokerEvent } from '../server/thread-fanout.js';
+import { createBroker, encodeBrokerEvent, threadChannel } from '../broker/index.js';
 
 const test = suite<StackCtx>('fan-out');
 useStack(test, { env: { LOG_LEVEL: 'debug' } });

@@ -25,8 +25,7 @@ import { REDIS_URL } from './support/database.js';
 import { waitFor } from './support/wait.js';
 import { appendEvent, type StoredEvent } from '../db/events.repository.js';
 import { RedisBroker } from '../broker/redis-broker.js';
-import { threadChannel } from '../broker/index.js';
-import { encodeBrokerEvent } from '../server/thread-fanout.js';
+import { encodeBrokerEvent, threadChannel } from '../broker/index.js';
 import type { Connection } from '../server/connection.js';
 import type { RunningNode } from '../server/node.js';
 

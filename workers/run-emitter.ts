@@ -6,13 +6,12 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { threadChannel } from '../broker/index.js';
+import { publishStoredEvent } from '../broker/index.js';
 import { appendEvent, FencedError, toFrame, type StoredEvent, type WriteFence } from '../db/events.repository.js';
 import { isConnectionError } from '../server/errors.js';
 import { finishRun, type RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
-import { encodeBrokerEvent } from '../server/thread-fanout.js';
 
 export interface EmitterOptions {
   /** The thread's last seq when this attempt claimed the run: later events of the run are its own. */
@@ -46,9 +45,8 @@ export class RunEmitter {
   }
 
   async emit<T extends EventType>(type: T, payload: EventPayloads[T]): Promise<void> {
-    const event = await this.durably(
+    const event = await this.appendDurably(
       () => appendEvent(this.db, this.threadId, { type, run_id: this.fence.runId, payload }, this.fence),
-      () => this.landedEvent().then((value) => value && { value }),
     );
     await this.publish(event);
   }
@@ -58,46 +56,48 @@ export class RunEmitter {
    * the event finds the run finished, and a run is never finished without its event.
    */
   async complete(payload: EventPayloads['agent_completed'], outcome: RunOutcome): Promise<void> {
-    const event = await this.durably(
+    const event = await this.appendDurably(
       () =>
         this.db.transaction().execute(async (trx) => {
           const stored = await appendEvent(trx, this.threadId, { type: 'agent_completed', run_id: this.fence.runId, payload }, this.fence);
           if (!(await finishRun(trx, this.fence, outcome))) throw new FencedError(this.fence.runId);
           return stored;
         }),
-      () => this.landedEvent('agent_completed').then((value) => value && { value }),
+      'agent_completed',
     );
     await this.publish(event);
   }
 
   /** Any other write of the run (its messages), retried the same way; `landed` tells if a lost one committed. */
   async write(fn: () => Promise<void>, landed: () => Promise<boolean>): Promise<void> {
-    await this.durably(fn, async () => ((await landed()) ? { value: undefined } : undefined));
+    await this.retrying(
+      () => fn().then(() => true as const),
+      async () => (await landed()) || undefined,
+    );
   }
 
-  private async durably<T>(write: () => Promise<T>, landed: () => Promise<{ value: T } | undefined>): Promise<T> {
+  private async appendDurably(append: () => Promise<StoredEvent>, type?: string): Promise<StoredEvent> {
+    const event = await this.retrying(append, () => this.landedEvent(type));
+    this.lastSeq = Math.max(this.lastSeq, event.seq);
+    return event;
+  }
+
+  /** `write`, retried while the database is unreachable; after a lost attempt, `landed` may find it committed. */
+  private async retrying<T>(write: () => Promise<T>, landed: () => Promise<T | undefined>): Promise<T> {
     const deadline = Date.now() + this.retryWindowMs;
-    let lost = false;
     for (let attempt = 0; ; attempt++) {
       try {
-        if (lost) {
+        if (attempt > 0) {
           const found = await landed();
-          if (found) return this.seen(found.value);
+          if (found !== undefined) return found;
         }
-        return this.seen(await write());
+        return await write();
       } catch (error) {
         if (!isConnectionError(error) || Date.now() > deadline) throw error;
-        lost = true;
         if (attempt === 0) this.log.warn({ err: error }, 'database unreachable; retrying the write');
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
       }
     }
-  }
-
-  private seen<T>(value: T): T {
-    const seq = (value as { seq?: unknown } | undefined)?.seq;
-    if (typeof seq === 'number') this.lastSeq = Math.max(this.lastSeq, seq);
-    return value;
   }
 
   /** This attempt's event newer than the last one it knows of, if a lost write committed. */
@@ -116,11 +116,7 @@ export class RunEmitter {
   }
 
   private async publish(event: StoredEvent): Promise<void> {
-    try {
-      await this.broker.publish(threadChannel(this.threadId), encodeBrokerEvent(event.seq, event.frame));
-    } catch (error) {
-      this.log.warn({ err: error, seq: event.seq }, 'event stored but not published');
-    }
+    await publishStoredEvent(this.broker, this.threadId, event, this.log);
   }
 }
 

@@ -16,7 +16,7 @@ import { newId } from '../db/ids.js';
 import type { RunErrorCode } from '../protocol/codes.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 import type { Usage } from '../protocol/frames.js';
-import type { TurnJob, TurnProcessor, TurnQueue } from '../queue/turn-queue.js';
+import { enqueueTakeover, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/turn-queue.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { isConnectionError } from '../server/errors.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
@@ -132,10 +132,7 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
 /** Queues the takeover of a run this worker released; if that fails the heartbeat sweeper will. */
 async function handBack(deps: TurnDeps, job: TurnJob, fence: WriteFence, log: Logger): Promise<void> {
   try {
-    await deps.queue.enqueue(
-      { runId: job.runId, threadId: job.threadId, takeover: { fromAttempt: fence.attempt } },
-      { key: `takeover-${fence.attempt}` },
-    );
+    await enqueueTakeover(deps.queue, job, fence.attempt);
     log.info('run released on shutdown; another worker takes it over');
   } catch (error) {
     log.warn({ err: error }, 'run released on shutdown but its takeover could not be queued; the sweeper will');

@@ -4,8 +4,8 @@
  * whose job was lost, and running runs whose worker's heartbeat went stale.
  */
 import { beatRuns, failAbandonedRun, nextQueuedRun, staleRuns, strandedRuns } from '../db/runs.repository.js';
-import { RUN_CANCEL_CHANNEL, threadChannel } from '../broker/index.js';
-import { encodeBrokerEvent } from '../server/thread-fanout.js';
+import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../broker/index.js';
+import { enqueueTakeover } from '../queue/turn-queue.js';
 import { createTurnProcessor, type RunHandle, type TurnDeps } from './turn-processor.js';
 
 /** A run is taken over at most this many times in all; then it ends failed with worker_lost. */
@@ -71,18 +71,13 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
         if (activeRuns.get(run.id)?.fence.attempt === run.attempt) continue; // ours, only slow to beat
         if (run.attempt < MAX_RUN_ATTEMPTS) {
           log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run heartbeat is stale; queuing its takeover');
-          await options.queue.enqueue(
-            { runId: run.id, threadId: run.thread_id, takeover: { fromAttempt: run.attempt, staleMs: runStaleMs } },
-            { key: `takeover-${run.attempt}` },
-          );
+          await enqueueTakeover(options.queue, { runId: run.id, threadId: run.thread_id }, run.attempt, runStaleMs);
           continue;
         }
         const ended = await failAbandonedRun(db, run.id, 'worker_lost', 'The turn was interrupted too many times; send the message again.', { attempt: run.attempt, staleMs: runStaleMs });
         if (!ended) continue;
         log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run failed after too many takeovers');
-        await options.broker
-          .publish(threadChannel(ended.threadId), encodeBrokerEvent(ended.event.seq, ended.event.frame))
-          .catch((error) => log.warn({ err: error }, 'event stored but not published'));
+        await publishStoredEvent(options.broker, ended.threadId, ended.event, log);
         const next = await nextQueuedRun(db, ended.threadId);
         if (next) await options.queue.enqueue({ runId: next, threadId: ended.threadId }, { wake: true });
       }

@@ -1,8 +1,7 @@
-import { RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
+import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { recordTurn, TurnRejected, type RecordedTurn } from '../../db/turns.repository.js';
 import type { Owner } from '../../db/threads.repository.js';
 import type { MessageSendPayload } from '../../protocol/frames.js';
-import { encodeBrokerEvent } from '../thread-fanout.js';
 import { RequestError, type GatewayServices } from '../handlers/context.js';
 import { tooManyRuns } from '../rate-limits/index.js';
 
@@ -41,12 +40,7 @@ export async function sendMessage(services: GatewayServices, owner: Owner, input
   for (const runId of turn.interruptRunIds) {
     await services.broker.publish(RUN_CANCEL_CHANNEL, runId).catch((error) => log.warn({ err: error }, 'interrupt not delivered'));
   }
-  for (const event of [...turn.cancelledEvents, turn.event]) {
-    await services.broker
-      .publish(threadChannel(turn.threadId), encodeBrokerEvent(event.seq, event.frame))
-      // Stored already: followers on other gateways recover it from the log on their next event.
-      .catch((error) => log.warn({ err: error }, 'event stored but not published'));
-  }
+  for (const event of [...turn.cancelledEvents, turn.event]) await publishStoredEvent(services.broker, turn.threadId, event, log);
   try {
     await services.queue.enqueue({ runId: turn.runId, threadId: turn.threadId });
   } catch (error) {

@@ -1,7 +1,6 @@
-import { RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
+import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { cancelQueuedRun, findOwnedRun } from '../../db/runs.repository.js';
 import type { Owner } from '../../db/threads.repository.js';
-import { encodeBrokerEvent } from '../thread-fanout.js';
 import { RequestError, type GatewayServices } from '../handlers/context.js';
 
 /**
@@ -14,9 +13,7 @@ export async function cancelRun(services: GatewayServices, owner: Owner, runId: 
   if (run.status === 'queued') {
     const event = await cancelQueuedRun(services.db, runId);
     if (event) {
-      await services.broker.publish(threadChannel(run.thread_id), encodeBrokerEvent(event.seq, event.frame)).catch((error) => {
-        services.log.warn({ err: error, run_id: runId }, 'cancellation stored but not published');
-      });
+      await publishStoredEvent(services.broker, run.thread_id, event, services.log.child({ run_id: runId }));
       return { run_id: runId, status: 'cancelled' as const };
     }
     // It started meanwhile: cancel it as a running run.
