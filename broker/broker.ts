@@ -18,6 +18,8 @@ export interface Broker {
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
   /** Resolves when the broker answers; rejects when it is unreachable (readiness checks). */
   ping(): Promise<void>;
+  /** Channels this process is subscribed to (metrics, leak tests). */
+  readonly channelCount: number;
   /** `listener` runs after a lost connection is back: messages in between may be missing. */
   onReconnect(listener: () => void): void;
   /** Safe to call twice. */

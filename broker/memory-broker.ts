@@ -21,6 +21,10 @@ export class MemoryBroker implements Broker {
 
   async ping(): Promise<void> {}
 
+  get channelCount(): number {
+    return this.table.channelCount;
+  }
+
   onReconnect(): void {}
 
   async close(): Promise<void> {}

@@ -13,6 +13,15 @@ export class RedisBroker implements Broker {
   private readonly subscribing = new Map<string, Promise<void>>();
   private readonly reconnectListeners: Array<() => void> = [];
   private everReady = false;
+  /** The publishing connection has been ready once (from then on, commands fail fast while it is down). */
+  private pubConnected = false;
+  private pubFirstReady?: Promise<void>;
+  /**
+   * The latest message of each channel whose publish failed. Without a later publish, a gateway
+   * would never learn of the last events of a turn (it fills gaps only when a newer seq arrives),
+   * so they are published again as soon as the connection is back.
+   */
+  private readonly unpublished = new Map<string, string>();
   private closing?: Promise<void>;
 
   constructor(url: string, private readonly prefix: string) {
@@ -64,13 +73,6 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /**
-   * The latest message of each channel whose publish failed. Without a later publish, a gateway
-   * would never learn of the last events of a turn (it fills gaps only when a newer seq arrives),
-   * so they are published again as soon as the connection is back.
-   */
-  private readonly unpublished = new Map<string, string>();
-
   private async republish(): Promise<void> {
     for (const [channel, message] of [...this.unpublished]) {
       if (this.unpublished.get(channel) !== message) continue; // a newer publish came meanwhile
@@ -98,9 +100,6 @@ export class RedisBroker implements Broker {
     });
     return this.pubFirstReady;
   }
-
-  private pubConnected = false;
-  private pubFirstReady?: Promise<void>;
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     if (this.table.add(channel, handler)) {

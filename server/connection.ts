@@ -35,16 +35,10 @@ export class Connection {
 
   /** Sends one text frame. Returns false if the socket is closed or was just cut off as too slow. */
   send(frame: string): boolean {
-    if (this.closed || !this.ws) return false;
-    const status = this.ws.send(frame, false);
-    // 2 = dropped by uWS's own limit: the client would miss a frame, so it must not stay connected.
-    if (status === 2 || this.ws.getBufferedAmount() > this.maxBufferedBytes) {
-      this.close(CloseCodes.slow_consumer, 'slow consumer');
-      return false;
-    }
-    // Inside a cork the last few KiB reach the buffer only at uncork.
-    recheckLater(this);
-    return true;
+    if (!this.sendReplay(frame)) return false;
+    // Inside a cork the last few KiB reach the buffer only at uncork: checked now and again later.
+    this.checkBackpressure();
+    return !this.closed;
   }
 
   sendFrame(type: string, payload: unknown, id?: string): boolean {
@@ -116,6 +110,7 @@ export class Connection {
   /** Sends a replayed frame: the caller paces with hasRoom()/drained(), so no bound check here. */
   sendReplay(frame: string): boolean {
     if (this.closed || !this.ws) return false;
+    // 2 = dropped by uWS's own limit: the client would miss a frame, so it must not stay connected.
     if (this.ws.send(frame, false) === 2) {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;

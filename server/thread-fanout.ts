@@ -78,9 +78,9 @@ export class ThreadFanout {
     return [...(this.threads.get(threadId)?.followers.values() ?? [])].map(({ connection, mode, sentSeq }) => ({ connection, mode, sentSeq }));
   }
 
-  /** Broker channels this gateway's process is subscribed to, if the broker counts them (metrics, leak tests). */
-  get brokerChannelCount(): number | undefined {
-    return (this.broker as { channelCount?: number }).channelCount;
+  /** Broker channels this gateway's process is subscribed to (metrics, leak tests). */
+  get brokerChannelCount(): number {
+    return this.broker.channelCount;
   }
 
   /**

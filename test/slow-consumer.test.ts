@@ -117,7 +117,7 @@ function serverConnection(node: RunningNode, threadId: string, id: string): Conn
 
 /** The channels the gateway's broker is subscribed to. */
 function brokerChannels(node: RunningNode): number {
-  return node.gateway!.fanout.brokerChannelCount!;
+  return node.gateway!.fanout.brokerChannelCount;
 }
 
 /** Stops reading the socket: the kernel buffers fill, then the server's. Writing still works. */
