@@ -62,7 +62,15 @@ export interface SessionReadyPayload {
   server_time: string;
   token_expires_at: string;
 }
-export interface ErrorPayload { code: ErrorCode; message: string; retry_after_ms?: number }
+export interface ErrorPayload {
+  code: ErrorCode;
+  message: string;
+  /** Whether the same request may succeed later unchanged (see protocol/codes.ts). */
+  retryable: boolean;
+  retry_after_ms?: number;
+  /** `seq_out_of_range`: the thread's newest seq. */
+  last_seq?: number;
+}
 
 export interface MessageSendResult { thread_id: string; message_id: string; run_id: string; deduplicated?: boolean }
 export interface ThreadSubscribeResult { thread_id: string; last_seq: number }
@@ -109,6 +117,12 @@ export interface ServerPayloads {
   error: ErrorPayload;
   'auth.expiring': { expires_at: string };
   pong: Record<string, never>;
+  /**
+   * A thread this socket followed was deleted (by any of the owner's sockets or REST): the socket
+   * no longer follows it, and a run that was streaming on it has ended. Not a thread event: it has
+   * no seq (the thread's log is gone with it).
+   */
+  thread_deleted: { thread_id: string; timestamp: string };
 }
 export type ServerFrame =
   | { [K in keyof ServerPayloads]: { type: K; id?: string; payload: ServerPayloads[K] } }[keyof ServerPayloads]

@@ -136,12 +136,15 @@ export const serverPayloadSchemas = {
     {
       code: { enum: Object.keys(ErrorCodes) },
       message: { type: 'string', minLength: 1 },
+      retryable: { type: 'boolean' },
       retry_after_ms: { type: 'integer', minimum: 0 },
+      last_seq: seq,
     },
-    ['code', 'message'],
+    ['code', 'message', 'retryable'],
   ),
   'auth.expiring': openObject({ expires_at: isoTime }, ['expires_at']),
   pong: { type: 'object' },
+  thread_deleted: openObject({ thread_id: id, timestamp: isoTime }, ['thread_id', 'timestamp']),
   ...eventPayloadSchemas,
 } as const;
 

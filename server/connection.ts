@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { CloseCodes } from '../protocol/codes.js';
 import type { ErrorCode } from '../protocol/codes.js';
 import type { Principal } from './auth.js';
+import { errorBody } from './errors.js';
 
 export interface ConnectionData {
   connection: Connection;
@@ -45,9 +46,8 @@ export class Connection {
     return this.send(JSON.stringify(id === undefined ? { type, payload } : { type, id, payload }));
   }
 
-  sendError(id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number): boolean {
-    const payload = retryAfterMs === undefined ? { code, message } : { code, message, retry_after_ms: retryAfterMs };
-    return this.sendFrame('error', payload, id);
+  sendError(id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number, details?: { last_seq?: number }): boolean {
+    return this.sendFrame('error', errorBody(code, message, retryAfterMs, details), id);
   }
 
   private badFrames = 0;

@@ -20,7 +20,7 @@ import { waitFor } from './support/wait.js';
 import { createLogger } from '../server/logger.js';
 import { RateLimiter } from '../server/rate-limits/index.js';
 import { RedisConnectionSlots } from '../server/rate-limits/connection-slots.js';
-import { RequestError } from '../server/handlers/context.js';
+import { RequestError } from '../server/errors.js';
 import type { RunningNode } from '../server/node.js';
 
 const LIMITS = {

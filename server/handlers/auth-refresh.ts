@@ -1,6 +1,7 @@
 import { CloseCodes } from '../../protocol/codes.js';
 import { AuthError } from '../auth.js';
-import { RequestError, type FrameHandler } from './context.js';
+import { type FrameHandler } from './context.js';
+import { RequestError } from '../errors.js';
 
 /**
  * Extends the connection with a fresh token for the same user and workspace. A token for someone

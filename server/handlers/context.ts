@@ -4,7 +4,6 @@ import type { Broker } from '../../broker/broker.js';
 import type { Database } from '../../db/schema.js';
 import type { TurnQueue } from '../../queue/turn-queue.js';
 import type { ClientFrame, ClientFrameType } from '../../protocol/frames.js';
-import type { ErrorCode } from '../../protocol/codes.js';
 import type { Connection } from '../connection.js';
 import type { ThreadFanout } from '../thread-fanout.js';
 import type { TokenVerifier } from '../auth.js';
@@ -27,14 +26,6 @@ export interface GatewayServices {
   tickets: TicketStore;
   /** Messages per minute and open sockets per user (shared through Redis when there is one). */
   rateLimits: RateLimiter;
-}
-
-/** A known, expected refusal: rendered to the client as an `error` frame with this code. */
-export class RequestError extends Error {
-  constructor(readonly code: ErrorCode, message: string, readonly retryAfterMs?: number) {
-    super(message);
-    this.name = 'RequestError';
-  }
 }
 
 export type FrameHandler<T extends ClientFrameType> = (

@@ -1,7 +1,8 @@
 import { findOwnedThread } from '../../db/threads.repository.js';
 import { CloseCodes } from '../../protocol/codes.js';
 import type { Connection } from '../connection.js';
-import { RequestError, type FrameHandler } from './context.js';
+import { type FrameHandler } from './context.js';
+import { RequestError } from '../errors.js';
 
 /** Acks with the thread's current last_seq, then replays seq > after_seq and goes live. */
 export const threadSubscribe: FrameHandler<'thread.subscribe'> = async (connection, frame, services) => {

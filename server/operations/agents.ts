@@ -6,7 +6,8 @@ import type { Selectable } from 'kysely';
 import { newId } from '../../db/ids.js';
 import type { AgentsTable } from '../../db/schema.js';
 import type { Principal } from '../auth.js';
-import { RequestError, type GatewayServices } from '../handlers/context.js';
+import { type GatewayServices } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 
 type AgentRow = Selectable<AgentsTable>;
 

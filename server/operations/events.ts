@@ -1,6 +1,7 @@
 import { threadChannel } from '../../broker/index.js';
 import { findOwnedThread, type Owner } from '../../db/threads.repository.js';
-import { RequestError, type GatewayServices } from '../handlers/context.js';
+import { type GatewayServices } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 
 /** Longest a long-poll may wait; clients loop. */
 export const MAX_WAIT_MS = 30_000;

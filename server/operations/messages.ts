@@ -2,7 +2,8 @@ import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { recordTurn, TurnRejected, type RecordedTurn } from '../../db/turns.repository.js';
 import type { Owner } from '../../db/threads.repository.js';
 import type { MessageSendPayload } from '../../protocol/frames.js';
-import { RequestError, type GatewayServices } from '../handlers/context.js';
+import { type GatewayServices } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 import { tooManyRuns } from '../rate-limits/index.js';
 
 /**

@@ -1,7 +1,8 @@
 import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { cancelQueuedRun, findOwnedRun } from '../../db/runs.repository.js';
 import type { Owner } from '../../db/threads.repository.js';
-import { RequestError, type GatewayServices } from '../handlers/context.js';
+import { type GatewayServices } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 
 /**
  * A queued run is cancelled here and now; a running one is signalled to whichever worker holds it

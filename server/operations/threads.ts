@@ -10,7 +10,8 @@ import { DEFAULT_AGENT_ID } from '../../db/migrations/0001-initial.js';
 import type {
   ThreadCreatePayload, ThreadDeletePayload, ThreadGetPayload, ThreadHistoryPayload, ThreadListPayload, ThreadUpdatePayload,
 } from '../../protocol/frames.js';
-import { RequestError, type GatewayServices } from '../handlers/context.js';
+import { type GatewayServices } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 
 export interface ThreadView {
   id: string;

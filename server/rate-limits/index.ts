@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config.js';
-import { RequestError } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 import { MemoryConnectionSlots, RedisConnectionSlots, type ConnectionSlots, type RedisSlotOptions } from './connection-slots.js';
 
 export type RateLimitSettings = Config['rateLimits'];

@@ -10,7 +10,7 @@ import { ErrorCodes, PROTOCOL, type ErrorCode } from '../../protocol/codes.js';
 import { LIMITS } from '../../protocol/limits.js';
 import { idSchema, requestSchemas, resultSchemas } from '../../protocol/resources.js';
 import { MAX_WAIT_MS } from '../operations/events.js';
-import { statusFor } from './rest-kit.js';
+import { httpStatus } from '../../protocol/codes.js';
 
 const INT32_MAX = 2 ** 31 - 1;
 const JSON_TYPE = 'application/json';
@@ -62,7 +62,7 @@ const REST_CODES = (Object.keys(ErrorCodes) as ErrorCode[]).filter(
 );
 
 function errorResponse(status: number, reason: string) {
-  const codes = REST_CODES.filter((code) => statusFor(code) === status);
+  const codes = REST_CODES.filter((code) => httpStatus(code) === status);
   return {
     description: `${reason} Body: Error with code ${codes.map((c) => `\`${c}\``).join(' or ')}.`,
     content: { [JSON_TYPE]: { schema: ref('Error') } },

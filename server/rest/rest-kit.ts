@@ -7,10 +7,9 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import { describeError, findNul } from '../../protocol/validate.js';
-import type { ErrorCode } from '../../protocol/codes.js';
+import { httpStatus, isRetryable, type ErrorCode } from '../../protocol/codes.js';
 import { AuthError, type Principal, type TokenVerifier } from '../auth.js';
-import { RequestError } from '../handlers/context.js';
-import { isConnectionError } from '../errors.js';
+import { errorBody, isConnectionError, RequestError } from '../errors.js';
 import { retryAfterSeconds } from '../rate-limits/index.js';
 
 export interface RestRequest {
@@ -35,35 +34,6 @@ const STATUS: Record<number, string> = {
   401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 409: '409 Conflict', 413: '413 Payload Too Large',
   429: '429 Too Many Requests', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
-
-/** The one mapping from error code to HTTP status. */
-export function statusFor(code: ErrorCode): number {
-  switch (code) {
-    case 'invalid_frame':
-    case 'invalid_request':
-    case 'unknown_type':
-    case 'binary_not_supported':
-      return 400;
-    case 'unauthenticated':
-    case 'token_expired':
-      return 401;
-    case 'forbidden':
-      return 403;
-    case 'not_found':
-      return 404;
-    case 'conflict':
-    case 'thread_busy':
-      return 409;
-    case 'too_large':
-      return 413;
-    case 'rate_limited':
-      return 429;
-    case 'unavailable':
-      return 503;
-    case 'internal_error':
-      return 500;
-  }
-}
 
 export interface RestKit {
   route(method: 'get' | 'post' | 'patch' | 'del', pattern: string, options: { body?: ValidateFunction }, handler: RestHandler): void;
@@ -94,7 +64,7 @@ export function createRestKit(
     });
   };
   const fail = (res: HttpResponse, aborted: { value: boolean }, code: ErrorCode, message: string, retryAfterMs?: number) =>
-    write(res, aborted, statusFor(code), retryAfterMs === undefined ? { code, message } : { code, message, retry_after_ms: retryAfterMs }, retryAfterMs);
+    write(res, aborted, httpStatus(code), errorBody(code, message, retryAfterMs), retryAfterMs);
 
   return {
     route(method, pattern, options, handler) {

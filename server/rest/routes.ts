@@ -4,7 +4,7 @@
  */
 import { requestValidators } from '../../protocol/validate.js';
 import type { GatewayServices } from '../handlers/context.js';
-import { RequestError } from '../handlers/context.js';
+import { RequestError } from '../errors.js';
 import { createThread, deleteThread, getThread, listThreads, threadHistory, updateThread } from '../operations/threads.js';
 import { sendMessage } from '../operations/messages.js';
 import { cancelRun } from '../operations/runs.js';

@@ -7,7 +7,7 @@
 import type { ValidateFunction } from 'ajv';
 import { ajv } from '../../protocol/validate.js';
 import { resultSchemas } from '../../protocol/resources.js';
-import { statusFor } from '../../server/rest/rest-kit.js';
+import { httpStatus } from '../../protocol/codes.js';
 import type { ErrorCode } from '../../protocol/codes.js';
 import type { RunningNode } from '../../server/node.js';
 
@@ -69,7 +69,7 @@ export async function rest<T = any>(base: string, method: Method, path: string, 
   // Every failure is `{code, message}` with the status its code maps to.
   if (res.status >= 400) {
     checkResult('error', parsed);
-    const expected = statusFor(parsed.code as ErrorCode);
+    const expected = httpStatus(parsed.code as ErrorCode);
     if (expected !== res.status) {
       throw new Error(`${method} ${path}: HTTP ${res.status} for code ${parsed.code} (expected ${expected})`);
     }
