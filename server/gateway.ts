@@ -23,6 +23,7 @@ import { mountRoutes } from './rest/routes.js';
 import { openApiDocument } from './rest/openapi.js';
 import { retryAfterSeconds, tooManyFrames } from './rate-limits/index.js';
 import type { Config } from './config.js';
+import { mountWebRoutes } from './web-routes.js';
 
 export interface Gateway {
   port: number;
@@ -37,6 +38,8 @@ export interface Gateway {
 export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log'> & {
   log: Logger;
   checkReady: () => Promise<void>;
+  /** The generated development secret, in embedded development mode only (serves GET /dev/token). */
+  devTokenSecret?: string;
 };
 
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
@@ -243,6 +246,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       (error: unknown) => sendJson(res, 503, { status: 'unavailable', reason: String((error as Error)?.message ?? error) }, state),
     );
   });
+  mountWebRoutes(app, { log, devTokenSecret: deps.devTokenSecret, workspaceClaim: config.auth.workspaceClaim });
   app.any('/*', (res) => sendJson(res, 404, { code: 'not_found', message: 'No such route.' }));
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {

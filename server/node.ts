@@ -184,6 +184,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         toolNames: createDefaultRegistry().names(),
         adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),
+        devTokenSecret: devSecretFile && config.nodeEnv !== 'production' ? jwtSecret : undefined,
         checkReady: async () => {
           await sql`select 1`.execute(db);
           await broker.ping();

@@ -1,0 +1,194 @@
+/**
+ * The per-thread state a client keeps, built only from the thread's events: messages with their
+ * streaming text, each run's status and tool activity. Events are applied in seq order; one whose
+ * seq was already applied is a duplicate and changes nothing.
+ */
+import type { EventPayloads, EventType, MessageView, Role, RunStatus, ThreadEvent, Usage } from '../frames.js';
+import type { RunErrorCode } from '../codes.js';
+
+export interface ToolActivity {
+  toolCallId: string;
+  name: string;
+  arguments: unknown;
+  /** `error`: the tool failed or timed out (its result says why); the run goes on. */
+  status: 'running' | 'completed' | 'error';
+  result?: string;
+  durationMs?: number;
+}
+
+export interface RunView {
+  runId: string;
+  status: RunStatus;
+  agentId?: string;
+  agentName?: string;
+  /** The model is working and no text is streaming yet (or it resumed after a tool call). */
+  thinking: boolean;
+  /** The assistant message this run's text goes to (changes when a restarted attempt takes over). */
+  messageId?: string;
+  attempt?: number;
+  tools: ToolActivity[];
+  error?: { code: RunErrorCode; message: string };
+  usage?: Usage;
+}
+
+export interface ChatMessage {
+  id: string;
+  role: Role;
+  content: string;
+  runId?: string;
+  createdAt?: string;
+  /** Text is still arriving (an assistant message before its agent_completed). */
+  streaming: boolean;
+  /** For an assistant message: how its run ended, once it has. */
+  status?: Exclude<RunStatus, 'queued' | 'running'>;
+}
+
+export interface ThreadState {
+  threadId: string;
+  /** The highest seq applied; a resume asks for events after it. */
+  lastSeq: number;
+  /** The lowest seq held (0: none yet). Older events come from `history`. */
+  firstSeq: number;
+  /** Whether older events exist before `firstSeq` (unknown until a history page says). */
+  hasOlder: boolean;
+  /** Whether this client follows the thread (resumed after every reconnect). */
+  following: boolean;
+  messages: ChatMessage[];
+  runs: Record<string, RunView>;
+  /** The run currently queued or running, if any (the newest one). */
+  activeRunId?: string;
+  /** Every event held, in seq order: the state is a fold over them. */
+  events: ThreadEvent[];
+}
+
+export function emptyThread(threadId: string, afterSeq = 0): ThreadState {
+  return {
+    threadId, lastSeq: afterSeq, firstSeq: afterSeq > 0 ? afterSeq + 1 : 0, hasOlder: afterSeq > 0,
+    following: false, messages: [], runs: {}, events: [],
+  };
+}
+
+/** Applies one live event; false when it was a duplicate (seq already applied). */
+export function applyEvent(state: ThreadState, event: ThreadEvent): boolean {
+  const seq = event.payload.seq;
+  if (seq <= state.lastSeq) return false;
+  state.lastSeq = seq;
+  if (state.firstSeq === 0) state.firstSeq = seq;
+  state.events.push(event);
+  reduce(state, event);
+  return true;
+}
+
+/**
+ * Adds a page of older events (from `thread.history`) in front of what is held and folds the
+ * whole log again, so a run that started before the page boundary reads the same as a live one.
+ */
+export function prependEvents(state: ThreadState, events: ThreadEvent[], hasOlder: boolean): void {
+  const held = new Set(state.events.map((e) => e.payload.seq));
+  const older = events.filter((e) => !held.has(e.payload.seq)).sort((a, b) => a.payload.seq - b.payload.seq);
+  const all = [...older, ...state.events].sort((a, b) => a.payload.seq - b.payload.seq);
+  state.events = all;
+  state.messages = [];
+  state.runs = {};
+  state.activeRunId = undefined;
+  for (const event of all) reduce(state, event);
+  if (all.length > 0) {
+    state.firstSeq = all[0]!.payload.seq;
+    state.lastSeq = Math.max(state.lastSeq, all[all.length - 1]!.payload.seq);
+  }
+  state.hasOlder = hasOlder;
+}
+
+type Reducers = { [T in EventType]: (state: ThreadState, payload: ThreadEvent<T>['payload']) => void };
+
+const reducers: Reducers = {
+  message_created(state, p) {
+    upsertMessage(state, p.message, false);
+    if (p.message.role === 'user' && p.run_id) {
+      state.runs[p.run_id] ??= { runId: p.run_id, status: 'queued', thinking: false, tools: [] };
+      state.activeRunId = p.run_id;
+    }
+  },
+  agent_started(state, p) {
+    const run = runOf(state, p.run_id);
+    run.status = 'running';
+    run.agentId = p.agent_id;
+    run.agentName = p.agent_name;
+  },
+  agent_thinking(state, p) {
+    const run = runOf(state, p.run_id);
+    run.status = 'running';
+    run.thinking = true;
+    if (p.attempt !== undefined) run.attempt = p.attempt;
+    if (p.restarted) {
+      // A new attempt took over: the text streamed by the one that died is void.
+      state.messages = state.messages.filter((m) => !(m.role === 'assistant' && m.runId === run.runId));
+    }
+    if (p.message_id) run.messageId = p.message_id;
+  },
+  message_delta(state, p) {
+    const run = runOf(state, p.run_id);
+    run.thinking = false;
+    run.messageId = p.message_id;
+    let message = state.messages.find((m) => m.id === p.message_id);
+    if (!message) {
+      message = { id: p.message_id, role: 'assistant', content: '', runId: run.runId, createdAt: p.timestamp, streaming: true };
+      state.messages.push(message);
+    }
+    message.content += p.delta;
+  },
+  tool_executing(state, p) {
+    const run = runOf(state, p.run_id);
+    run.thinking = false;
+    run.tools.push({ toolCallId: p.tool_call_id, name: p.name, arguments: p.arguments, status: 'running' });
+  },
+  tool_completed(state, p) {
+    const run = runOf(state, p.run_id);
+    let tool = run.tools.find((t) => t.toolCallId === p.tool_call_id && t.status === 'running');
+    if (!tool) run.tools.push((tool = { toolCallId: p.tool_call_id, name: p.name, arguments: undefined, status: 'running' }));
+    tool.status = p.is_error ? 'error' : 'completed';
+    tool.result = p.result;
+    tool.durationMs = p.duration_ms;
+    // The model reads the result next.
+    run.thinking = true;
+  },
+  agent_completed(state, p) {
+    const run = runOf(state, p.run_id);
+    run.status = p.status;
+    run.thinking = false;
+    run.messageId = p.message.id;
+    if (p.error) run.error = p.error;
+    if (p.usage) run.usage = p.usage;
+    // The stored message is the final word on the text (the deltas joined equal it).
+    const message = upsertMessage(state, { ...p.message, run_id: p.run_id ?? p.message.run_id }, false);
+    message.status = p.status;
+    if (state.activeRunId === run.runId) state.activeRunId = undefined;
+  },
+};
+
+function reduce(state: ThreadState, event: ThreadEvent): void {
+  const reducer = reducers[event.type] as ((s: ThreadState, p: EventPayloads[EventType] & ThreadEvent['payload']) => void) | undefined;
+  // An event type this client does not know (a newer server): kept in the log, nothing to show.
+  reducer?.(state, event.payload as never);
+}
+
+function runOf(state: ThreadState, runId: string | undefined): RunView {
+  const id = runId ?? '';
+  let run = state.runs[id];
+  if (!run) state.runs[id] = run = { runId: id, status: 'running', thinking: false, tools: [] };
+  if (run.status === 'queued' || run.status === 'running') state.activeRunId = id;
+  return run;
+}
+
+function upsertMessage(state: ThreadState, view: MessageView, streaming: boolean): ChatMessage {
+  let message = state.messages.find((m) => m.id === view.id);
+  if (!message) {
+    message = { id: view.id, role: view.role, content: view.content, streaming };
+    state.messages.push(message);
+  }
+  message.content = view.content;
+  message.streaming = streaming;
+  if (view.run_id) message.runId = view.run_id;
+  if (view.created_at) message.createdAt = view.created_at;
+  return message;
+}

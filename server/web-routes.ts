@@ -1,0 +1,79 @@
+/**
+ * The browser side of the gateway: the demo page at `/` (the `<convo-chat>` widget on a plain
+ * page), the widget and SDK bundles built into dist/ by scripts/build-web.mjs, and, in embedded
+ * development mode only, `GET /dev/token` handing the page a token for the dev user.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import { signToken } from './auth.js';
+import { sendJson, watchAborted } from './http.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The demo page loads only its own scripts; the socket may go to any ws(s) origin it is pointed at. */
+const PAGE_POLICY = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; frame-ancestors 'self'";
+
+const ASSETS: Record<string, { file: string; type: string }> = {
+  '/': { file: 'web/demo.html', type: 'text/html; charset=utf-8' },
+  '/demo.js': { file: 'web/demo.js', type: 'text/javascript; charset=utf-8' },
+  '/convo-chat.js': { file: 'dist/convo-chat.js', type: 'text/javascript; charset=utf-8' },
+  '/convo-chat.js.map': { file: 'dist/convo-chat.js.map', type: 'application/json' },
+  '/convo-client.js': { file: 'dist/client.js', type: 'text/javascript; charset=utf-8' },
+  '/convo-client.js.map': { file: 'dist/client.js.map', type: 'application/json' },
+};
+
+/** Lifetime of a /dev/token token: short, so the page exercises auth.expiring and refresh. */
+const DEV_TOKEN_TTL_S = 600;
+
+export interface WebRouteOptions {
+  log: Logger;
+  /**
+   * The generated development secret, passed only in embedded development mode (no JWT_SECRET or
+   * JWKS_URL, NODE_ENV not production). Without it, /dev/token is 404 like any unknown route.
+   */
+  devTokenSecret?: string;
+  workspaceClaim: string;
+}
+
+/** Mounts the routes; call before the catch-all 404. */
+export function mountWebRoutes(app: TemplatedApp, options: WebRouteOptions): void {
+  for (const [route, asset] of Object.entries(ASSETS)) {
+    app.get(route, (res) => serveFile(res, asset.file, asset.type, options.log));
+  }
+  const secret = options.devTokenSecret;
+  if (!secret) return;
+  const devToken = (res: HttpResponse) => {
+    const state = watchAborted(res);
+    signToken(secret, { sub: 'dev', workspace: 'dev', ttlSeconds: DEV_TOKEN_TTL_S, workspaceClaim: options.workspaceClaim }).then(
+      (token) => sendJson(res, 200, { token, expires_at: new Date(Date.now() + DEV_TOKEN_TTL_S * 1000).toISOString() }, state),
+      (error: unknown) => {
+        options.log.error({ err: error }, 'could not sign a development token');
+        sendJson(res, 500, { code: 'internal_error', message: 'Internal server error.' }, state);
+      },
+    );
+  };
+  app.get('/dev/token', devToken);
+  app.post('/dev/token', devToken);
+}
+
+function serveFile(res: HttpResponse, file: string, type: string, log: Logger): void {
+  const state = watchAborted(res);
+  readFile(path.join(ROOT, file)).then(
+    (body) => {
+      if (state.aborted) return;
+      res.cork(() => {
+        res.writeStatus('200 OK').writeHeader('content-type', type).writeHeader('cache-control', 'no-cache').writeHeader('x-content-type-options', 'nosniff');
+        if (type.startsWith('text/html')) res.writeHeader('content-security-policy', PAGE_POLICY).writeHeader('referrer-policy', 'no-referrer');
+        res.end(body);
+      });
+    },
+    (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') log.warn({ err: error, file }, 'could not read a web asset');
+      // dist/ is built by `npm install` / `npm start` (scripts/build-web.mjs); a checkout that skipped it says so.
+      sendJson(res, 503, { code: 'unavailable', message: `${file} is missing: run npm run build.`, retryable: false }, state);
+    },
+  );
+}
