@@ -38,7 +38,7 @@ export interface ConversationClientOptions {
   requestTimeoutMs?: number;
   /** How long the handshake may take, up to `session.ready`. @defaultValue 10000 */
   connectTimeoutMs?: number;
-  /** Silence after which the client pings; no answer in 10 s drops the socket. 0: off. @defaultValue 25000 */
+  /** Silence after which the client pings; no answer within min(10 s, max(1 s, heartbeatMs)) drops the socket. 0: off. @defaultValue 25000 */
   heartbeatMs?: number;
   backoff?: BackoffOptions;
   /** Connect in the constructor. @defaultValue true */
@@ -464,7 +464,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
     if (every <= 0) return;
     this.heartbeatTimer = setInterval(() => {
       if (this.attempt !== attempt || Date.now() - this.lastInbound < every) return;
-      this.request('ping', {}, { timeoutMs: 10_000, priority: 0 }).catch(() => {
+      this.request('ping', {}, { timeoutMs: Math.min(10_000, Math.max(1_000, every)), priority: 0 }).catch(() => {
         if (this.attempt === attempt) this.drop(attempt, 'no answer to ping');
       });
     }, every);
