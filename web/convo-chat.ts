@@ -264,6 +264,7 @@ export class ConvoChat extends Base {
       this.fail(error);
     } finally {
       this.loadingOlder = false;
+      this.schedule();
     }
   }
 
@@ -295,7 +296,14 @@ export class ConvoChat extends Base {
       }
     }
     log.querySelector(':scope > .empty')?.remove();
+    // Older history: loaded by scrolling up, or by this button (keyboard users do not scroll).
     let previous: Element | null = null;
+    if (state?.hasOlder) {
+      previous = log.querySelector(':scope > .older') ?? this.olderButton();
+      if (log.firstElementChild !== previous) log.prepend(previous);
+    } else {
+      log.querySelector(':scope > .older')?.remove();
+    }
     for (const item of items) {
       let entry = this.rendered.get(item.key);
       const sig = signature(item);
@@ -315,6 +323,15 @@ export class ConvoChat extends Base {
     if (atBottom) log.scrollTop = log.scrollHeight;
     const active = state?.activeRunId;
     this.ui.stop.hidden = !active;
+    // A first page too short to scroll: fetch the next one at once.
+    if (state?.hasOlder && log.scrollHeight <= log.clientHeight + 80) void this.loadOlder();
+  }
+
+  private olderButton(): HTMLElement {
+    const button = el('button', 'older secondary', 'Show earlier messages');
+    button.type = 'button';
+    button.addEventListener('click', () => void this.loadOlder());
+    return button;
   }
 
   private paintThreads(): void {
