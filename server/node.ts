@@ -85,7 +85,9 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     let store: Store;
     try {
       store = await openStore(
-        embeddedStore ? { kind: 'pglite', dataDir: config.dataDir } : { kind: 'postgres', url: config.databaseUrl!, poolSize: config.databasePoolSize },
+        embeddedStore
+          ? { kind: 'pglite', dataDir: config.dataDir }
+          : { kind: 'postgres', url: config.databaseUrl!, poolSize: config.databasePoolSize, statementTimeoutMs: config.database.statementTimeoutMs },
       );
     } catch (error) {
       if (error instanceof DataDirInUseError) throw new ConfigError('DATA_DIR', error.message);

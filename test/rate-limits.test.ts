@@ -289,7 +289,7 @@ test('a limit of 0 turns it off', async (ctx) => {
 test('the messages window ends: after retry_after_ms the budget is back (Redis and in process)', async () => {
   for (const redis of [{ url: REDIS_URL, prefix: uniquePrefix() }, undefined]) {
     const limiter = await RateLimiter.create({
-      limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 0, runsPerUser: 0 },
+      limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 0, runsPerUser: 0, inFlightPerUser: 0, restPerSecond: 0, threadsPerMinute: 0 },
       log: silent,
       redis,
       messageWindowMs: 1000,
@@ -314,7 +314,7 @@ test('the messages window ends: after retry_after_ms the budget is back (Redis a
 
 test('Redis unreachable: messages are still limited per process (insurance limiter) and sockets are let in', async () => {
   const limiter = await RateLimiter.create({
-    limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 1, runsPerUser: 0 },
+    limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 1, runsPerUser: 0, inFlightPerUser: 0, restPerSecond: 0, threadsPerMinute: 0 },
     log: silent,
     redis: { url: 'redis://127.0.0.1:1', prefix: uniquePrefix() },
   });

@@ -74,6 +74,11 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
     RATE_LIMIT_FRAMES_PER_SEC: '1000000',
     RATE_LIMIT_CONNECTIONS_PER_USER: '1000000',
     RATE_LIMIT_RUNS_PER_USER: '1000000',
+    RATE_LIMIT_IN_FLIGHT_PER_USER: '1000000',
+    RATE_LIMIT_REST_PER_SEC: '1000000',
+    RATE_LIMIT_THREADS_PER_MIN: '1000000',
+    MAX_QUEUED_FRAMES: '10000',
+    MAX_SUBSCRIPTIONS_PER_CONNECTION: '100000',
     ...options.env,
   };
   const nodes: RunningNode[] = [];
