@@ -18,7 +18,7 @@ const files = readdirSync(path.join(root, 'test'))
   .sort();
 
 /** Run alone, after the shards: CPU-heavy, or asserting latency and memory figures. */
-const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.test.ts']);
+const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.test.ts', 'tenant-flood.test.ts']);
 /** Rough seconds per file, to balance the shards; unknown files count as 8. */
 const WEIGHT = {
   'worker-death.test.ts': 85, 'postgres-restart.test.ts': 48, 'first-run.test.ts': 40, 'rate-limits.test.ts': 30,

@@ -50,6 +50,8 @@ export interface VerifierOptions {
   log?: Logger;
   /** Verified tokens kept (by hash) until they expire, so a key-set outage does not log anyone out. @defaultValue 10000 */
   cacheSize?: number;
+  /** How long a fetched key set is trusted before it is fetched again (jose's cacheMaxAge). @defaultValue 600000 */
+  jwksCacheMaxAgeMs?: number;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -59,7 +61,11 @@ const ASYMMETRIC = ['EdDSA', 'RS256', 'ES256'];
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
   const jwks = options.jwksUrl
-    ? createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 5_000, cooldownDuration: 30_000 })
+    ? createRemoteJWKSet(new URL(options.jwksUrl), {
+        timeoutDuration: 5_000,
+        cooldownDuration: options.jwksCacheMaxAgeMs === 0 ? 0 : 30_000,
+        cacheMaxAge: options.jwksCacheMaxAgeMs ?? 600_000,
+      })
     : undefined;
   if (!secret && !jwks) throw new Error('createTokenVerifier needs jwtSecret or jwksUrl');
   const claimChecks = { issuer: options.issuer, audience: options.audience, requiredClaims: ['exp', 'sub'] };

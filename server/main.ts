@@ -29,15 +29,13 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
-  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
   // A promise nobody awaited that rejects must not end the process (Node's default): the work it
   // belonged to has failed already; it is logged and the server goes on.
   process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));
   // A development token only when the server made its own secret and is not in production: with a
   // configured secret (or key set) a printed token would be a working credential for every gateway.
   const devMode = node.devSecretFile !== undefined && config.nodeEnv !== 'production';
-  if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim, devMode);
-
+  // Before it says it is ready: a process manager may stop it as soon as it does.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -52,6 +50,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
+  if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim, devMode);
 }
 
 async function printBanner(node: RunningNode, host: string, workspaceClaim: string, devMode: boolean): Promise<void> {

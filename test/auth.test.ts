@@ -9,6 +9,7 @@ import { TestClient } from './support/client.js';
 import { useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
 import { within as deadline } from './support/wait.js';
+import { startJwks, type JwksServer } from './support/jwks.js';
 import type { RunningNode } from '../server/node.js';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
@@ -16,67 +17,6 @@ type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 // uvu has no timeouts: every wait below has its own deadline.
 const DEADLINE_MS = 5_000;
 const within = <T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> => deadline(p, ms, what);
-
-// ---- a JWKS endpoint served from the test --------------------------------------------------------
-
-interface Hold {
-  /** The held request reached the JWKS server. */
-  arrived: Promise<void>;
-  /** The held response was written out. */
-  sent: Promise<void>;
-}
-
-interface JwksServer {
-  url: string;
-  requests: number;
-  /** Holds the next request for `ms` before answering it. */
-  holdNext(ms: number): Hold;
-  close(): Promise<void>;
-}
-
-async function startJwks(keys: JWK[]): Promise<JwksServer> {
-  const body = JSON.stringify({ keys });
-  let pending: { ms: number; arrived: () => void; sent: () => void } | undefined;
-  const server = http.createServer((req, res) => {
-    if (req.url !== '/jwks.json') {
-      res.writeHead(404).end();
-      return;
-    }
-    state.requests++;
-    const answer = () => res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    const hold = pending;
-    pending = undefined;
-    if (!hold) {
-      answer();
-      return;
-    }
-    hold.arrived();
-    res.on('finish', hold.sent);
-    // The delay is the slow key server itself, not a synchronisation: the test waits on `sent`.
-    setTimeout(answer, hold.ms);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const state: JwksServer = {
-    url: `http://127.0.0.1:${port}/jwks.json`,
-    requests: 0,
-    holdNext(ms) {
-      let arrived!: () => void;
-      let sent!: () => void;
-      const hold: Hold = {
-        arrived: new Promise<void>((resolve) => (arrived = resolve)),
-        sent: new Promise<void>((resolve) => (sent = resolve)),
-      };
-      pending = { ms, arrived, sent };
-      return hold;
-    },
-    close() {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  return state;
-}
 
 // ---- raw handshakes --------------------------------------------------------------------------------
 
