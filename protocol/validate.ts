@@ -51,6 +51,8 @@ export function describeError(error: ErrorObject | undefined, root: string): str
       return `${path} has an unknown field '${(error.params as { additionalProperty: string }).additionalProperty}'`;
     case 'enum':
       return `${path} must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    case 'maxLength':
+      return `${path} is longer than the ${(error.params as { limit: number }).limit} characters allowed`;
     case 'type': {
       const t = (error.params as { type: string }).type;
       return `${path} must be ${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}`;
@@ -58,6 +60,14 @@ export function describeError(error: ErrorObject | undefined, root: string): str
     default:
       return `${path} ${error.message ?? 'is not valid'}`;
   }
+}
+
+/**
+ * The code for a schema failure: message text over its length limit (32,000 characters of
+ * `content`) is `too_large`, so a client knows to shorten it rather than fix the frame's shape.
+ */
+export function codeFor(error: ErrorObject | undefined, otherwise: ErrorCode): ErrorCode {
+  return error?.keyword === 'maxLength' && error.instancePath.endsWith('/content') ? 'too_large' : otherwise;
 }
 
 /** Frames are shallow; anything nested deeper is refused before JSON.parse spends time on it. */
@@ -145,7 +155,8 @@ export function parseClientFrame(text: string): ParseResult {
     };
   }
   if (!validatePayload(frame.payload)) {
-    return { ok: false, id, code: 'invalid_frame', message: describeError(validatePayload.errors?.[0], 'payload') };
+    const error = validatePayload.errors?.[0];
+    return { ok: false, id, code: codeFor(error, 'invalid_frame'), message: describeError(error, 'payload') };
   }
   return { ok: true, frame: value as ClientFrame };
 }

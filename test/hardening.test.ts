@@ -386,4 +386,24 @@ test('a browser-style handshake gets its refusal as a close: 4001 token_expired,
   assert.is(first.closeCode, undefined, 'the open socket was not disturbed');
 });
 
+// ---- papercuts -------------------------------------------------------------------------------------
+
+test('content over 32,000 characters is too_large (413 over REST); every error says whether to retry', async (ctx) => {
+  const client = await connect(ctx, 'verbose');
+  const long = 'x'.repeat(32_001);
+  const refused = await client.request('message.send', { content: long });
+  assert.equal([refused.type, refused.payload.code, refused.payload.retryable], ['error', 'too_large', false]);
+  assert.match(refused.payload.message, /payload\.content is longer than the 32000 characters allowed/);
+  const created = await client.request('thread.create', {});
+  const token = await ctx.stack.token('verbose');
+  const restRefused = await rest(ctx.base, 'POST', `/v1/threads/${created.payload.id}/messages`, { token, body: { content: long } });
+  assert.equal([restRefused.status, restRefused.body.code, restRefused.body.retryable], [413, 'too_large', false]);
+  const atLimit = await client.request('message.send', { content: 'x'.repeat(32_000).slice(0, 31_988) + ' [[words:1]]' });
+  assert.is(atLimit.type, 'ack', `the limit itself is fine: ${JSON.stringify(atLimit.payload)}`);
+  const unknown = await client.request('nope.nope', {});
+  assert.equal([unknown.payload.code, unknown.payload.retryable], ['unknown_type', false]);
+  const missing = await client.request('thread.get', { thread_id: 't_missing' });
+  assert.equal([missing.payload.code, missing.payload.retryable], ['not_found', false]);
+});
+
 test.run();

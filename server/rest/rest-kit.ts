@@ -6,7 +6,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
-import { describeError, findUnstorable } from '../../protocol/validate.js';
+import { codeFor, describeError, findUnstorable } from '../../protocol/validate.js';
 import { httpStatus, isRetryable, type ErrorCode } from '../../protocol/codes.js';
 import { AuthError, KEY_SET_RETRY_MS, type Principal, type TokenVerifier } from '../auth.js';
 import { classifyFailure, errorBody, RequestError } from '../errors.js';
@@ -134,7 +134,10 @@ export function createRestKit(
             } catch {
               return fail(res, aborted, 'invalid_request', 'The body is not valid JSON.');
             }
-            if (!options.body(body)) return fail(res, aborted, 'invalid_request', describeError(options.body.errors?.[0], 'body'));
+            if (!options.body(body)) {
+              const error = options.body.errors?.[0];
+              return fail(res, aborted, codeFor(error, 'invalid_request'), describeError(error, 'body'));
+            }
             const unfit = findUnstorable(body, 'body');
             if (unfit) return fail(res, aborted, 'invalid_request', unfit);
           }
