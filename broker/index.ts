@@ -28,6 +28,23 @@ export function encodeBrokerEvent(seq: number, frame: string): string {
   return `${seq}\n${frame}`;
 }
 
+/**
+ * The thread was deleted: `deleted\n<thread_deleted frame>` on the thread's channel (no seq: the
+ * thread's log is gone). Every gateway tells the thread's followers and lets them go.
+ */
+export function encodeThreadDeleted(threadId: string, timestamp: string): string {
+  return `deleted\n${JSON.stringify({ type: 'thread_deleted', payload: { thread_id: threadId, timestamp } })}`;
+}
+
+export function isThreadDeletedMessage(message: string): boolean {
+  return message.startsWith('deleted\n');
+}
+
+/** The frame of a message that `isThreadDeletedMessage`. */
+export function threadDeletedFrame(message: string): string {
+  return message.slice('deleted\n'.length);
+}
+
 /** The seq and frame of a thread event from the broker, or undefined when it is malformed. */
 export function decodeBrokerEvent(message: string): { seq: number; frame: string } | undefined {
   const newline = message.indexOf('\n');

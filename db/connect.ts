@@ -9,7 +9,13 @@ import pg from 'pg';
 import type { Database } from './schema.js';
 
 export type StoreOptions =
-  | { kind: 'postgres'; url: string; poolSize?: number }
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize?: number;
+      /** statement_timeout of every connection (the default database time budget). @defaultValue none */
+      statementTimeoutMs?: number;
+    }
   /** PGlite: a real Postgres compiled to WASM, in this process, with its files under `dataDir`. */
   | { kind: 'pglite'; dataDir: string };
 
@@ -28,6 +34,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         max: options.poolSize ?? 10,
         connectionTimeoutMillis: 5_000,
         idleTimeoutMillis: 30_000,
+        ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
       });
       // An idle client that errors (server restart) must not crash the process; the pool drops it.
       pool.on('error', () => {});

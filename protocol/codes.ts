@@ -40,6 +40,11 @@ export const ErrorCodes = {
   conflict: { retryable: false, status: 409, message: 'The request conflicts with the current state.' },
   /** A run is active on the thread and the busy policy is `reject`. Retry after it completes. */
   thread_busy: { retryable: true, status: 409, message: 'A run is already active on this thread.' },
+  /**
+   * A quota that time does not restore: e.g. the threads one connection may follow. Free something
+   * first (unsubscribe from a thread), then retry.
+   */
+  limit_exceeded: { retryable: false, status: 429, message: 'A quota is used up.' },
   /** Too many requests. Wait `retry_after_ms`, then retry. */
   rate_limited: { retryable: true, status: 429, message: 'Too many requests.' },
 

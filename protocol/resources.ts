@@ -96,7 +96,8 @@ export const agentSchema = resource(
     created_at: isoTime,
     updated_at: isoTime,
   },
-  ['id', 'workspace_id', 'name', 'model', 'system_prompt', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
+  // system_prompt is shown to workspace admins only.
+  ['id', 'workspace_id', 'name', 'model', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
 );
 
 const storedEvent = resource({ type: { type: 'string' }, payload: { type: 'object' } }, ['type', 'payload']);

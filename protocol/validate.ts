@@ -51,6 +51,8 @@ export function describeError(error: ErrorObject | undefined, root: string): str
       return `${path} has an unknown field '${(error.params as { additionalProperty: string }).additionalProperty}'`;
     case 'enum':
       return `${path} must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`;
+    case 'maxLength':
+      return `${path} is longer than the ${(error.params as { limit: number }).limit} characters allowed`;
     case 'type': {
       const t = (error.params as { type: string }).type;
       return `${path} must be ${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}`;
@@ -58,6 +60,14 @@ export function describeError(error: ErrorObject | undefined, root: string): str
     default:
       return `${path} ${error.message ?? 'is not valid'}`;
   }
+}
+
+/**
+ * The code for a schema failure: message text over its length limit (32,000 characters of
+ * `content`) is `too_large`, so a client knows to shorten it rather than fix the frame's shape.
+ */
+export function codeFor(error: ErrorObject | undefined, otherwise: ErrorCode): ErrorCode {
+  return error?.keyword === 'maxLength' && error.instancePath.endsWith('/content') ? 'too_large' : otherwise;
 }
 
 /** Frames are shallow; anything nested deeper is refused before JSON.parse spends time on it. */
@@ -82,17 +92,32 @@ export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
 }
 
 /**
- * The path of the first string (value or key) holding a NUL character, or null. Postgres text
- * and jsonb cannot store NUL, so it is refused at the door, with the field named, instead of
+ * Text Postgres cannot store: a NUL character (text and jsonb refuse it) or a lone UTF-16
+ * surrogate (`"\ud800"` in JSON; jsonb refuses the escape, and it is not valid Unicode anyway).
+ */
+function unstorable(text: string): string | null {
+  if (text.includes('\u0000')) return 'must not contain NUL (\\u0000) characters';
+  // String.prototype.isWellFormed (Node 20) is newer than the ES2022 lib this project types against.
+  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) return 'must be valid Unicode (it holds a lone surrogate such as \\ud800)';
+  return null;
+}
+
+/**
+ * The first string (value or key) holding text the store cannot keep, with the reason, as
+ * `payload.content must ...`; or null. Refused at the door, with the field named, instead of
  * failing later in the store.
  */
-export function findNul(value: unknown, path: string): string | null {
-  if (typeof value === 'string') return value.includes('\u0000') ? path : null;
+export function findUnstorable(value: unknown, path: string): string | null {
+  if (typeof value === 'string') {
+    const why = unstorable(value);
+    return why ? `${path} ${why}` : null;
+  }
   if (typeof value !== 'object' || value === null) return null;
   for (const [key, child] of Object.entries(value)) {
     const childPath = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`;
-    if (key.includes('\u0000')) return childPath;
-    const found = findNul(child, childPath);
+    const keyWhy = unstorable(key);
+    if (keyWhy) return `${path} has a key that ${keyWhy}`;
+    const found = findUnstorable(child, childPath);
     if (found) return found;
   }
   return null;
@@ -118,8 +143,8 @@ export function parseClientFrame(text: string): ParseResult {
     return { ok: false, id, code: 'invalid_frame', message: describeError(envelope.errors?.[0], 'frame') };
   }
   const frame = value as { type: string; payload: unknown };
-  const nul = findNul(frame.payload, 'payload');
-  if (nul) return { ok: false, id, code: 'invalid_frame', message: `${nul} must not contain NUL (\\u0000) characters` };
+  const unfit = findUnstorable(frame.payload, 'payload');
+  if (unfit) return { ok: false, id, code: 'invalid_frame', message: unfit };
   const validatePayload = Object.hasOwn(clientPayload, frame.type) ? clientPayload[frame.type as ClientFrameType] : undefined;
   if (!validatePayload) {
     return {
@@ -130,7 +155,8 @@ export function parseClientFrame(text: string): ParseResult {
     };
   }
   if (!validatePayload(frame.payload)) {
-    return { ok: false, id, code: 'invalid_frame', message: describeError(validatePayload.errors?.[0], 'payload') };
+    const error = validatePayload.errors?.[0];
+    return { ok: false, id, code: codeFor(error, 'invalid_frame'), message: describeError(error, 'payload') };
   }
   return { ok: true, frame: value as ClientFrame };
 }

@@ -7,6 +7,8 @@
  *   node scripts/test.mjs [file-regex]     TEST_SHARDS=1 runs everything in one process
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +20,7 @@ const files = readdirSync(path.join(root, 'test'))
   .sort();
 
 /** Run alone, after the shards: CPU-heavy, or asserting latency and memory figures. */
-const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.test.ts']);
+const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.test.ts', 'tenant-flood.test.ts']);
 /** Rough seconds per file, to balance the shards; unknown files count as 8. */
 const WEIGHT = {
   'worker-death.test.ts': 85, 'postgres-restart.test.ts': 48, 'first-run.test.ts': 40, 'rate-limits.test.ts': 30,
@@ -37,6 +39,8 @@ for (const file of files.filter((f) => !SOLO.has(f)).sort((a, b) => (WEIGHT[b] ?
 const solo = files.filter((f) => SOLO.has(f));
 
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// Every Redis key a suite of this run makes starts with test-<run id>- (test/support/database.ts).
+const runId = randomBytes(4).toString('hex');
 const started = Date.now();
 
 function runUvu(name, group) {
@@ -46,7 +50,7 @@ function runUvu(name, group) {
     const pattern = `^(${group.map(escape).join('|')})$`;
     const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', 'test', pattern], {
       cwd: root,
-      env: process.env,
+      env: { ...process.env, TEST_RUN_ID: runId },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -74,10 +78,32 @@ function runUvu(name, group) {
 
 const results = await Promise.all(shards.filter((s) => s.files.length > 0).map((s, i) => runUvu(`shard ${i + 1}`, s.files)));
 if (solo.length > 0) results.push(await runUvu('alone', solo));
+const leftKeys = await deleteRunKeys();
 const sum = (key) => results.reduce((n, r) => n + r[key], 0);
 const total = sum('total');
 const passed = sum('passed');
 const skipped = sum('skipped');
-process.stdout.write(`\n── the whole suite (${files.length} files)\n`);
+process.stdout.write(`\n── the whole suite (${files.length} files)${leftKeys ? `; removed ${leftKeys} Redis keys the suites left` : ''}\n`);
 process.stdout.write(`  Total:     ${total}\n  Passed:    ${passed}\n  Skipped:   ${skipped}\n  Duration:  ${Date.now() - started}ms\n\n`);
 process.exit(total > 0 && passed + skipped === total && !results.some((r) => r.crashed) ? 0 : 1);
+
+/** Deletes the keys of this run's suites; returns how many there were. */
+async function deleteRunKeys() {
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2, lazyConnect: true });
+  redis.on('error', () => {});
+  let removed = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `test-${runId}-*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) removed += await redis.del(...keys);
+    } while (cursor !== '0');
+  } catch (error) {
+    process.stdout.write(`── could not remove the run's Redis keys: ${error?.message ?? error}\n`);
+  } finally {
+    redis.disconnect();
+  }
+  return removed;
+}

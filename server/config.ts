@@ -76,6 +76,17 @@ export interface Config {
     maxBufferedBytes: number;
     /** Seconds of silence (no frame, no pong) before a socket is closed; pings go out automatically. @defaultValue 60 */
     idleTimeoutSeconds: number;
+    /** Frames of one connection waiting behind the one being handled; more are refused (rate_limited). @defaultValue 32 */
+    maxQueuedFrames: number;
+    /** Threads one connection may follow at once. @defaultValue 100 */
+    maxSubscriptions: number;
+  };
+  /** Database time budgets per request class (Postgres statement_timeout; PGlite has none). */
+  database: {
+    /** Any one statement. @defaultValue 5000 */
+    statementTimeoutMs: number;
+    /** A search (the most expensive request a client can make). @defaultValue 2000 */
+    searchTimeoutMs: number;
   };
   /** Per-user and per-connection limits; 0 turns one off. Shared through Redis when REDIS_URL is set. */
   rateLimits: {
@@ -87,6 +98,15 @@ export interface Config {
     connectionsPerUser: number;
     /** Queued plus running turns per user. @defaultValue 10 */
     runsPerUser: number;
+    /**
+     * Requests of one user running at once on a gateway (frames of all their sockets and REST
+     * calls); more wait their turn. Keeps one tenant from holding the database pool. @defaultValue 4
+     */
+    inFlightPerUser: number;
+    /** REST requests per user per second on a gateway (every route; long-polls included). @defaultValue 20 */
+    restPerSecond: number;
+    /** Threads created per user per minute (thread.create, POST /v1/threads, a send without thread_id). @defaultValue 30 */
+    threadsPerMinute: number;
   };
   /**
    * Browser origins allowed to open the socket (the `Origin` header); empty allows any. Clients
@@ -192,12 +212,21 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxBufferedBytes: int(env, 'MAX_BUFFERED_BYTES', 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),
       // uWebSockets.js accepts 8 to 960 seconds (0 would disable it, which we do not allow).
       idleTimeoutSeconds: int(env, 'IDLE_TIMEOUT_S', 60, 8, 960),
+      maxQueuedFrames: int(env, 'MAX_QUEUED_FRAMES', 32, 1, 10_000),
+      maxSubscriptions: int(env, 'MAX_SUBSCRIPTIONS_PER_CONNECTION', 100, 1, 100_000),
+    },
+    database: {
+      statementTimeoutMs: int(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5_000, 100, 3_600_000),
+      searchTimeoutMs: int(env, 'SEARCH_TIMEOUT_MS', 2_000, 50, 3_600_000),
     },
     rateLimits: {
       messagesPerMinute: int(env, 'RATE_LIMIT_MESSAGES_PER_MIN', 60, 0, 1_000_000),
       framesPerSecond: int(env, 'RATE_LIMIT_FRAMES_PER_SEC', 50, 0, 1_000_000),
       connectionsPerUser: int(env, 'RATE_LIMIT_CONNECTIONS_PER_USER', 50, 0, 1_000_000),
       runsPerUser: int(env, 'RATE_LIMIT_RUNS_PER_USER', 10, 0, 1_000_000),
+      inFlightPerUser: int(env, 'RATE_LIMIT_IN_FLIGHT_PER_USER', 4, 0, 1_000_000),
+      restPerSecond: int(env, 'RATE_LIMIT_REST_PER_SEC', 20, 0, 1_000_000),
+      threadsPerMinute: int(env, 'RATE_LIMIT_THREADS_PER_MIN', 30, 0, 1_000_000),
     },
     allowedOrigins: origins(env),
     corsOrigin: str(env, 'CORS_ORIGIN') ?? '*',

@@ -9,25 +9,75 @@ import { CloseCodes } from '../protocol/codes.js';
 import type { ErrorCode } from '../protocol/codes.js';
 import type { Principal } from './auth.js';
 import { errorBody } from './errors.js';
+import { guard } from './guard.js';
+import type { Refusal } from './upgrade.js';
 
-export interface ConnectionData {
-  connection: Connection;
+/**
+ * What a uWS socket carries: its connection, or, for a handshake refused by close (a browser
+ * client), only the refusal to tell it before closing.
+ */
+export interface SocketData {
+  connection?: Connection;
+  refusal?: Refusal;
 }
 
 export class Connection {
-  ws?: WebSocket<ConnectionData>;
+  ws?: WebSocket<SocketData>;
   closed = false;
   /** Thread ids this socket follows; the fan-out holds the per-thread state. */
   readonly threads = new Set<string>();
   expiresAt: Date;
+  private childLog?: Logger;
 
   constructor(
     readonly id: string,
     readonly principal: Principal,
-    readonly log: Logger,
+    private readonly rootLog: Logger,
     private readonly maxBufferedBytes: number,
   ) {
     this.expiresAt = principal.expiresAt;
+  }
+
+  /** The connection's logger (connection_id, user_id, workspace_id), made when first needed: most sockets never log. */
+  get log(): Logger {
+    return (this.childLog ??= this.rootLog.child({ connection_id: this.id, user_id: this.principal.userId, workspace_id: this.principal.workspaceId }));
+  }
+
+  private inbox?: Array<() => Promise<void>>;
+  private working = false;
+
+  /**
+   * Runs `task` after every task queued before it has finished, so the frames of one connection
+   * take effect in the order they were sent, whatever their types. False (nothing queued) when
+   * `limit` tasks are already waiting.
+   */
+  enqueue(task: () => Promise<void>, limit: number): boolean {
+    const inbox = (this.inbox ??= []);
+    if (inbox.length >= limit) return false;
+    inbox.push(task);
+    if (!this.working) void this.work(inbox);
+    return true;
+  }
+
+  /** Frames waiting behind the one being handled. */
+  get queued(): number {
+    return this.inbox?.length ?? 0;
+  }
+
+  private async work(inbox: Array<() => Promise<void>>): Promise<void> {
+    this.working = true;
+    try {
+      // Tasks settle on their own errors (the dispatcher answers them); a throw here is a bug.
+      for (let task = inbox.shift(); task; task = inbox.shift()) await task().catch((error: unknown) => this.fail(error));
+    } finally {
+      this.working = false;
+    }
+  }
+
+  /** An unexpected error in this socket's own work: logged, and only this socket is closed (1011). */
+  fail(error: unknown): void {
+    this.log.error({ err: error }, 'unexpected error; closing this socket');
+    this.close(CloseCodes.internal_error, 'internal error');
   }
 
   get owner() {
@@ -138,7 +188,7 @@ export class Connection {
         this.drainWaiters.delete(wake);
         resolve();
       };
-      const timer = setInterval(() => {
+      const timer = setInterval(this.guarded(() => {
         if (this.closed || this.hasRoom()) return wake();
         const now = this.ws!.getBufferedAmount();
         if (now >= last) {
@@ -146,7 +196,7 @@ export class Connection {
           return wake();
         }
         last = now;
-      }, stallMs);
+      }), stallMs);
       this.drainWaiters.add(wake);
     });
   }
@@ -179,13 +229,18 @@ export class Connection {
     // setTimeout overflows past 2^31-1 ms (~24.8 days); such a token is re-armed when it gets closer.
     const cap = 2_000_000_000;
     if (remaining > cap) {
-      this.expireTimer = setTimeout(() => this.extendUntil(expiresAt), cap);
+      this.expireTimer = setTimeout(this.guarded(() => this.extendUntil(expiresAt)), cap);
       return;
     }
-    this.warnTimer = setTimeout(() => {
+    this.warnTimer = setTimeout(this.guarded(() => {
       this.sendFrame('auth.expiring', { expires_at: expiresAt.toISOString() });
-    }, Math.max(0, remaining - lead));
-    this.expireTimer = setTimeout(() => this.close(CloseCodes.unauthenticated, 'token expired'), Math.max(0, remaining));
+    }), Math.max(0, remaining - lead));
+    this.expireTimer = setTimeout(this.guarded(() => this.close(CloseCodes.unauthenticated, 'token_expired')), Math.max(0, remaining));
+  }
+
+  /** `fn` behind the gateway's guard: an exception closes this socket (1011), nothing else. */
+  guarded(fn: () => void): () => void {
+    return guard(this.rootLog, 'connection timer', fn, (error) => this.fail(error));
   }
 
   clearTimers(): void {
@@ -213,7 +268,13 @@ function recheckLater(connection: Connection): void {
     setImmediate(() => {
       const due = [...recheck];
       recheck.clear();
-      for (const c of due) c.overBound();
+      for (const c of due) {
+        try {
+          c.overBound();
+        } catch (error) {
+          c.fail(error);
+        }
+      }
     });
   }
   recheck.add(connection);

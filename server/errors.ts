@@ -32,3 +32,20 @@ export function isConnectionError(error: unknown): boolean {
     /Connection terminated|timeout exceeded when trying to connect|Connection is closed/i.test(String((error as Error)?.message))
   );
 }
+
+/** A statement cancelled by its time budget (statement_timeout): the request answers `unavailable`. */
+export function isTimeoutError(error: unknown): boolean {
+  return (error as { code?: string } | undefined)?.code === '57014';
+}
+
+/**
+ * What an unexpected failure of a request tells the client: `unavailable` (with a retry hint) when a
+ * dependency is down or the request ran out of database time, else an opaque `internal_error`
+ * (the details stay in the server log).
+ */
+export function classifyFailure(error: unknown): RequestError {
+  if (error instanceof RequestError) return error;
+  if (isConnectionError(error)) return new RequestError('unavailable', 'A backing service is unreachable; retry shortly.', 1000);
+  if (isTimeoutError(error)) return new RequestError('unavailable', 'The request ran out of database time (the service is busy); retry shortly.', 1000);
+  return new RequestError('internal_error', 'Internal server error.');
+}

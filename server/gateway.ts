@@ -4,25 +4,22 @@
  * fan-out.
  */
 import uWS from 'uWebSockets.js';
-import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { CloseCodes, PROTOCOL } from '../protocol/codes.js';
-import { parseClientFrame } from '../protocol/validate.js';
-import type { ClientFrame } from '../protocol/frames.js';
-import { newId } from '../db/ids.js';
-import { AuthError, extractCredentials } from './auth.js';
-import { Connection, type ConnectionData } from './connection.js';
-import { handlers } from './handlers/index.js';
-import { type GatewayServices, type FrameHandler } from './handlers/context.js';
-import { isConnectionError, RequestError } from './errors.js';
+import { CloseCodes, PROTOCOL, refusalReason } from '../protocol/codes.js';
+import { type Connection, type SocketData } from './connection.js';
+import { type GatewayServices } from './handlers/context.js';
+import { errorBody } from './errors.js';
+import { guard } from './guard.js';
+import { createUpgradeHandler, refusalCloseCode } from './upgrade.js';
+import { createFrameIntake } from './frame-intake.js';
 import { sendJson, watchAborted } from './http.js';
 import { ThreadFanout } from './thread-fanout.js';
 import { CorkHolder } from './cork-holder.js';
 import { createRestKit } from './rest/rest-kit.js';
 import { mountRoutes } from './rest/routes.js';
 import { openApiDocument } from './rest/openapi.js';
-import { retryAfterSeconds, tooManyFrames } from './rate-limits/index.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { mountWebRoutes } from './web-routes.js';
 
 export interface Gateway {
@@ -35,7 +32,7 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log'> & {
+export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log' | 'limits'> & {
   log: Logger;
   checkReady: () => Promise<void>;
   /** The generated development secret, in embedded development mode only (serves GET /dev/token). */
@@ -46,12 +43,33 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const app = uWS.App();
   const log = deps.log;
   const fanout = new ThreadFanout(app, deps.broker, deps.db, log);
-  const services: GatewayServices = { ...deps, fanout };
+  const services: GatewayServices = {
+    ...deps,
+    fanout,
+    limits: {
+      maxSubscriptions: config.limits.maxSubscriptions,
+      searchTimeoutMs: config.database.searchTimeoutMs,
+      connectionsPerUser: config.rateLimits.connectionsPerUser,
+    },
+  };
   const connections = new Set<Connection>();
   const corkHolder = new CorkHolder(app, log);
   const maxBuffered = config.limits.maxBufferedBytes;
 
-  app.ws<ConnectionData>('/v1/ws', {
+  const upgrade = createUpgradeHandler({
+    verifyToken: deps.verifyToken,
+    tickets: deps.tickets,
+    rateLimits: deps.rateLimits,
+    corkHolder,
+    allowedOrigins: config.allowedOrigins,
+    maxBufferedBytes: maxBuffered,
+    log,
+  });
+  const intake = createFrameIntake(config, services);
+  // Every callback behind the guard: an exception closes the socket concerned (1011), never the process.
+  const onSocketError = (_error: unknown, ws: WebSocket<SocketData>) => ws.getUserData().connection?.fail(_error);
+
+  app.ws<SocketData>('/v1/ws', {
     // Our own limit (closing with 1009) sits below uWS's, which would close with 1006.
     maxPayloadLength: Math.max(config.limits.maxFrameBytes * 4, 1024 * 1024),
     // uWS skips a subscriber past maxBackpressure without telling anyone; keep it far above our
@@ -59,10 +77,21 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     maxBackpressure: Math.min(maxBuffered * 64, 2 ** 31 - 1),
     idleTimeout: config.limits.idleTimeoutSeconds,
     sendPingsAutomatically: true,
-    drain: (ws) => ws.getUserData().connection.onDrain(),
-    upgrade: (res, req, context) => upgrade(res, req, context),
-    open: (ws) => {
-      const connection = ws.getUserData().connection;
+    drain: guard(log, 'ws drain', (ws: WebSocket<SocketData>) => ws.getUserData().connection?.onDrain(), onSocketError),
+    upgrade: guard(log, 'ws upgrade', upgrade, (_error, res: HttpResponse) => {
+      // Answering may fail too if the request is gone; the guard logs that.
+      sendJson(res, 500, errorBody('internal_error', 'Internal server error.'));
+    }),
+    open: guard(log, 'ws open', (ws: WebSocket<SocketData>) => {
+      const { connection, refusal } = ws.getUserData();
+      if (!connection) {
+        // A refusal for a client that cannot read HTTP answers: say why, then close with the code.
+        if (refusal) {
+          ws.send(JSON.stringify({ type: 'error', payload: errorBody(refusal.code, refusal.message, refusal.retryAfterMs) }), false);
+          ws.end(refusalCloseCode(refusal.code), refusalReason(refusal.code, refusal.retryAfterMs));
+        }
+        return;
+      }
       connection.ws = ws;
       connections.add(connection);
       connection.sendFrame('session.ready', {
@@ -75,154 +104,39 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       });
       connection.extendUntil(connection.principal.expiresAt);
       connection.log.debug('connected');
-    },
-    message: (ws, message, isBinary) => {
+    }, onSocketError),
+    message: guard(log, 'ws message', (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => {
       const connection = ws.getUserData().connection;
-      const waitMs = connection.admitFrame(config.rateLimits.framesPerSecond);
-      if (waitMs > 0) {
-        refuseFrame(connection, message, isBinary, waitMs);
-        return;
-      }
-      if (isBinary) {
-        connection.sendError(undefined, 'binary_not_supported', 'Binary frames are not supported; send JSON text frames.');
-        strike(connection, 'too many invalid frames');
-        return;
-      }
-      if (message.byteLength > config.limits.maxFrameBytes) {
-        connection.close(CloseCodes.too_large, `frame over ${config.limits.maxFrameBytes} bytes`);
-        return;
-      }
-      // The ArrayBuffer is only valid during this callback: decode before anything async.
-      const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
-      if (!parsed.ok) {
-        connection.sendError(parsed.id, parsed.code, parsed.message);
-        strike(connection, 'too many invalid frames');
-        return;
-      }
-      void dispatch(connection, parsed.frame);
-    },
-    close: (ws, code) => {
+      if (connection) intake(connection, message, isBinary);
+    }, onSocketError),
+    close: guard(log, 'ws close', (ws: WebSocket<SocketData>, code: number) => {
       const connection = ws.getUserData().connection;
+      if (!connection) return;
       connection.markClosed();
-      connections.delete(connection);
+      if (!connections.delete(connection)) return;
       deps.rateLimits.releaseConnection(connection.id);
       connection.log.debug({ code }, 'disconnected');
       void fanout.dropConnection(connection).catch((error) => log.warn({ err: error }, 'cleanup after close failed'));
-    },
+    }),
   });
 
-  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    // Everything needed from req is copied now: req is invalid after the first await.
-    const key = req.getHeader('sec-websocket-key');
-    const protocolHeader = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
-    const origin = req.getHeader('origin');
-    const ticket = req.getQuery('ticket') ?? '';
-    const credentials = extractCredentials(req.getHeader('authorization'), protocolHeader, req.getQuery('access_token') ?? '');
-    // Without onAborted, a client that leaves during verification would crash the process.
-    const state = watchAborted(res);
-    if (origin && config.allowedOrigins.length > 0 && !config.allowedOrigins.includes(origin)) {
-      sendJson(res, 403, { code: 'forbidden', message: 'This origin may not open the socket (ALLOWED_ORIGINS).' });
-      return;
-    }
-    if (!credentials.token && !ticket) {
-      sendJson(res, 401, {
-        code: 'unauthenticated',
-        message: 'A token is required: Authorization: Bearer <jwt>, a bearer.<jwt> subprotocol, ?access_token=, or ?ticket= from POST /v1/ws-ticket.',
-      });
-      return;
-    }
-    const authenticate = credentials.token
-      ? deps.verifyToken(credentials.token)
-      : services.tickets.redeem(ticket).then((principal) => {
-          if (!principal) throw new AuthError('unauthenticated', 'The ticket is invalid, expired or already used; get a new one from POST /v1/ws-ticket.');
-          if (principal.expiresAt.getTime() <= Date.now()) throw new AuthError('token_expired', 'The token behind this ticket has expired.');
-          return principal;
-        });
-    authenticate.then(
-      async (principal) => {
-        if (state.aborted) return;
-        const id = newId('c');
-        // RATE_LIMIT_CONNECTIONS_PER_USER, across gateways: refused before any upgrade.
-        const refusal = await deps.rateLimits.acquireConnection(principal, id).catch((error: unknown) => {
-          log.warn({ err: error }, 'connection limit not checked');
-          return undefined;
-        });
-        if (refusal) {
-          const body = { code: refusal.code, message: refusal.message, retry_after_ms: refusal.retryAfterMs };
-          sendJson(res, 429, body, state, { 'retry-after': retryAfterSeconds(refusal.retryAfterMs ?? 0) });
-          return;
-        }
-        if (state.aborted) {
-          deps.rateLimits.releaseConnection(id);
-          return;
-        }
-        const connection = new Connection(
-          id,
-          principal,
-          log.child({ connection_id: id, user_id: principal.userId, workspace_id: principal.workspaceId }),
-          maxBuffered,
-        );
-        corkHolder.upgrade(res, () => res.upgrade<ConnectionData>({ connection }, key, credentials.protocol, extensions, context));
-        // uWS runs `open` inside upgrade(); a socket that did not open will never close either.
-        if (!connection.ws) deps.rateLimits.releaseConnection(id);
-      },
-      (error: unknown) => {
-        if (!(error instanceof AuthError)) log.error({ err: error }, 'upgrade authentication failed unexpectedly');
-        const body = error instanceof AuthError
-          ? { code: error.code, message: error.message }
-          : isConnectionError(error)
-            ? { code: 'unavailable', message: 'Authentication is temporarily unavailable; retry shortly.' }
-            : { code: 'unauthenticated', message: 'The token could not be verified.' };
-        sendJson(res, body.code === 'unavailable' ? 503 : 401, body, state);
-      },
-    );
-  }
-
-  /**
-   * A frame over RATE_LIMIT_FRAMES_PER_SEC: answered `rate_limited` (with its id when it has one)
-   * and counted as a bad frame, so a client that keeps hammering is closed with 4008.
-   */
-  function refuseFrame(connection: Connection, message: ArrayBuffer, isBinary: boolean, waitMs: number): void {
-    let id: string | undefined;
-    if (!isBinary && message.byteLength <= config.limits.maxFrameBytes) {
-      const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
-      id = parsed.ok ? parsed.frame.id : parsed.id;
-    }
-    const refusal = tooManyFrames(config.rateLimits.framesPerSecond, waitMs);
-    connection.sendError(id, refusal.code, refusal.message, refusal.retryAfterMs);
-    strike(connection, 'too many frames');
-  }
-
-  /** Counts a bad (or refused) frame; past BAD_FRAME_LIMIT within 10 s the socket is closed with 4008. */
-  function strike(connection: Connection, reason: string): void {
-    if (connection.countBadFrame(config.limits.badFramesPer10s)) connection.close(CloseCodes.policy, reason);
-  }
-
-  async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {
-    const handler = handlers[frame.type] as FrameHandler<typeof frame.type>;
-    try {
-      await handler(connection, frame, services);
-    } catch (error) {
-      if (error instanceof RequestError) {
-        connection.sendError(frame.id, error.code, error.message, error.retryAfterMs);
-        return;
-      }
-      const unavailable = isConnectionError(error);
-      connection.log.error({ err: error, frame_type: frame.type }, 'frame handler failed');
-      connection.sendError(
-        frame.id,
-        unavailable ? 'unavailable' : 'internal_error',
-        unavailable ? 'A backing service is unreachable; retry shortly.' : 'Internal server error.',
-        unavailable ? 1000 : undefined,
-      );
-    }
-  }
-
-  const kit = createRestKit(app, { verifyToken: deps.verifyToken, log, maxBodyBytes: config.limits.maxFrameBytes, corsOrigin: config.corsOrigin });
+  const kit = createRestKit(app, {
+    verifyToken: deps.verifyToken,
+    log,
+    maxBodyBytes: config.limits.maxFrameBytes,
+    corsOrigin: config.corsOrigin,
+    rateLimits: deps.rateLimits,
+  });
   mountRoutes(kit, services);
 
-  app.get('/v1/openapi.json', (res) => sendJson(res, 200, openApiDocument()));
+  app.get('/v1/openapi.json', guard(log, 'openapi', (res: HttpResponse) => sendJson(res, 200, openApiDocument())));
+  // A plain GET of the socket's path (a browser tab, curl without upgrade headers).
+  app.get('/v1/ws', guard(log, 'ws without upgrade', (res: HttpResponse) => {
+    sendJson(res, 426, errorBody('invalid_request', 'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket).'), undefined, {
+      upgrade: 'websocket',
+      'sec-websocket-version': '13',
+    });
+  }));
   // CORS preflight for browsers calling the REST mirror with a bearer token (no cookies involved).
   app.options('/*', (res) => {
     res.cork(() => {
@@ -236,23 +150,43 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     });
   });
 
+  // Health: GET and HEAD (load balancers often probe with HEAD; same status, no body).
   const health = (res: HttpResponse) => sendJson(res, 200, { status: 'ok' });
-  app.get('/health', health);
-  app.get('/live', health);
-  app.get('/ready', (res) => {
+  const ready = (res: HttpResponse, head = false) => {
     const state = watchAborted(res);
     deps.checkReady().then(
-      () => sendJson(res, 200, { status: 'ready' }, state),
-      (error: unknown) => sendJson(res, 503, { status: 'unavailable', reason: String((error as Error)?.message ?? error) }, state),
+      () => sendJson(res, 200, { status: 'ready' }, state, {}, head),
+      (error: unknown) => sendJson(res, 503, { status: 'unavailable', reason: String((error as Error)?.message ?? error) }, state, {}, head),
     );
-  });
+  };
+  for (const path of ['/health', '/live']) {
+    app.get(path, guard(log, path, health));
+    app.head(path, guard(log, path, (res: HttpResponse) => sendJson(res, 200, { status: 'ok' }, undefined, {}, true)));
+  }
+  app.get('/ready', guard(log, '/ready', (res: HttpResponse) => ready(res)));
+  app.head('/ready', guard(log, '/ready', (res: HttpResponse) => ready(res, true)));
   mountWebRoutes(app, { log, devTokenSecret: deps.devTokenSecret, workspaceClaim: config.auth.workspaceClaim });
-  app.any('/*', (res) => sendJson(res, 404, { code: 'not_found', message: 'No such route.' }));
+  const fixed: Record<string, string[]> = {
+    '/health': ['GET', 'HEAD'], '/live': ['GET', 'HEAD'], '/ready': ['GET', 'HEAD'], '/v1/openapi.json': ['GET'], '/v1/ws': ['GET'],
+  };
+  app.any('/*', guard(log, 'fallback', (res: HttpResponse, req: HttpRequest) => {
+    const path = req.getUrl();
+    const allowed = fixed[path] ?? kit.methodsFor(path);
+    if (allowed.length > 0) {
+      sendJson(res, 405, errorBody('invalid_request', `${req.getMethod().toUpperCase()} is not supported on ${path}; use ${allowed.join(', ')}.`), undefined, {
+        allow: allowed.join(', '),
+      });
+      return;
+    }
+    sendJson(res, 404, errorBody('not_found', 'No such route.'));
+  }));
 
+  // Exclusive: uWS would otherwise listen with SO_REUSEPORT and share a port that is in use with
+  // whatever holds it (requests would reach either server at random).
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
+    listenExclusive(app, config.host, config.port, (socket) => {
       if (socket) resolve(socket);
-      else reject(new Error(`PORT: cannot listen on ${config.host}:${config.port} (in use or not permitted)`));
+      else reject(new ConfigError('PORT', `cannot listen on ${config.host}:${config.port}: the port is in use (or not permitted); stop what holds it or set another PORT`));
     });
   });
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
@@ -273,4 +207,13 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       return closing;
     },
   };
+}
+
+/**
+ * `app.listen(host, port, LIBUS_LISTEN_EXCLUSIVE_PORT, cb)`: the native build takes the options
+ * argument with a host too, but its typings only declare it without one.
+ */
+function listenExclusive(app: TemplatedApp, host: string, port: number, cb: (socket: us_listen_socket | false) => void): void {
+  const exclusive = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+  (app.listen as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void).call(app, host, port, exclusive, cb);
 }

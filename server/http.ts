@@ -3,7 +3,8 @@ import type { HttpResponse } from 'uWebSockets.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
-  404: '404 Not Found', 429: '429 Too Many Requests', 503: '503 Service Unavailable',
+  404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 426: '426 Upgrade Required', 429: '429 Too Many Requests',
+  500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 
 /** Tracks whether the client went away; register before the first await. */
@@ -21,6 +22,8 @@ export function sendJson(
   body: unknown,
   state?: { aborted: boolean },
   headers: Record<string, string> = {},
+  /** A HEAD request: the same status and headers, no body. */
+  head = false,
 ): void {
   if (state?.aborted) return;
   res.cork(() => {
@@ -29,6 +32,7 @@ export function sendJson(
       .writeHeader('content-type', 'application/json')
       .writeHeader('cache-control', 'no-store');
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-    res.end(JSON.stringify(body));
+    if (head) res.endWithoutBody();
+    else res.end(JSON.stringify(body));
   });
 }

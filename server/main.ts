@@ -29,9 +29,13 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
-  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
-  if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim);
-
+  // A promise nobody awaited that rejects must not end the process (Node's default): the work it
+  // belonged to has failed already; it is logged and the server goes on.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection'));
+  // A development token only when the server made its own secret and is not in production: with a
+  // configured secret (or key set) a printed token would be a working credential for every gateway.
+  const devMode = node.devSecretFile !== undefined && config.nodeEnv !== 'production';
+  // Before it says it is ready: a process manager may stop it as soon as it does.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -46,9 +50,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
+  if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim, devMode);
 }
 
-async function printBanner(node: RunningNode, host: string, workspaceClaim: string): Promise<void> {
+async function printBanner(node: RunningNode, host: string, workspaceClaim: string, devMode: boolean): Promise<void> {
   // 127.0.0.1 rather than localhost: Node resolves localhost to ::1 first, and 0.0.0.0 is IPv4.
   const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
   const url = `ws://${shownHost}:${node.gateway!.port}/v1/ws`;
@@ -57,7 +63,14 @@ async function printBanner(node: RunningNode, host: string, workspaceClaim: stri
     `  Conversation server ready: ${url}`,
     ...Object.entries(node.modes).map(([part, mode]) => `    ${part.padEnd(7)} ${mode}`),
   ];
-  if (node.jwtSecret) {
+  if (!devMode) {
+    lines.push(
+      '',
+      '  Clients connect with a JWT signed for this server (JWT_SECRET or a key from JWKS_URL).',
+      '  With JWT_SECRET set, mint one for a test user with:',
+      "    npm run -s token -- --sub alice --workspace acme --ttl 1h",
+    );
+  } else if (node.jwtSecret) {
     const token = await signToken(node.jwtSecret, { sub: 'dev', workspace: 'dev', ttlSeconds: 3600, workspaceClaim });
     lines.push(
       '',

@@ -15,7 +15,7 @@ import { createLlmClient } from '../workers/llm-client.js';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
 import { createDefaultRegistry, type ToolRegistry } from '../workers/tools/registry.js';
 import { startWorker, type TurnWorker } from '../workers/worker.js';
-import { createTokenVerifier } from './auth.js';
+import { createTokenVerifier, type TokenVerifier } from './auth.js';
 import { ConfigError, type Config } from './config.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
 import { startGateway, type Gateway } from './gateway.js';
@@ -49,6 +49,12 @@ export interface NodeOverrides {
    * gateway validates agent tool names against the built-in list.
    */
   tools?: ToolRegistry;
+  /**
+   * The gateway's token verifier instead of the configured one. Tests use it to hand the gateway a
+   * principal no real verifier produces (the guard test: a handler that throws must cost only its
+   * socket).
+   */
+  verifyToken?: TokenVerifier;
 }
 
 export async function startNode(config: Readonly<Config>, roles: Roles, log: Logger, overrides: NodeOverrides = {}): Promise<RunningNode> {
@@ -85,7 +91,9 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     let store: Store;
     try {
       store = await openStore(
-        embeddedStore ? { kind: 'pglite', dataDir: config.dataDir } : { kind: 'postgres', url: config.databaseUrl!, poolSize: config.databasePoolSize },
+        embeddedStore
+          ? { kind: 'pglite', dataDir: config.dataDir }
+          : { kind: 'postgres', url: config.databaseUrl!, poolSize: config.databasePoolSize, statementTimeoutMs: config.database.statementTimeoutMs },
       );
     } catch (error) {
       if (error instanceof DataDirInUseError) throw new ConfigError('DATA_DIR', error.message);
@@ -168,7 +176,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
 
     let gateway: Gateway | undefined;
     if (roles.gateway) {
-      const verifyToken = createTokenVerifier({ ...config.auth, jwtSecret });
+      const verifyToken = overrides.verifyToken ?? createTokenVerifier({ ...config.auth, jwtSecret, log: log.child({ role: 'gateway' }) });
       const tickets = embeddedBus
         ? createTicketStore({ kind: 'memory' })
         : createTicketStore({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });

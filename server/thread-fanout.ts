@@ -13,7 +13,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { decodeBrokerEvent, threadChannel } from '../broker/index.js';
+import { decodeBrokerEvent, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../broker/index.js';
 import { listEventsAfter } from '../db/events.repository.js';
 import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
@@ -88,9 +88,12 @@ export class ThreadFanout {
    * that the connection may read the thread. Re-following restarts from the new afterSeq.
    */
   async follow(connection: Connection, threadId: string, afterSeq: number | Promise<number>): Promise<void> {
-    if (this.isFollowing(connection, threadId)) await this.unfollow(connection, threadId);
-    // Registered synchronously: from here on, live events are kept for this socket. The starting
-    // point may be decided later (a promise): nothing is sent before it is known.
+    // Re-following: the old follower is dropped at once (its broker channel, if it was the last,
+    // is let go in the background), so the new one is registered in this same tick.
+    if (this.isFollowing(connection, threadId)) void this.unfollow(connection, threadId).catch(() => {});
+    // Registered synchronously: from here on, live events are kept for this socket, and a frame
+    // handled after this call (an unsubscribe) sees it. The starting point may be decided later
+    // (a promise): nothing is sent before it is known.
     const state = this.stateFor(threadId);
     const follower: Follower = { connection, mode: 'replaying', sentSeq: 0, buffer: [] };
     state.followers.set(connection, follower);
@@ -139,6 +142,10 @@ export class ThreadFanout {
     this.goLiveIfLevel(state, follower);
   }
 
+  /**
+   * Stops the socket following the thread. Takes effect at once (synchronously); the promise is
+   * the release of the broker channel when it was the thread's last follower here.
+   */
   async unfollow(connection: Connection, threadId: string): Promise<void> {
     const state = this.threads.get(threadId);
     connection.threads.delete(threadId);
@@ -180,6 +187,10 @@ export class ThreadFanout {
   }
 
   private onBrokerMessage(state: ThreadState, message: string): void {
+    if (isThreadDeletedMessage(message)) {
+      this.onDeleted(state, threadDeletedFrame(message));
+      return;
+    }
     const event = decodeBrokerEvent(message);
     if (!event) {
       this.log.warn({ topic: state.topic }, 'malformed broker message dropped');
@@ -224,6 +235,15 @@ export class ThreadFanout {
     const held = state.held.sort((a, b) => a.seq - b.seq);
     state.held = [];
     for (const event of held) this.deliver(state, event.seq, event.frame);
+  }
+
+  /** The thread was deleted (on any gateway): every follower is told, then let go. */
+  private onDeleted(state: ThreadState, frame: string): void {
+    if (this.threads.get(state.threadId) !== state) return;
+    for (const connection of [...state.followers.keys()]) {
+      connection.send(frame);
+      void this.unfollow(connection, state.threadId).catch((error) => this.log.warn({ err: error }, 'unfollowing a deleted thread failed'));
+    }
   }
 
   private deliver(state: ThreadState, seq: number, frame: string): void {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { signToken } from './auth.js';
+import { guard } from './guard.js';
 import { sendJson, watchAborted } from './http.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,40 +41,38 @@ export interface WebRouteOptions {
 
 /** Mounts the routes; call before the catch-all 404. */
 export function mountWebRoutes(app: TemplatedApp, options: WebRouteOptions): void {
+  const { log } = options;
+  // An unexpected failure costs only its own request (server/guard.ts).
+  const abort = (_error: unknown, res: HttpResponse) => res.close();
   for (const [route, asset] of Object.entries(ASSETS)) {
-    app.get(route, (res) => serveFile(res, asset.file, asset.type, options.log));
+    app.get(route, guard(log, route, (res: HttpResponse) => serveFile(res, asset.file, asset.type, log), abort));
   }
   const secret = options.devTokenSecret;
   if (!secret) return;
-  const devToken = (res: HttpResponse) => {
+  const devToken = guard(log, '/dev/token', async (res: HttpResponse) => {
     const state = watchAborted(res);
-    signToken(secret, { sub: 'dev', workspace: 'dev', ttlSeconds: DEV_TOKEN_TTL_S, workspaceClaim: options.workspaceClaim }).then(
-      (token) => sendJson(res, 200, { token, expires_at: new Date(Date.now() + DEV_TOKEN_TTL_S * 1000).toISOString() }, state),
-      (error: unknown) => {
-        options.log.error({ err: error }, 'could not sign a development token');
-        sendJson(res, 500, { code: 'internal_error', message: 'Internal server error.' }, state);
-      },
-    );
-  };
+    const token = await signToken(secret, { sub: 'dev', workspace: 'dev', ttlSeconds: DEV_TOKEN_TTL_S, workspaceClaim: options.workspaceClaim });
+    sendJson(res, 200, { token, expires_at: new Date(Date.now() + DEV_TOKEN_TTL_S * 1000).toISOString() }, state);
+  }, abort);
   app.get('/dev/token', devToken);
   app.post('/dev/token', devToken);
 }
 
-function serveFile(res: HttpResponse, file: string, type: string, log: Logger): void {
+async function serveFile(res: HttpResponse, file: string, type: string, log: Logger): Promise<void> {
   const state = watchAborted(res);
-  readFile(path.join(ROOT, file)).then(
-    (body) => {
-      if (state.aborted) return;
-      res.cork(() => {
-        res.writeStatus('200 OK').writeHeader('content-type', type).writeHeader('cache-control', 'no-cache').writeHeader('x-content-type-options', 'nosniff');
-        if (type.startsWith('text/html')) res.writeHeader('content-security-policy', PAGE_POLICY).writeHeader('referrer-policy', 'no-referrer');
-        res.end(body);
-      });
-    },
-    (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') log.warn({ err: error, file }, 'could not read a web asset');
-      // dist/ is built by `npm install` / `npm start` (scripts/build-web.mjs); a checkout that skipped it says so.
-      sendJson(res, 503, { code: 'unavailable', message: `${file} is missing: run npm run build.`, retryable: false }, state);
-    },
-  );
+  let body: Buffer;
+  try {
+    body = await readFile(path.join(ROOT, file));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ err: error, file }, 'could not read a web asset');
+    // dist/ is built by `npm install` and `npm start` (scripts/build-web.mjs); a checkout that skipped it is told so.
+    sendJson(res, 503, { code: 'unavailable', message: `${file} is missing: run npm run build.`, retryable: false }, state);
+    return;
+  }
+  if (state.aborted) return;
+  res.cork(() => {
+    res.writeStatus('200 OK').writeHeader('content-type', type).writeHeader('cache-control', 'no-cache').writeHeader('x-content-type-options', 'nosniff');
+    if (type.startsWith('text/html')) res.writeHeader('content-security-policy', PAGE_POLICY).writeHeader('referrer-policy', 'no-referrer');
+    res.end(body);
+  });
 }

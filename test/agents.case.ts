@@ -94,13 +94,19 @@ test('a member gets 403 for create, update and delete; an admin creates and upda
     [null, '', null, [], 8, 'enqueue'],
     'defaults',
   );
-  assert.equal((await ctx.member.get(`/v1/agents/${agent.id}`)).body, agent, 'a member reads it');
+  // Members see what they need to pick and use an agent; its system prompt only admins see.
+  const { system_prompt: _prompt, ...memberView } = agent;
+  assert.equal((await ctx.member.get(`/v1/agents/${agent.id}`)).body, memberView, 'a member reads it, without the system prompt');
+  assert.equal((await ctx.admin.get(`/v1/agents/${agent.id}`)).body, agent, 'an admin reads it whole');
+  const listed = (await ctx.member.get('/v1/agents')).body.agents;
+  assert.ok(listed.length > 0 && listed.every((a: any) => !('system_prompt' in a)), 'no system prompt in a member\'s list');
+  assert.not.ok(JSON.stringify(listed).includes(PROMPT), 'the prompt text is nowhere in it');
   const ids = await listIds(ctx.member);
   assert.ok(ids.includes(agent.id) && ids.includes(minimal.body.id) && ids.includes('ag_default'));
 
   expectError(await ctx.member.patch(`/v1/agents/${agent.id}`, { name: 'Hijacked' }), 403, 'forbidden', 'a member updates');
   expectError(await ctx.member.del(`/v1/agents/${agent.id}`), 403, 'forbidden', 'a member deletes');
-  assert.equal((await ctx.member.get(`/v1/agents/${agent.id}`)).body, agent, 'unchanged by the member');
+  assert.equal((await ctx.admin.get(`/v1/agents/${agent.id}`)).body, agent, 'unchanged by the member');
 
   const updated = await ctx.admin.patch(`/v1/agents/${agent.id}`, { name: 'Senior researcher', temperature: null, tools: ['calculator', 'get_current_time'] });
   assert.equal(updated.status, 200, JSON.stringify(updated.body));
@@ -111,7 +117,7 @@ test('a member gets 403 for create, update and delete; an admin creates and upda
     'only the named fields changed',
   );
   assert.ok(Date.parse(updated.body.updated_at) >= Date.parse(agent.updated_at));
-  assert.equal((await ctx.member.get(`/v1/agents/${agent.id}`)).body, updated.body);
+  assert.equal((await ctx.admin.get(`/v1/agents/${agent.id}`)).body, updated.body);
   const nothing = await ctx.admin.patch(`/v1/agents/${agent.id}`, {});
   assert.equal(nothing.status, 200);
   assert.equal({ ...nothing.body, updated_at: 0 }, { ...updated.body, updated_at: 0 }, 'an empty update changes nothing');

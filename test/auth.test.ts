@@ -9,6 +9,7 @@ import { TestClient } from './support/client.js';
 import { useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
 import { within as deadline } from './support/wait.js';
+import { startJwks, type JwksServer } from './support/jwks.js';
 import type { RunningNode } from '../server/node.js';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
@@ -16,67 +17,6 @@ type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 // uvu has no timeouts: every wait below has its own deadline.
 const DEADLINE_MS = 5_000;
 const within = <T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> => deadline(p, ms, what);
-
-// ---- a JWKS endpoint served from the test --------------------------------------------------------
-
-interface Hold {
-  /** The held request reached the JWKS server. */
-  arrived: Promise<void>;
-  /** The held response was written out. */
-  sent: Promise<void>;
-}
-
-interface JwksServer {
-  url: string;
-  requests: number;
-  /** Holds the next request for `ms` before answering it. */
-  holdNext(ms: number): Hold;
-  close(): Promise<void>;
-}
-
-async function startJwks(keys: JWK[]): Promise<JwksServer> {
-  const body = JSON.stringify({ keys });
-  let pending: { ms: number; arrived: () => void; sent: () => void } | undefined;
-  const server = http.createServer((req, res) => {
-    if (req.url !== '/jwks.json') {
-      res.writeHead(404).end();
-      return;
-    }
-    state.requests++;
-    const answer = () => res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    const hold = pending;
-    pending = undefined;
-    if (!hold) {
-      answer();
-      return;
-    }
-    hold.arrived();
-    res.on('finish', hold.sent);
-    // The delay is the slow key server itself, not a synchronisation: the test waits on `sent`.
-    setTimeout(answer, hold.ms);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const state: JwksServer = {
-    url: `http://127.0.0.1:${port}/jwks.json`,
-    requests: 0,
-    holdNext(ms) {
-      let arrived!: () => void;
-      let sent!: () => void;
-      const hold: Hold = {
-        arrived: new Promise<void>((resolve) => (arrived = resolve)),
-        sent: new Promise<void>((resolve) => (sent = resolve)),
-      };
-      pending = { ms, arrived, sent };
-      return hold;
-    },
-    close() {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  return state;
-}
 
 // ---- raw handshakes --------------------------------------------------------------------------------
 
@@ -140,18 +80,19 @@ function placed(token: string, via: Placement): { path?: string; headers?: Recor
   }
 }
 
-/** Asserts a 401 `{code, message}` JSON answer before any upgrade, that says nothing of the token. */
+/** Asserts a 401 `{code, message, retryable}` JSON answer before any upgrade, that says nothing of the token. */
 function assertUnauthorized(answer: HttpAnswer, code: 'unauthenticated' | 'token_expired', what: string, token?: string): { code: string; message: string } {
   assert.equal(answer.status, 401, `${what}: status (body ${answer.body})`);
   assert.not.ok(answer.upgraded, `${what}: no upgrade`);
   assert.match(String(answer.headers['content-type']), /^application\/json/, `${what}: JSON content type`);
-  let body: { code: string; message: string };
+  let body: { code: string; message: string; retryable: boolean };
   try {
     body = JSON.parse(answer.body);
   } catch {
     throw new Error(`${what}: body is not JSON: ${answer.body}`);
   }
-  assert.equal(Object.keys(body).sort(), ['code', 'message'], `${what}: body is {code, message}`);
+  assert.equal(Object.keys(body).sort(), ['code', 'message', 'retryable'], `${what}: body is {code, message, retryable}`);
+  assert.is(body.retryable, false, `${what}: a new token is needed, not a retry`);
   assert.is(body.code, code, `${what}: code (${body.message})`);
   assert.type(body.message, 'string');
   assert.ok(body.message.length > 0, `${what}: message is not empty`);
@@ -165,11 +106,59 @@ function assertUnauthorized(answer: HttpAnswer, code: 'unauthenticated' | 'token
   return body;
 }
 
-/** Presents `token` in each of the three places; every one must be refused the same way. */
+/** What a client that offered `chat.v1` saw of a refused handshake: the upgrade, frames, then the close. */
+interface CloseRefusal {
+  frames: Array<{ type: string; payload: any }>;
+  code: number;
+  reason: string;
+}
+
+function refusedByClose(port: number, protocols: string[], path = '/v1/ws'): Promise<CloseRefusal> {
+  return within(
+    new Promise<CloseRefusal>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, protocols);
+      const frames: CloseRefusal['frames'] = [];
+      ws.on('message', (data) => frames.push(JSON.parse(String(data))));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} instead of an upgrade and a close`)));
+      ws.once('error', reject);
+      ws.once('close', (code, reason) => resolve({ frames, code, reason: reason.toString() }));
+    }),
+    'a refusal by close',
+  );
+}
+
+/**
+ * Asserts a browser-readable refusal: upgraded (chat.v1 negotiated), one `error` frame with the
+ * code, then close 4001 whose reason is the code; nothing of the token anywhere.
+ */
+function assertClosedUnauthorized(refusal: CloseRefusal, code: 'unauthenticated' | 'token_expired', what: string, token?: string): { code: string; message: string } {
+  assert.is(refusal.code, 4001, `${what}: close code`);
+  assert.is(refusal.reason, code, `${what}: the close reason is the error code`);
+  assert.is(refusal.frames.length, 1, `${what}: one frame before the close`);
+  const [frame] = refusal.frames;
+  assert.is(frame!.type, 'error');
+  assert.equal([frame!.payload.code, frame!.payload.retryable], [code, false], `${what}: the error frame`);
+  assert.ok(String(frame!.payload.message).length > 0);
+  if (token) {
+    const raw = JSON.stringify(refusal);
+    for (const part of token.split('.').filter((p) => p.length >= 8)) {
+      assert.not.ok(raw.includes(part), `${what}: the refusal contains a part of the token (${part.slice(0, 12)}…)`);
+    }
+  }
+  return frame!.payload;
+}
+
+/**
+ * Presents `token` in each of the three places; every one must be refused the same way: as HTTP
+ * 401 in the header and query placements, as a close (4001 + reason) with the subprotocol one,
+ * which offers chat.v1 as a browser does.
+ */
 async function assertRefused(port: number, token: string, code: 'unauthenticated' | 'token_expired', what: string): Promise<string[]> {
   const messages: string[] = [];
   for (const via of PLACEMENTS) {
-    const body = assertUnauthorized(await handshake(port, placed(token, via)), code, `${what} via ${via}`, token);
+    const body = via === 'protocol'
+      ? assertClosedUnauthorized(await refusedByClose(port, ['chat.v1', `bearer.${token}`]), code, `${what} via ${via}`, token)
+      : assertUnauthorized(await handshake(port, placed(token, via)), code, `${what} via ${via}`, token);
     messages.push(body.message);
   }
   return messages;
@@ -247,12 +236,11 @@ async function jwksNode(ctx: Ctx): Promise<RunningNode> {
   return ctx.jwksNode;
 }
 
-test('no token at all: 401 unauthenticated before any upgrade', async (ctx) => {
+test('no token at all: 401 unauthenticated before any upgrade (a chat.v1 client: close 4001)', async (ctx) => {
   const variants: Array<[string, { path?: string; headers?: Record<string, string> }]> = [
     ['nothing', {}],
     ['an empty access_token', { path: '/v1/ws?access_token=' }],
-    ['only the chat.v1 subprotocol', { headers: { 'sec-websocket-protocol': 'chat.v1' } }],
-    ['an empty bearer subprotocol', { headers: { 'sec-websocket-protocol': 'chat.v1, bearer.' } }],
+    ['a bearer subprotocol without chat.v1', { headers: { 'sec-websocket-protocol': 'bearer.' } }],
     ['Authorization: Bearer with nothing after it', { headers: { authorization: 'Bearer ' } }],
     ['Authorization: Basic', { headers: { authorization: 'Basic YWxpY2U6c2VjcmV0' } }],
   ];
@@ -260,8 +248,11 @@ test('no token at all: 401 unauthenticated before any upgrade', async (ctx) => {
     const body = assertUnauthorized(await handshake(ctx.port, options), 'unauthenticated', what);
     if (what === 'Authorization: Basic') assert.not.ok(body.message.includes('YWxpY2U6c2VjcmV0'), 'Basic credentials are not echoed');
   }
-  // A ws client sees the same: 'unexpected-response' with 401 and the JSON body, never 'open'.
-  const ws = new WebSocket(ctx.url, ['chat.v1']);
+  // Offering chat.v1 (as a browser must, to read why it was refused): upgraded, told, closed.
+  assertClosedUnauthorized(await refusedByClose(ctx.port, ['chat.v1']), 'unauthenticated', 'only the chat.v1 subprotocol');
+  assertClosedUnauthorized(await refusedByClose(ctx.port, ['chat.v1', 'bearer.']), 'unauthenticated', 'an empty bearer subprotocol');
+  // A ws client without chat.v1 sees 'unexpected-response' with 401 and the JSON body, never 'open'.
+  const ws = new WebSocket(ctx.url);
   try {
     const answer = await within(
       new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -11,14 +11,14 @@ import { within as deadline } from './support/wait.js';
 const DEADLINE_MS = 5_000;
 const within = <T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> => deadline(p, ms, what);
 
-function httpGet(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+function httpGet(port: number, path: string, method = 'GET'): Promise<{ status: number; type: string; body: string; headers: http.IncomingHttpHeaders }> {
   return within(
     new Promise((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body, headers: res.headers }));
       });
       req.on('error', reject);
       req.end();
@@ -304,7 +304,7 @@ test('/health and /live answer 200 ok, /ready 200 with Postgres and Redis up, un
   assert.is(ready.status, 200, `/ready: ${ready.body}`);
   assert.match(ready.type, /^application\/json/);
   assert.is(JSON.parse(ready.body).status, 'ready');
-  for (const [method, path] of [['GET', '/nope'], ['GET', '/v2/ws'], ['POST', '/health'], ['GET', '/health/extra']] as const) {
+  for (const [method, path] of [['GET', '/nope'], ['GET', '/v2/ws'], ['GET', '/health/extra'], ['POST', '/v1/nothing']] as const) {
     const answer = await httpGet(port, path, method);
     assert.is(answer.status, 404, `${method} ${path}`);
     assert.match(answer.type, /^application\/json/, `${method} ${path}`);
@@ -312,6 +312,32 @@ test('/health and /live answer 200 ok, /ready 200 with Postgres and Redis up, un
     assert.is(body.code, 'not_found', `${method} ${path}`);
     assert.type(body.message, 'string');
   }
+});
+
+test('HTTP papercuts: HEAD on the health routes, 405 with Allow on a known path, 426 for /v1/ws without an upgrade', async (ctx) => {
+  const port = ctx.node.gateway!.port;
+  for (const path of ['/health', '/live', '/ready']) {
+    const head = await httpGet(port, path, 'HEAD');
+    assert.is(head.status, 200, `HEAD ${path}`);
+    assert.is(head.body, '', `HEAD ${path} has no body`);
+  }
+  for (const [method, path, allow] of [
+    ['POST', '/health', 'GET, HEAD'],
+    ['DELETE', '/ready', 'GET, HEAD'],
+    ['PUT', '/v1/threads', 'GET, POST, HEAD, OPTIONS'],
+    ['POST', '/v1/threads/t_x', 'GET, PATCH, DELETE, HEAD, OPTIONS'],
+  ] as const) {
+    const answer = await httpGet(port, path, method);
+    assert.is(answer.status, 405, `${method} ${path}: ${answer.body}`);
+    assert.is(answer.headers.allow, allow, `${method} ${path}: Allow`);
+    const body = JSON.parse(answer.body);
+    assert.equal([body.code, body.retryable], ['invalid_request', false]);
+    assert.ok(body.message.includes(method) && body.message.includes(allow), body.message);
+  }
+  const plain = await httpGet(port, '/v1/ws');
+  assert.is(plain.status, 426, plain.body);
+  assert.is(plain.headers.upgrade, 'websocket');
+  assert.match(JSON.parse(plain.body).message, /WebSocket/);
 });
 
 test.run();

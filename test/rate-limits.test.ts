@@ -80,6 +80,14 @@ function assertRateLimited(payload: any, message: RegExp, maxRetryMs: number): n
   assert.is(payload.code, 'rate_limited', JSON.stringify(payload));
   assert.match(payload.message, message);
   assert.ok(Number.isInteger(payload.retry_after_ms) && payload.retry_after_ms > 0 && payload.retry_after_ms <= maxRetryMs, `retry_after_ms ${payload.retry_after_ms}`);
+  assert.is(payload.retryable, true, 'rate_limited is retryable');
+  // The message's wait and retry_after_ms are one figure, said two ways.
+  const said = /Retry in (\d+(?:\.\d)?) (ms|s)\b/i.exec(payload.message);
+  if (said) {
+    const ms = Number(said[1]) * (said[2] === 's' ? 1000 : 1);
+    const slack = said[2] === 's' ? (Number(said[1]) >= 10 ? 1000 : 100) : 0;
+    assert.ok(ms >= payload.retry_after_ms && ms - payload.retry_after_ms <= slack, `"${payload.message}" agrees with retry_after_ms ${payload.retry_after_ms}`);
+  }
   return payload.retry_after_ms;
 }
 
@@ -213,7 +221,7 @@ test('frames per second: a burst past the limit is refused frame by frame with t
   const refused = answers.filter((f) => f.type === 'error');
   assert.equal(refused.map((f) => f.id), ['f20', 'f21', 'f22', 'f23'], 'each refusal echoes its frame id');
   let wait = 0;
-  for (const frame of refused) wait = Math.max(wait, assertRateLimited(frame.payload, /^Too many frames: at most 20 per second on one connection\. Retry in 1 s\.$/, 50));
+  for (const frame of refused) wait = Math.max(wait, assertRateLimited(frame.payload, /^Too many frames: at most 20 per second on one connection\. Retry in \d+ ms\.$/, 50));
   await sleep(wait);
   assert.is((await client.request('ping', {})).type, 'pong', 'after retry_after_ms a frame passes again');
   assert.is(client.closeCode, undefined, 'four refusals (BAD_FRAME_LIMIT 5) do not close it');
@@ -289,7 +297,7 @@ test('a limit of 0 turns it off', async (ctx) => {
 test('the messages window ends: after retry_after_ms the budget is back (Redis and in process)', async () => {
   for (const redis of [{ url: REDIS_URL, prefix: uniquePrefix() }, undefined]) {
     const limiter = await RateLimiter.create({
-      limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 0, runsPerUser: 0 },
+      limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 0, runsPerUser: 0, inFlightPerUser: 0, restPerSecond: 0, threadsPerMinute: 0 },
       log: silent,
       redis,
       messageWindowMs: 1000,
@@ -314,7 +322,7 @@ test('the messages window ends: after retry_after_ms the budget is back (Redis a
 
 test('Redis unreachable: messages are still limited per process (insurance limiter) and sockets are let in', async () => {
   const limiter = await RateLimiter.create({
-    limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 1, runsPerUser: 0 },
+    limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 1, runsPerUser: 0, inFlightPerUser: 0, restPerSecond: 0, threadsPerMinute: 0 },
     log: silent,
     redis: { url: 'redis://127.0.0.1:1', prefix: uniquePrefix() },
   });

@@ -12,6 +12,7 @@ import { isConnectionError } from '../server/errors.js';
 import { finishRun, type RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
+import { wellFormed } from './text.js';
 
 export interface EmitterOptions {
   /** The thread's last seq when this attempt claimed the run: later events of the run are its own. */
@@ -137,14 +138,33 @@ export class DeltaCoalescer {
     private readonly maxChars = 512,
   ) {}
 
+  /** A high surrogate that ended the last chunk: its pair may open the next one. */
+  private split = '';
+
   async push(delta: string): Promise<void> {
     if (!delta) return;
-    this.pending += delta;
-    this.text += delta;
+    // Text a model streams may split a surrogate pair between chunks, or hold a lone one (Postgres
+    // cannot store that): pairs are joined again and lone halves become U+FFFD.
+    let text = this.split + delta;
+    this.split = '';
+    if (/[\ud800-\udbff]$/.test(text)) {
+      this.split = text.slice(-1);
+      text = text.slice(0, -1);
+    }
+    text = wellFormed(text);
+    if (!text) return;
+    this.pending += text;
+    this.text += text;
     if (this.pending.length >= this.maxChars || Date.now() - this.lastFlush >= this.intervalMs) await this.flush();
   }
 
   async flush(): Promise<void> {
+    if (this.split) {
+      const lone = wellFormed(this.split);
+      this.split = '';
+      this.pending += lone;
+      this.text += lone;
+    }
     if (!this.pending) return;
     const delta = this.pending;
     this.pending = '';

@@ -22,6 +22,8 @@ import { isConnectionError } from '../server/errors.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
+import { findUnstorable } from '../protocol/validate.js';
+import { wellFormed } from './text.js';
 
 export interface TurnDeps {
   db: Kysely<Database>;
@@ -328,10 +330,24 @@ async function runTool(deps: ProcessorDeps, emitter: RunEmitter, call: ToolCallR
   } catch {
     // Malformed arguments are shown as sent; the registry reports them to the model.
   }
-  await emitter.emit('tool_executing', { tool_call_id: call.id, name: call.function.name, arguments: args });
+  // Arguments that decode to text Postgres cannot store (a lone surrogate such as "\ud800") are
+  // shown as the raw text, made well-formed, and answered with an error result: the run goes on.
+  const unfit = findUnstorable(args, 'arguments');
+  if (unfit) args = wellFormed(call.function.arguments);
+  await emitter.emit('tool_executing', { tool_call_id: call.id, name: wellFormed(call.function.name), arguments: args });
   const started = performance.now();
   let result: string;
   let isError = false;
+  if (unfit) {
+    await emitter.emit('tool_completed', {
+      tool_call_id: call.id,
+      name: wellFormed(call.function.name),
+      result: `Error: the tool's ${unfit}; call it again with valid text.`,
+      is_error: true,
+      duration_ms: 0,
+    });
+    return `Error: the tool's ${unfit}; call it again with valid text.`;
+  }
   const deadline = AbortSignal.timeout(deps.toolTimeoutMs);
   const toolSignal = AbortSignal.any([signal, deadline]);
   try {

@@ -26,6 +26,15 @@ export interface GatewayServices {
   tickets: TicketStore;
   /** Messages per minute and open sockets per user (shared through Redis when there is one). */
   rateLimits: RateLimiter;
+  /** The limits handlers enforce themselves. */
+  limits: {
+    /** MAX_SUBSCRIPTIONS_PER_CONNECTION */
+    maxSubscriptions: number;
+    /** SEARCH_TIMEOUT_MS (Postgres statement_timeout of a search). */
+    searchTimeoutMs: number;
+    /** RATE_LIMIT_CONNECTIONS_PER_USER, which waiting long-polls count against too. */
+    connectionsPerUser: number;
+  };
 }
 
 export type FrameHandler<T extends ClientFrameType> = (

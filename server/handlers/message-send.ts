@@ -1,7 +1,7 @@
 import { findOwnedThread } from '../../db/threads.repository.js';
 import { sendMessage } from '../operations/messages.js';
 import type { FrameHandler } from './context.js';
-import { followFailed } from './thread-subscribe.js';
+import { checkSubscriptionRoom, followFailed } from './thread-subscribe.js';
 
 /**
  * Acks with the ids; the socket follows the thread so the client sees its message and the whole
@@ -12,6 +12,8 @@ import { followFailed } from './thread-subscribe.js';
  */
 export const messageSend: FrameHandler<'message.send'> = async (connection, frame, services) => {
   const { thread_id } = frame.payload;
+  // Following one more thread must fit under MAX_SUBSCRIPTIONS_PER_CONNECTION (a new thread too).
+  checkSubscriptionRoom(connection, thread_id ?? '', services);
   let settle: ((afterSeq: number) => void) | undefined;
   let threadEnd = 0;
   if (thread_id && !services.fanout.isFollowing(connection, thread_id)) {

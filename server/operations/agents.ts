@@ -21,13 +21,18 @@ export interface AgentInput {
   busy_policy?: 'enqueue' | 'reject' | 'interrupt';
 }
 
-export function agentView(agent: AgentRow) {
+/**
+ * An agent as `principal` may see it: the system prompt (often the workspace's own know-how) only
+ * for admins; members see what they need to pick and use one (name, description, tools, policy).
+ */
+export function agentView(agent: AgentRow, principal: Principal, adminRole: string) {
+  const admin = principal.roles.includes(adminRole);
   return {
     id: agent.id,
     workspace_id: agent.workspace_id,
     name: agent.name,
     model: agent.model,
-    system_prompt: agent.system_prompt,
+    ...(admin ? { system_prompt: agent.system_prompt } : {}),
     temperature: agent.temperature,
     tools: agent.tools,
     max_tool_iterations: agent.max_tool_iterations,
@@ -63,13 +68,13 @@ function visible(services: GatewayServices, workspaceId: string) {
 
 export async function listAgents(services: GatewayServices, principal: Principal) {
   const rows = await visible(services, principal.workspaceId).orderBy('created_at').orderBy('id').execute();
-  return { agents: rows.map(agentView) };
+  return { agents: rows.map((row) => agentView(row, principal, services.adminRole)) };
 }
 
 export async function getAgent(services: GatewayServices, principal: Principal, agentId: string) {
   const agent = await visible(services, principal.workspaceId).where('id', '=', agentId).executeTakeFirst();
   if (!agent) throw new RequestError('not_found', `Agent ${agentId} was not found.`);
-  return agentView(agent);
+  return agentView(agent, principal, services.adminRole);
 }
 
 export async function createAgent(services: GatewayServices, principal: Principal, input: AgentInput & { name: string }) {
@@ -91,7 +96,7 @@ export async function createAgent(services: GatewayServices, principal: Principa
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  return agentView(agent);
+  return agentView(agent, principal, services.adminRole);
 }
 
 /** The workspace's own agent, for changes (global agents are not the workspace's to change). */
@@ -114,7 +119,7 @@ export async function updateAgent(services: GatewayServices, principal: Principa
     .where('workspace_id', '=', principal.workspaceId)
     .returningAll()
     .executeTakeFirstOrThrow();
-  return agentView(agent);
+  return agentView(agent, principal, services.adminRole);
 }
 
 /** Soft delete: the agent disappears for new threads; threads bound to it keep working. */

@@ -2,6 +2,7 @@ import { threadChannel } from '../../broker/index.js';
 import { findOwnedThread, type Owner } from '../../db/threads.repository.js';
 import { type GatewayServices } from '../handlers/context.js';
 import { RequestError } from '../errors.js';
+import { newId } from '../../db/ids.js';
 
 /** Longest a long-poll may wait; clients loop. */
 export const MAX_WAIT_MS = 30_000;
@@ -17,10 +18,29 @@ export async function pollEvents(
   input: { thread_id: string; after_seq: number; wait_ms: number; limit?: number },
   signal: AbortSignal,
 ) {
-  const thread = await findOwnedThread(services.db, input.thread_id, owner);
+  const thread = await services.rateLimits.withRequestSlot(owner, () => findOwnedThread(services.db, input.thread_id, owner));
   if (!thread) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
+  // A waiting long-poll holds one of the user's socket slots (RATE_LIMIT_CONNECTIONS_PER_USER):
+  // a client cannot sidestep that limit by polling instead of connecting.
+  const slot = input.wait_ms > 0 ? newId('lp') : undefined;
+  if (slot) {
+    const refusal = await services.rateLimits.acquireConnection(owner, slot).catch(() => undefined);
+    if (refusal) throw refusal;
+  }
+  try {
+    return await poll(services, { ...input, owner }, signal);
+  } finally {
+    if (slot) services.rateLimits.releaseConnection(slot);
+  }
+}
+
+async function poll(
+  services: GatewayServices,
+  input: { thread_id: string; after_seq: number; wait_ms: number; limit?: number; owner: Owner },
+  signal: AbortSignal,
+) {
   const limit = input.limit ?? 500;
-  const read = async () => {
+  const read = () => services.rateLimits.withRequestSlot(input.owner, async () => {
     const rows = await services.db
       .selectFrom('events')
       .select(['seq', 'type', 'payload'])
@@ -30,7 +50,7 @@ export async function pollEvents(
       .limit(limit)
       .execute();
     return rows.map((r) => ({ type: r.type, payload: r.payload }));
-  };
+  });
   let wake!: () => void;
   const arrived = new Promise<void>((resolve) => (wake = resolve));
   const unsubscribe = input.wait_ms > 0 ? await services.broker.subscribe(threadChannel(input.thread_id), () => wake()) : undefined;

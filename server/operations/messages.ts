@@ -17,6 +17,13 @@ import { tooManyRuns } from '../rate-limits/index.js';
 export async function sendMessage(services: GatewayServices, owner: Owner, input: MessageSendPayload): Promise<RecordedTurn> {
   const limits = services.rateLimits;
   await limits.consumeMessage(owner);
+  const newThread = input.thread_id === undefined;
+  if (newThread) {
+    await limits.consumeThread(owner).catch(async (error: unknown) => {
+      await limits.refundMessage(owner);
+      throw error;
+    });
+  }
   let turn: RecordedTurn;
   try {
     turn = await recordTurn(services.db, owner, {
@@ -28,14 +35,20 @@ export async function sendMessage(services: GatewayServices, owner: Owner, input
       maxActiveRuns: limits.limits.runsPerUser,
     });
   } catch (error) {
+    // Nothing was stored: the budgets are given back (also when the store failed, so a client
+    // retrying through a database outage is not charged for every attempt).
+    await limits.refundMessage(owner);
+    if (newThread) await limits.refundThread(owner);
     if (error instanceof TurnRejected) {
-      await limits.refundMessage(owner);
       if (error.code === 'rate_limited') throw tooManyRuns(limits.limits.runsPerUser);
       throw new RequestError(error.code, error.message);
     }
     throw error;
   }
-  if (turn.deduplicated) await limits.refundMessage(owner);
+  if (turn.deduplicated) {
+    await limits.refundMessage(owner);
+    if (newThread) await limits.refundThread(owner);
+  }
   if (turn.deduplicated || !turn.event) return turn;
   const log = services.log.child({ thread_id: turn.threadId, run_id: turn.runId });
   for (const runId of turn.interruptRunIds) {

@@ -1,6 +1,6 @@
 /** Thread operations, shared by the WebSocket frames and the REST routes. */
 import { sql } from 'kysely';
-import { RUN_CANCEL_CHANNEL } from '../../broker/index.js';
+import { encodeThreadDeleted, RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
 import { newId } from '../../db/ids.js';
 import { listEventsBefore } from '../../db/events.repository.js';
 import { findUsableAgent } from '../../db/agents.repository.js';
@@ -44,8 +44,15 @@ async function owned(services: GatewayServices, owner: Owner, threadId: string):
 
 export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload): Promise<ThreadView> {
   const agentId = input.agent_id ?? DEFAULT_AGENT_ID;
-  const agent = await findUsableAgent(services.db, agentId, owner.workspaceId);
-  if (!agent) throw new RequestError('not_found', `Agent ${agentId} was not found.`);
+  await services.rateLimits.consumeThread(owner);
+  const agent = await findUsableAgent(services.db, agentId, owner.workspaceId).catch(async (error: unknown) => {
+    await services.rateLimits.refundThread(owner);
+    throw error;
+  });
+  if (!agent) {
+    await services.rateLimits.refundThread(owner);
+    throw new RequestError('not_found', `Agent ${agentId} was not found.`);
+  }
   const thread = await services.db
     .insertInto('threads')
     .values({
@@ -77,13 +84,25 @@ function decodeCursor(cursor: string): Cursor {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Cursor;
     // Only the exact form the list writes: it goes into SQL as a timestamptz.
-    if (typeof value.u === 'string' && typeof value.i === 'string' && CURSOR_TIME.test(value.u) && !Number.isNaN(Date.parse(value.u))) {
+    if (typeof value.u === 'string' && typeof value.i === 'string' && CURSOR_TIME.test(value.u) && isRealDate(value.u)) {
       return value;
     }
   } catch {
     // fall through
   }
   throw new RequestError('invalid_request', 'cursor is not valid; pass back next_cursor exactly as received.');
+}
+
+/**
+ * A calendar date Postgres accepts: Date.parse takes 2024-02-30 (as March 1) and year 0, which
+ * Postgres refuses, so the parts are checked against what they denote.
+ */
+function isRealDate(iso: string): boolean {
+  const [year, month, day] = iso.slice(0, 10).split('-').map(Number) as [number, number, number];
+  if (year < 1 || month < 1 || month > 12) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day));
+  date.setUTCFullYear(year);
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }
 
 /** The caller's threads, most recently active first, a page at a time. */
@@ -159,6 +178,11 @@ export async function deleteThread(services: GatewayServices, owner: Owner, inpu
     .where('user_id', '=', owner.userId)
     .executeTakeFirst();
   if (deleted.numDeletedRows === 0n) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
+  // Its turn stops (its writes fail from here on anyway: the thread and the run are gone), and
+  // every socket following it, on any gateway, is told and let go.
   for (const run of running) await services.broker.publish(RUN_CANCEL_CHANNEL, run.id).catch(() => {});
+  await services.broker
+    .publish(threadChannel(input.thread_id), encodeThreadDeleted(input.thread_id, new Date().toISOString()))
+    .catch((error) => services.log.warn({ err: error, thread_id: input.thread_id }, 'thread deleted, but its followers could not be told'));
   return { thread_id: input.thread_id, deleted: true as const };
 }

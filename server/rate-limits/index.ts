@@ -6,7 +6,11 @@
  *   while Redis is unreachable; in process when embedded;
  * - open sockets per user: ./connection-slots.ts (a Redis sorted set, or in process);
  * - frames per connection per second: on the Connection itself (synchronous, in order);
- * - queued plus running runs per user: counted in Postgres inside recordTurn's transaction.
+ * - queued plus running runs per user: counted in Postgres inside recordTurn's transaction;
+ * - threads created per user per minute: like messages (Redis-shared, or in process);
+ * - requests in flight per user and REST requests per user per second: in this gateway
+ *   (./in-flight.ts, and rate-limiter-flexible in memory): they protect this gateway's pool;
+ * - waiting long-polls count as open sockets (a long-poll holds a slot while it waits).
  *
  * Refusals are RequestErrors with code `rate_limited`, a message naming the limit and
  * `retry_after_ms`.
@@ -17,6 +21,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
 import { MemoryConnectionSlots, RedisConnectionSlots, type ConnectionSlots, type RedisSlotOptions } from './connection-slots.js';
+import { InFlightLimiter } from './in-flight.js';
 
 export type RateLimitSettings = Config['rateLimits'];
 
@@ -41,8 +46,15 @@ export const RETRY_HINT_MS = 1000;
 
 /** A `rate_limited` refusal whose message names the limit and says when to retry. */
 export function rateLimited(what: string, retryAfterMs: number, advice?: string): RequestError {
-  const ms = Math.max(0, Math.ceil(retryAfterMs));
-  return new RequestError('rate_limited', `${what}. ${advice ?? `Retry in ${Math.max(1, Math.ceil(ms / 1000))} s.`}`, ms);
+  const ms = Math.max(1, Math.ceil(retryAfterMs));
+  return new RequestError('rate_limited', `${what}. ${advice ?? `Retry in ${describeWait(ms)}.`}`, ms);
+}
+
+/** A wait as a person reads it, agreeing with `retry_after_ms`: `20 ms`, `1.5 s`, `12 s`. */
+export function describeWait(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 10_000) return `${Math.ceil(ms / 100) / 10} s`;
+  return `${Math.ceil(ms / 1000)} s`;
 }
 
 /** `Retry-After` (whole seconds, rounded up) for a wait in ms. */
@@ -52,6 +64,9 @@ export function retryAfterSeconds(ms: number): string {
 
 export class RateLimiter {
   private readonly messages?: RateLimiterAbstract;
+  private readonly threads?: RateLimiterAbstract;
+  private readonly rest?: RateLimiterAbstract;
+  private readonly inFlight?: InFlightLimiter;
   private readonly slots?: ConnectionSlots;
   private closing?: Promise<void>;
 
@@ -78,6 +93,21 @@ export class RateLimiter {
           })
         : new RateLimiterMemory({ points, duration });
     }
+    if (limits.threadsPerMinute > 0) {
+      const threadPoints = limits.threadsPerMinute;
+      this.threads = redis
+        ? new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `${prefix}rl:threads`,
+            points: threadPoints,
+            duration: 60,
+            rejectIfRedisNotReady: true,
+            insuranceLimiter: new RateLimiterMemory({ points: threadPoints, duration: 60 }),
+          })
+        : new RateLimiterMemory({ points: threadPoints, duration: 60 });
+    }
+    if (limits.restPerSecond > 0) this.rest = new RateLimiterMemory({ points: limits.restPerSecond, duration: 1 });
+    if (limits.inFlightPerUser > 0) this.inFlight = new InFlightLimiter(limits.inFlightPerUser, limits.inFlightPerUser * 8);
     if (limits.connectionsPerUser > 0) {
       this.slots = redis ? new RedisConnectionSlots(redis, prefix, log, slotOptions) : new MemoryConnectionSlots();
     }
@@ -85,7 +115,7 @@ export class RateLimiter {
 
   static async create(options: RateLimiterOptions): Promise<RateLimiter> {
     const { limits, log } = options;
-    const shared = options.redis && (limits.messagesPerMinute > 0 || limits.connectionsPerUser > 0);
+    const shared = options.redis && (limits.messagesPerMinute > 0 || limits.connectionsPerUser > 0 || limits.threadsPerMinute > 0);
     let redis: Redis | undefined;
     if (shared) {
       // A slow Redis must not stall a send or an upgrade for long: after a second, the insurance
@@ -107,6 +137,45 @@ export class RateLimiter {
       const per = this.messageWindowMs === 60_000 ? 'minute' : `${this.messageWindowMs / 1000} s`;
       throw rateLimited(`Too many messages: at most ${this.limits.messagesPerMinute} per ${per}`, error.msBeforeNext);
     }
+  }
+
+  /** Counts one new thread of `user`; throws `rate_limited` past RATE_LIMIT_THREADS_PER_MIN. */
+  async consumeThread(user: User): Promise<void> {
+    if (!this.threads) return;
+    try {
+      await this.threads.consume(userKey(user));
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      throw rateLimited(`Too many new threads: at most ${this.limits.threadsPerMinute} per minute`, error.msBeforeNext);
+    }
+  }
+
+  /** Gives back a thread that was not created after all. */
+  async refundThread(user: User): Promise<void> {
+    if (!this.threads) return;
+    await this.threads.reward(userKey(user)).catch((error) => this.log.warn({ err: error }, 'thread budget not refunded'));
+  }
+
+  /** Counts one REST request of `user`; throws `rate_limited` past RATE_LIMIT_REST_PER_SEC. */
+  async consumeRest(user: User): Promise<void> {
+    if (!this.rest) return;
+    try {
+      await this.rest.consume(userKey(user));
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      throw rateLimited(`Too many requests: at most ${this.limits.restPerSecond} per second per user`, error.msBeforeNext);
+    }
+  }
+
+  /**
+   * Runs one request of `user` within RATE_LIMIT_IN_FLIGHT_PER_USER: it waits while the user has
+   * that many running; refused (`rate_limited`) when too many are already waiting.
+   */
+  async withRequestSlot<T>(user: User, work: () => Promise<T>): Promise<T> {
+    if (!this.inFlight) return work();
+    const done = await this.inFlight.run(userKey(user), work);
+    if (!done) throw rateLimited(`Too many requests at once: at most ${this.limits.inFlightPerUser} run at a time per user, and a few more may wait`, 250);
+    return done.value;
   }
 
   /** Gives back a send that stored nothing (a deduplicated retry, or one refused by the store). */

@@ -6,11 +6,12 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
-import { describeError, findNul } from '../../protocol/validate.js';
+import { codeFor, describeError, findUnstorable } from '../../protocol/validate.js';
 import { httpStatus, isRetryable, type ErrorCode } from '../../protocol/codes.js';
-import { AuthError, type Principal, type TokenVerifier } from '../auth.js';
-import { errorBody, isConnectionError, RequestError } from '../errors.js';
-import { retryAfterSeconds } from '../rate-limits/index.js';
+import { AuthError, KEY_SET_RETRY_MS, type Principal, type TokenVerifier } from '../auth.js';
+import { classifyFailure, errorBody, RequestError } from '../errors.js';
+import { guard } from '../guard.js';
+import { retryAfterSeconds, type RateLimiter } from '../rate-limits/index.js';
 
 export interface RestRequest {
   principal: Principal;
@@ -31,18 +32,32 @@ export type RestHandler = (request: RestRequest) => Promise<RestResult>;
 
 const STATUS: Record<number, string> = {
   200: '200 OK', 201: '201 Created', 202: '202 Accepted', 204: '204 No Content', 400: '400 Bad Request',
-  401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 409: '409 Conflict', 413: '413 Payload Too Large',
+  401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large',
   429: '429 Too Many Requests', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 
+export type RestMethod = 'get' | 'post' | 'patch' | 'del';
+
+export interface RouteOptions {
+  body?: ValidateFunction;
+  /**
+   * Counts against RATE_LIMIT_IN_FLIGHT_PER_USER while it runs. @defaultValue true; a long-poll
+   * says false: it waits without using the database, and counts as an open socket instead.
+   */
+  inFlight?: boolean;
+}
+
 export interface RestKit {
-  route(method: 'get' | 'post' | 'patch' | 'del', pattern: string, options: { body?: ValidateFunction }, handler: RestHandler): void;
+  route(method: RestMethod, pattern: string, options: RouteOptions, handler: RestHandler): void;
+  /** The methods routed on `path` (for 405 answers with Allow); empty when no route matches it. */
+  methodsFor(path: string): string[];
 }
 
 export function createRestKit(
   app: TemplatedApp,
-  deps: { verifyToken: TokenVerifier; log: Logger; maxBodyBytes: number; corsOrigin: string },
+  deps: { verifyToken: TokenVerifier; log: Logger; maxBodyBytes: number; corsOrigin: string; rateLimits: RateLimiter },
 ): RestKit {
+  const routes: Array<{ method: string; pattern: RegExp }> = [];
   const write = (res: HttpResponse, aborted: { value: boolean }, status: number, body: unknown, retryAfterMs?: number) => {
     if (aborted.value) return;
     aborted.value = true;
@@ -63,13 +78,21 @@ export function createRestKit(
       res.end(JSON.stringify(body));
     });
   };
-  const fail = (res: HttpResponse, aborted: { value: boolean }, code: ErrorCode, message: string, retryAfterMs?: number) =>
-    write(res, aborted, httpStatus(code), errorBody(code, message, retryAfterMs), retryAfterMs);
+  const fail = (res: HttpResponse, aborted: { value: boolean }, code: ErrorCode, message: string, retryAfterMs?: number, details?: { last_seq?: number }) =>
+    write(res, aborted, httpStatus(code), errorBody(code, message, retryAfterMs, details), retryAfterMs);
 
   return {
+    methodsFor(path) {
+      const methods = routes.filter((r) => r.pattern.test(path)).map((r) => r.method);
+      return methods.length === 0 ? [] : [...new Set([...methods, ...(methods.includes('GET') ? ['HEAD'] : []), 'OPTIONS'])];
+    },
     route(method, pattern, options, handler) {
       const paramCount = pattern.split('/').filter((part) => part.startsWith(':')).length;
-      app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
+      routes.push({
+        method: method === 'del' ? 'DELETE' : method.toUpperCase(),
+        pattern: new RegExp(`^${pattern.replace(/:[a-z]+/g, '[^/]+')}/?$`),
+      });
+      app[method](pattern, guard(deps.log, `REST ${method} ${pattern}`, (res: HttpResponse, req: HttpRequest) => {
         // Everything needed from req is copied now: req is invalid after this function returns.
         const authorization = req.getHeader('authorization');
         const params = Array.from({ length: paramCount }, (_, i) => req.getParameter(i) ?? '');
@@ -93,7 +116,15 @@ export function createRestKit(
           try {
             principal = await deps.verifyToken(token);
           } catch (error) {
-            if (error instanceof AuthError) return fail(res, aborted, error.code, error.message);
+            if (error instanceof AuthError) {
+              return fail(res, aborted, error.code, error.message, error.code === 'unavailable' ? KEY_SET_RETRY_MS : undefined);
+            }
+            throw error;
+          }
+          try {
+            await deps.rateLimits.consumeRest(principal);
+          } catch (error) {
+            if (error instanceof RequestError) return fail(res, aborted, error.code, error.message, error.retryAfterMs);
             throw error;
           }
           let body: unknown;
@@ -103,9 +134,12 @@ export function createRestKit(
             } catch {
               return fail(res, aborted, 'invalid_request', 'The body is not valid JSON.');
             }
-            if (!options.body(body)) return fail(res, aborted, 'invalid_request', describeError(options.body.errors?.[0], 'body'));
-            const nul = findNul(body, 'body');
-            if (nul) return fail(res, aborted, 'invalid_request', `${nul} must not contain NUL (\\u0000) characters`);
+            if (!options.body(body)) {
+              const error = options.body.errors?.[0];
+              return fail(res, aborted, codeFor(error, 'invalid_request'), describeError(error, 'body'));
+            }
+            const unfit = findUnstorable(body, 'body');
+            if (unfit) return fail(res, aborted, 'invalid_request', unfit);
           }
           for (const [name, value] of query) {
             if (value.includes('\u0000') || name.includes('\u0000')) {
@@ -113,15 +147,17 @@ export function createRestKit(
             }
           }
           try {
-            const result = await handler({ principal, params, query, body, signal: controller.signal });
+            const request = { principal, params, query, body, signal: controller.signal };
+            const result = options.inFlight === false
+              ? await handler(request)
+              : await deps.rateLimits.withRequestSlot(principal, () => handler(request));
             write(res, aborted, result.status, result.body);
           } catch (error) {
-            if (error instanceof RequestError) return fail(res, aborted, error.code, error.message, error.retryAfterMs);
-            if (isConnectionError(error)) {
-              deps.log.warn({ err: error }, 'REST request failed: a backing service is unreachable');
-              return fail(res, aborted, 'unavailable', 'A backing service is unreachable; retry shortly.', 1000);
-            }
-            throw error;
+            if (error instanceof RequestError) return fail(res, aborted, error.code, error.message, error.retryAfterMs, error.details);
+            const failure = classifyFailure(error);
+            if (failure.code === 'internal_error') throw error;
+            deps.log.warn({ err: error }, 'REST request failed: a backing service is unreachable or out of time');
+            return fail(res, aborted, failure.code, failure.message, failure.retryAfterMs);
           }
         };
         if (!options.body) {
@@ -141,7 +177,9 @@ export function createRestKit(
           chunks.push(Buffer.from(chunk.slice(0)));
           if (isLast) run(Buffer.concat(chunks));
         });
-      });
+      }, (_error, res: HttpResponse) => {
+        res.cork(() => res.writeStatus('500 Internal Server Error').end(JSON.stringify(errorBody('internal_error', 'Internal server error.'))));
+      }));
     },
   };
 }

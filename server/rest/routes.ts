@@ -70,7 +70,8 @@ export function mountRoutes(kit: RestKit, services: GatewayServices): void {
       202,
     );
   });
-  kit.route('get', '/v1/threads/:id/events', {}, async ({ principal, params, query, signal }) =>
+  // Not counted in flight (it waits without using the database); its reads take a slot each.
+  kit.route('get', '/v1/threads/:id/events', { inFlight: false }, async ({ principal, params, query, signal }) =>
     ok(await pollEvents(services, owner(principal), {
       thread_id: params[0]!,
       after_seq: intParam(query, 'after_seq', 0, 2 ** 31 - 1) ?? 0,

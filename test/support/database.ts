@@ -37,7 +37,13 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** A unique Redis key/channel prefix per suite. */
+/**
+ * A unique Redis key/channel prefix per suite: `test-<run>-<random>:`. The test runner
+ * (scripts/test.mjs) names the run in TEST_RUN_ID and deletes every key of the run when it ends,
+ * also those of a suite that crashed, so a run leaves no keys behind.
+ */
 export function uniquePrefix(): string {
-  return `test-${randomBytes(6).toString('hex')}:`;
+  return `test-${RUN_ID}-${randomBytes(6).toString('hex')}:`;
 }
+
+const RUN_ID = process.env.TEST_RUN_ID ?? randomBytes(4).toString('hex');

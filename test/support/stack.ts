@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Kysely } from 'kysely';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
-import { startNode, type Roles, type RunningNode } from '../../server/node.js';
+import { startNode, type NodeOverrides, type Roles, type RunningNode } from '../../server/node.js';
 import { signToken } from '../../server/auth.js';
 import { openDatabase } from '../../db/connect.js';
 import type { Database } from '../../db/schema.js';
@@ -29,7 +29,7 @@ export interface TestStack {
   env: Record<string, string>;
   /** A direct handle on the suite's database, for assertions. */
   db: Kysely<Database>;
-  start(roles?: Partial<Roles>, env?: Record<string, string>): Promise<RunningNode>;
+  start(roles?: Partial<Roles>, env?: Record<string, string>, overrides?: NodeOverrides): Promise<RunningNode>;
   /** Every log line the nodes wrote, parsed (pino NDJSON). */
   logs: Array<Record<string, any>>;
   wsUrl(node: RunningNode): string;
@@ -74,6 +74,11 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
     RATE_LIMIT_FRAMES_PER_SEC: '1000000',
     RATE_LIMIT_CONNECTIONS_PER_USER: '1000000',
     RATE_LIMIT_RUNS_PER_USER: '1000000',
+    RATE_LIMIT_IN_FLIGHT_PER_USER: '1000000',
+    RATE_LIMIT_REST_PER_SEC: '1000000',
+    RATE_LIMIT_THREADS_PER_MIN: '1000000',
+    MAX_QUEUED_FRAMES: '10000',
+    MAX_SUBSCRIPTIONS_PER_CONNECTION: '100000',
     ...options.env,
   };
   const nodes: RunningNode[] = [];
@@ -93,12 +98,13 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
       if (!db) throw new Error('start a node first');
       return db;
     },
-    async start(roles = {}, extra = {}) {
+    async start(roles = {}, extra = {}, overrides = {}) {
       const config = loadConfig({ ...env, ...extra });
       const node = await startNode(
         config,
         { gateway: roles.gateway ?? true, worker: roles.worker ?? true },
         createLogger(config.logLevel, sink),
+        overrides,
       );
       nodes.push(node);
       db ??= node.db;

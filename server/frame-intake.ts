@@ -1,0 +1,79 @@
+/**
+ * A socket's inbound frames, from the uWS callback to the handler: the per-connection frame rate,
+ * binary and size checks, JSON and schema validation, then the connection's ordered queue (frames
+ * take effect in the order they were sent, whatever their types; a bounded number may wait), the
+ * user's share of requests in flight, and the one place that turns a handler's failure into an
+ * `error` frame.
+ */
+import { CloseCodes } from '../protocol/codes.js';
+import { parseClientFrame } from '../protocol/validate.js';
+import type { ClientFrame } from '../protocol/frames.js';
+import type { Connection } from './connection.js';
+import { handlers } from './handlers/index.js';
+import type { FrameHandler, GatewayServices } from './handlers/context.js';
+import { classifyFailure, RequestError } from './errors.js';
+import { rateLimited, tooManyFrames } from './rate-limits/index.js';
+import type { Config } from './config.js';
+
+export function createFrameIntake(config: Readonly<Config>, services: GatewayServices) {
+  const { limits } = config;
+  const perSecond = config.rateLimits.framesPerSecond;
+
+  /** Counts a bad (or refused) frame; past BAD_FRAME_LIMIT within 10 s the socket is closed with 4008. */
+  function strike(connection: Connection, reason: string): void {
+    if (connection.countBadFrame(limits.badFramesPer10s)) connection.close(CloseCodes.policy, reason);
+  }
+
+  /** The frame's id, if it has one (for answering a frame that is refused before it is parsed). */
+  function idOf(message: ArrayBuffer, isBinary: boolean): string | undefined {
+    if (isBinary || message.byteLength > limits.maxFrameBytes) return undefined;
+    const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
+    return parsed.ok ? parsed.frame.id : parsed.id;
+  }
+
+  async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {
+    if (connection.closed) return;
+    const handler = handlers[frame.type] as FrameHandler<typeof frame.type>;
+    try {
+      await services.rateLimits.withRequestSlot(connection.principal, () => Promise.resolve(handler(connection, frame, services)));
+    } catch (error) {
+      const failure = error instanceof RequestError ? error : classifyFailure(error);
+      if (!(error instanceof RequestError) && failure.code === 'internal_error') {
+        connection.log.error({ err: error, frame_type: frame.type }, 'frame handler failed');
+      }
+      connection.sendError(frame.id, failure.code, failure.message, failure.retryAfterMs, failure.details);
+    }
+  }
+
+  /** The uWS `message` callback's work for one frame. The ArrayBuffer is only valid during this call. */
+  return function intake(connection: Connection, message: ArrayBuffer, isBinary: boolean): void {
+    const waitMs = connection.admitFrame(perSecond);
+    if (waitMs > 0) {
+      const refusal = tooManyFrames(perSecond, waitMs);
+      connection.sendError(idOf(message, isBinary), refusal.code, refusal.message, refusal.retryAfterMs);
+      strike(connection, 'too many frames');
+      return;
+    }
+    if (isBinary) {
+      connection.sendError(undefined, 'binary_not_supported', 'Binary frames are not supported; send JSON text frames.');
+      strike(connection, 'too many invalid frames');
+      return;
+    }
+    if (message.byteLength > limits.maxFrameBytes) {
+      connection.close(CloseCodes.too_large, `frame over ${limits.maxFrameBytes} bytes`);
+      return;
+    }
+    const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
+    if (!parsed.ok) {
+      connection.sendError(parsed.id, parsed.code, parsed.message);
+      strike(connection, 'too many invalid frames');
+      return;
+    }
+    const frame = parsed.frame;
+    if (!connection.enqueue(() => dispatch(connection, frame), limits.maxQueuedFrames)) {
+      const refusal = rateLimited(`Too many frames waiting: at most ${limits.maxQueuedFrames} queued on one connection; wait for answers before sending more`, 100);
+      connection.sendError(frame.id, refusal.code, refusal.message, refusal.retryAfterMs);
+      strike(connection, 'too many frames waiting');
+    }
+  };
+}
