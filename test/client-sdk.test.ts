@@ -145,6 +145,7 @@ test('a refused token surfaces as one refused event, and the client stops instea
   assert.equal(mallory.refusals.length, 1);
   assert.equal(mallory.refusals[0]!.code, 'unauthenticated');
   assert.match(mallory.refusals[0]!.message, /signature/);
+  assert.equal(mallory.refusals[0]!.closeCode, 4001, 'told the way a browser can read: an error frame, then close 4001');
   const error = await within(queued, 1_000, 'the queued send to fail');
   assert.instance(error, ConversationError);
   assert.equal((error as ConversationError).code, 'client_closed');
@@ -308,6 +309,66 @@ test('events already applied are dropped by seq: a second replay of the whole th
   assert.equal(seqs(state), range(1, total));
   assert.equal(state.messages.filter((m) => m.role === 'assistant').length, 1);
   assert.equal(state.messages.find((m) => m.role === 'assistant')!.content, (await stored(ctx, ack.thread_id)).messages.find((m) => m.role === 'assistant')!.content);
+});
+
+test('a URL that is not the socket: the HTTP answer to the handshake is read, and the client stops', async (ctx) => {
+  const lost = client(ctx, 'kim-wrong-url', { url: ctx.url.replace('/v1/ws', '/elsewhere/v1/ws') });
+  await waitFor(() => lost.sdk.status === 'stopped', 5_000, 'the client to stop');
+  assert.equal(lost.refusals.length, 1);
+  assert.equal(lost.refusals[0]!.httpStatus, 404);
+  assert.equal(lost.refusals[0]!.code, 'not_found');
+  assert.match(lost.refusals[0]!.message, /Check the server URL/);
+});
+
+test('over the per-user socket limit: closed 4008 with a retry hint; the client waits at least that long, and gets in once a slot frees', async (ctx) => {
+  const limited = await ctx.stack.start({ worker: false }, { RATE_LIMIT_CONNECTIONS_PER_USER: '1' });
+  const url = ctx.stack.wsUrl(limited);
+  const first = client(ctx, 'lena-limit', { url });
+  await opened(first);
+  const delays: Array<{ code?: string; delayMs?: number; closeCode?: number }> = [];
+  const second = client(ctx, 'lena-limit', { url });
+  second.sdk.on('status', (status, detail) => {
+    if (status === 'reconnecting') delays.push(detail);
+  });
+  await waitFor(() => delays.some((d) => d.code === 'rate_limited'), 5_000, 'the refusal');
+  const refusal = delays.find((d) => d.code === 'rate_limited')!;
+  assert.equal(refusal.closeCode, 4008);
+  assert.ok(refusal.delayMs! >= 1000, `waits at least the server's hint (${refusal.delayMs} ms)`);
+  assert.equal(second.refusals.length, 0, 'not a refusal to give up on');
+  first.sdk.close();
+  await opened(second, 10_000);
+});
+
+test('thread_deleted: a follower is told, and drops the thread', async (ctx) => {
+  const owner = client(ctx, 'mia-delete');
+  const other = client(ctx, 'mia-delete');
+  await Promise.all([opened(owner), opened(other)]);
+  const ack = await owner.sdk.send('Soon gone [[words:3]]');
+  await other.sdk.follow(ack.thread_id);
+  await completedRun(other.sdk, ack.thread_id, ack.run_id);
+  const deleted: string[] = [];
+  other.sdk.on('threadDeleted', (threadId) => deleted.push(threadId));
+  await owner.sdk.deleteThread(ack.thread_id);
+  await waitFor(() => deleted.length === 1, 5_000, 'thread_deleted');
+  assert.equal(deleted, [ack.thread_id]);
+  assert.equal(other.sdk.thread(ack.thread_id), undefined);
+  assert.equal(owner.sdk.thread(ack.thread_id), undefined);
+});
+
+test('seq_out_of_range: a client ahead of the server (a restored database) starts the thread over from 0', async (ctx) => {
+  const nora = client(ctx, 'nora-ahead');
+  await opened(nora);
+  const ack = await nora.sdk.send('Count me [[words:6]]');
+  await completedRun(nora.sdk, ack.thread_id, ack.run_id);
+  const total = (await stored(ctx, ack.thread_id)).events.length;
+  nora.sdk.close();
+
+  const again = client(ctx, 'nora-ahead');
+  await opened(again);
+  const result = await again.sdk.follow(ack.thread_id, { afterSeq: total + 50 });
+  assert.equal(result.last_seq, total);
+  await waitFor(() => again.sdk.thread(ack.thread_id)?.lastSeq === total, 5_000, 'the thread from 0');
+  assert.equal(seqs(again.sdk.thread(ack.thread_id)!), range(1, total));
 });
 
 test.run();
