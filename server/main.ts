@@ -74,6 +74,8 @@ async function printBanner(node: RunningNode, host: string, workspaceClaim: stri
     const token = await signToken(node.jwtSecret, { sub: 'dev', workspace: 'dev', ttlSeconds: 3600, workspaceClaim });
     lines.push(
       '',
+      `  Chat in a browser (the <convo-chat> widget): http://${shownHost}:${node.gateway!.port}/`,
+      '',
       '  Connect as user "dev" (token valid for 1 hour):',
       `    npx wscat -c '${url}' -H 'Authorization: Bearer ${token}'`,
       '  then type:',
