@@ -217,6 +217,50 @@ test('New conversation starts an empty thread; the list keeps both', async (ctx)
   await shot(page, '6-new-conversation');
 });
 
+test('configured by properties as a React app would: a token callback, page styles kept out, events for the host', async (ctx) => {
+  const page = await ctx.browser.context.newPage();
+  try {
+    await page.goto(`${ctx.base}/`);
+    await status(page).filter({ hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+    // The host page's own CSS, aimed at everything the widget has inside.
+    await page.addStyleTag({ content: 'button, textarea, [role=log] { background: rgb(255, 0, 0) !important; font-size: 40px !important; }' });
+    const seen = await page.evaluate(async () => {
+      const events: string[] = ((window as unknown as { secondEvents: string[] }).secondEvents = []);
+      const element = document.createElement('convo-chat') as HTMLElement & { token?: () => Promise<string> };
+      element.id = 'second';
+      element.setAttribute('heading', 'Second chat');
+      element.token = async () => (await (await fetch('/dev/token')).json()).token;
+      for (const type of ['convo-ready', 'convo-status', 'convo-message']) document.addEventListener(type, (e) => (e.target as Element).id === 'second' && events.push(type));
+      document.body.append(element);
+      const deadline = Date.now() + 10_000;
+      while (!events.includes('convo-ready') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return events;
+    });
+    assert.ok(seen.includes('convo-status') && seen.includes('convo-ready'), JSON.stringify(seen));
+    const second = page.locator('#second');
+    await second.getByRole('status').filter({ hasText: 'Connected' }).waitFor({ timeout: 10_000 });
+    assert.equal(await second.locator('.title').innerText(), 'Second chat');
+    const send = second.getByRole('button', { name: 'Send', exact: true });
+    const background = await send.evaluate((el) => getComputedStyle(el).backgroundColor);
+    assert.not.equal(background, 'rgb(255, 0, 0)', 'the page CSS does not reach inside the shadow root');
+    // And the widget's CSS does not reach out: a page button keeps the browser's look.
+    const outside = await page.evaluate(() => {
+      const button = document.createElement('button');
+      button.className = 'primary new secondary';
+      document.body.append(button);
+      return getComputedStyle(button).borderRadius;
+    });
+    assert.equal(outside, '0px');
+    const box = second.getByRole('textbox', { name: 'Message' });
+    await box.fill('Hello from the second widget [[words:4]]');
+    await box.press('Enter');
+    await second.locator('.turn[data-status="completed"]').waitFor({ timeout: 15_000 });
+    await page.waitForFunction(() => (window as unknown as { secondEvents: string[] }).secondEvents.includes('convo-message'), undefined, { timeout: 5_000 });
+  } finally {
+    await page.close();
+  }
+});
+
 test('GET /dev/token answers only in embedded development mode', async (ctx) => {
   const dev = await fetch(`${ctx.base}/dev/token`);
   assert.equal(dev.status, 200);

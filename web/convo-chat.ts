@@ -229,6 +229,7 @@ export class ConvoChat extends Base {
     const threadId = this.current;
     chat.send(content, { threadId, agentId: this.agent ?? undefined }).then(
       (ack) => {
+        this.showError(undefined);
         if (threadId === undefined && this.current === undefined) {
           this.current = ack.thread_id;
           this.fire('convo-thread-change', { threadId: ack.thread_id });

@@ -444,6 +444,8 @@ export class ConversationClient extends Emitter<ClientEvents> {
       this.emit('tokenRefreshed', ack.token_expires_at);
     } catch (error) {
       // The socket closes at the token's exp (4001) and the next connect asks for a token again.
+      // A socket that dropped meanwhile needs no refresh: its successor gets a fresh token.
+      if (error instanceof ConversationError && (error.code === 'connection_lost' || error.code === 'client_closed')) return;
       this.emit('error', error instanceof ConversationError ? error : new ConversationError('token_unavailable', `Could not refresh the token: ${(error as Error)?.message ?? error}`, true));
     }
   }
