@@ -42,6 +42,8 @@ export function signature(item: Item): string {
 }
 
 export function renderItem(element: HTMLElement, item: Item): void {
+  // Tool details the reader opened stay open while the turn streams on.
+  const opened = new Set([...element.querySelectorAll<HTMLElement>('details[open]')].map((d) => d.dataset.id));
   element.replaceChildren();
   if (item.kind === 'user') {
     element.className = `msg user${item.pending ? ' pending' : ''}`;
@@ -58,7 +60,11 @@ export function renderItem(element: HTMLElement, item: Item): void {
   element.dataset.streaming = String(Boolean(active && message?.streaming && message.content));
   element.dataset.status = run?.status ?? message?.status ?? 'completed';
   if (run?.agentName) element.append(el('div', 'agent', run.agentName));
-  for (const tool of run?.tools ?? []) element.append(toolView(tool));
+  for (const tool of run?.tools ?? []) {
+    const view = toolView(tool);
+    view.open = opened.has(tool.toolCallId);
+    element.append(view);
+  }
   if (message && message.content) {
     const text = el('div', 'text');
     text.innerHTML = renderMarkdown(message.content);
@@ -77,9 +83,10 @@ function noteOf(run: RunView | undefined, message: ChatMessage | undefined): { k
   return undefined;
 }
 
-function toolView(tool: ToolActivity): HTMLElement {
+function toolView(tool: ToolActivity): HTMLDetailsElement {
   const details = el('details', 'tool');
   details.dataset.status = tool.status;
+  details.dataset.id = tool.toolCallId;
   details.setAttribute('part', 'tool');
   const label = tool.status === 'error' ? ' — failed' : tool.status === 'completed' ? ' — done' : '';
   details.append(el('summary', '', `Tool: ${tool.name}${label}`));
