@@ -83,7 +83,7 @@ async function buildDeclarations() {
   const options = {
     declaration: true, emitDeclarationOnly: true, outDir: path.join(DIST, 'types'), rootDir: root,
     target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    strict: true, skipLibCheck: true, types: [], lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+    strict: true, skipLibCheck: true, types: [], lib: ['lib.es2022.d.ts', 'lib.dom.d.ts', 'lib.dom.iterable.d.ts'],
   };
   const files = new Map();
   const host = ts.createCompilerHost(options);

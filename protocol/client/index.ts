@@ -5,7 +5,7 @@
 export { ConversationClient, socketUrl } from './conversation-client.js';
 export type {
   ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, Refusal, SendOptions, StatusDetail, TokenProvider,
-} from './conversation-client.js';
+} from './types.js';
 export { ConversationError, type ClientErrorCode } from './errors.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { judge, type SocketEnd, type Verdict } from './refusals.js';

@@ -1,0 +1,247 @@
+/**
+ * The socket half of the client: one WebSocket at a time, kept open. It asks the token provider
+ * before every connect, waits for `session.ready`, reads how a socket ended (refusals.ts) and acts
+ * on it: reconnect after a backoff, reconnect at once with a fresh token, or stop. A socket that
+ * goes silent is pinged and, without an answer, replaced. What travels on the socket is the
+ * client's business (conversation-client.ts); the link only hands frames over.
+ */
+import { PROTOCOL } from '../codes.js';
+import type { ErrorPayload, SessionReadyPayload } from '../frames.js';
+import { Backoff } from './backoff.js';
+import { ConversationError } from './errors.js';
+import { judge, type SocketEnd } from './refusals.js';
+import { openSocket, type HttpRefusal, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import type { ConnectionStatus, ConversationClientOptions, Refusal, StatusDetail } from './types.js';
+
+/** A frame as it arrives, before anyone has looked at its type. */
+export interface InboundFrame { type?: string; id?: string; payload?: Record<string, unknown> }
+
+export interface LinkHooks {
+  /** `session.ready`: the socket carries requests from now on. */
+  ready(session: SessionReadyPayload): void;
+  /** Every frame after `session.ready`. */
+  frame(frame: InboundFrame): void;
+  /** The socket is gone (whatever happens next): requests on it got no answer. */
+  lost(): void;
+  status(status: ConnectionStatus, detail: StatusDetail): void;
+  /** The link stopped: a new connection would be refused the same way. */
+  refused(refusal: Refusal): void;
+  error(error: ConversationError): void;
+}
+
+type Handshake = { url: string; protocols: string[] } | { refused: HttpRefusal };
+
+interface Attempt {
+  socket: WebSocketLike;
+  ready: boolean;
+  http?: HttpRefusal;
+  /** An `error` frame before session.ready: the refusal that the close will confirm. */
+  refusal?: ErrorPayload;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export class Link {
+  private readonly backoff: Backoff;
+  private readonly Impl: WebSocketConstructor | undefined;
+  private attempt?: Attempt;
+  private current: ConnectionStatus = 'idle';
+  private retryTimer?: ReturnType<typeof setTimeout>;
+  private heartbeatTimer?: ReturnType<typeof setInterval>;
+  private lastInbound = 0;
+  private pings = 0;
+  /** Refresh verdicts in a row without a session: a second one means the new token fails too. */
+  private refreshes = 0;
+  private readonly onOnline = () => {
+    if (this.current !== 'reconnecting') return;
+    clearTimeout(this.retryTimer);
+    void this.open();
+  };
+
+  constructor(private readonly options: ConversationClientOptions, private readonly hooks: LinkHooks) {
+    this.backoff = new Backoff(options.backoff);
+    this.Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  }
+
+  get status(): ConnectionStatus {
+    return this.current;
+  }
+
+  /** Closed or stopped: nothing reconnects until start(). */
+  get finished(): boolean {
+    return this.current === 'closed' || this.current === 'stopped';
+  }
+
+  start(): void {
+    if (this.current === 'connecting' || this.current === 'open' || this.current === 'reconnecting') return;
+    (globalThis as { addEventListener?: (type: string, fn: () => void) => void }).addEventListener?.('online', this.onOnline);
+    this.backoff.reset();
+    this.refreshes = 0;
+    void this.open();
+  }
+
+  close(): void {
+    this.stopTimers();
+    (globalThis as { removeEventListener?: (type: string, fn: () => void) => void }).removeEventListener?.('online', this.onOnline);
+    const attempt = this.attempt;
+    this.attempt = undefined;
+    attempt?.socket.close(1000, 'client closed');
+    this.setStatus('closed', {});
+  }
+
+  /** Writes a frame on the open socket; false when there is none. */
+  send(text: string): boolean {
+    const socket = this.attempt?.ready ? this.attempt.socket : undefined;
+    if (!socket || socket.readyState !== 1) return false;
+    socket.send(text);
+    return true;
+  }
+
+  private async open(): Promise<void> {
+    this.setStatus(this.backoff.attempts === 0 ? 'connecting' : 'reconnecting', { attempt: this.backoff.attempts });
+    if (!this.Impl) {
+      return this.stop({ code: 'client_closed', message: 'No WebSocket implementation: pass one as options.WebSocket (in Node: the ws package).' });
+    }
+    let handshake: Handshake;
+    try {
+      const token = await this.options.token();
+      if (!token) throw new Error('the token provider returned no token');
+      handshake = await this.handshake(token);
+    } catch (error) {
+      if (this.finished) return;
+      this.hooks.error(new ConversationError('token_unavailable', `Could not get a token: ${(error as Error)?.message ?? error}`, true));
+      return this.retryLater({ code: 'token_unavailable', message: 'Could not get a token.' });
+    }
+    if (this.finished) return;
+    // The ticket endpoint refused the token: the same verdicts as a refused handshake.
+    if ('refused' in handshake) return this.ended(undefined, { kind: 'http', ...handshake.refused });
+    const attempt: Attempt = { socket: undefined as unknown as WebSocketLike, ready: false };
+    attempt.socket = openSocket(this.Impl, handshake.url, handshake.protocols, (http) => (attempt.http = http));
+    this.attempt = attempt;
+    attempt.timer = setTimeout(() => this.drop(attempt, 'the handshake timed out'), this.options.connectTimeoutMs ?? 10_000);
+    attempt.socket.onmessage = (event) => this.attempt === attempt && this.onText(attempt, String(event.data));
+    attempt.socket.onclose = (event) => this.ended(attempt, { kind: 'close', code: event.code, reason: event.reason, error: attempt.refusal });
+    attempt.socket.onerror = () => {};
+  }
+
+  /** The URL and subprotocols of one handshake (with a ticket fetched first, for `transport: 'ticket'`). */
+  private async handshake(token: string): Promise<Handshake> {
+    const url = socketUrl(this.options.url);
+    if (this.options.transport !== 'ticket') return { url, protocols: [PROTOCOL, `bearer.${token}`] };
+    const endpoint = url.replace(/^ws/, 'http').replace(/\/v1\/ws(\?.*)?$/, '/v1/ws-ticket');
+    const res = await fetch(endpoint, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    const body = (await res.json().catch(() => undefined)) as (Partial<ErrorPayload> & { ticket?: string }) | undefined;
+    if (!res.ok || !body?.ticket) return { refused: { status: res.status, body } };
+    return { url: `${url}${url.includes('?') ? '&' : '?'}ticket=${encodeURIComponent(body.ticket)}`, protocols: [PROTOCOL] };
+  }
+
+  private onText(attempt: Attempt, text: string): void {
+    this.lastInbound = Date.now();
+    let frame: InboundFrame;
+    try {
+      frame = JSON.parse(text) as InboundFrame;
+    } catch {
+      return;
+    }
+    if (frame.type === 'session.ready') return this.onReady(attempt, frame.payload as unknown as SessionReadyPayload);
+    if (!attempt.ready) {
+      if (frame.type === 'error' && !frame.id) attempt.refusal = frame.payload as unknown as ErrorPayload;
+      return;
+    }
+    this.hooks.frame(frame);
+  }
+
+  private onReady(attempt: Attempt, session: SessionReadyPayload): void {
+    clearTimeout(attempt.timer);
+    attempt.ready = true;
+    this.refreshes = 0;
+    // The backoff window closes only for a session that holds, so a server that accepts and at
+    // once drops does not get hammered.
+    attempt.timer = setTimeout(() => this.backoff.reset(), 5_000);
+    this.setStatus('open', { attempt: this.backoff.attempts });
+    this.startHeartbeat(attempt);
+    this.hooks.ready(session);
+  }
+
+  /** After `heartbeatMs` of silence a ping; nothing at all back within the timeout drops the socket. */
+  private startHeartbeat(attempt: Attempt): void {
+    clearInterval(this.heartbeatTimer);
+    const every = this.options.heartbeatMs ?? 25_000;
+    if (every <= 0) return;
+    const timeout = Math.min(10_000, Math.max(1_000, every));
+    this.heartbeatTimer = setInterval(() => {
+      if (this.attempt !== attempt || Date.now() - this.lastInbound < every) return;
+      const sentAt = Date.now();
+      this.send(JSON.stringify({ type: 'ping', id: `heartbeat-${++this.pings}`, payload: {} }));
+      setTimeout(() => {
+        if (this.attempt === attempt && this.lastInbound < sentAt) this.drop(attempt, 'no answer to ping');
+      }, timeout);
+    }, every);
+  }
+
+  /** Gives up on a socket that stopped answering; its late events are ignored. */
+  private drop(attempt: Attempt, message: string): void {
+    if (this.attempt !== attempt) return;
+    attempt.socket.onclose = null;
+    attempt.socket.onmessage = null;
+    try {
+      attempt.socket.close(4000, message);
+    } catch {
+      // already closing
+    }
+    this.ended(attempt, { kind: 'close', code: 1006, reason: message });
+  }
+
+  private ended(attempt: Attempt | undefined, end: SocketEnd): void {
+    if (attempt) {
+      if (this.attempt !== attempt) return;
+      clearTimeout(attempt.timer);
+      this.attempt = undefined;
+    }
+    clearInterval(this.heartbeatTimer);
+    this.hooks.lost();
+    if (this.finished) return;
+    const verdict = judge(attempt?.http ? { kind: 'http', ...attempt.http } : end);
+    const closeCode = end.kind === 'close' ? end.code : undefined;
+    const httpStatus = attempt?.http?.status ?? (end.kind === 'http' ? end.status : undefined);
+    if (verdict.action === 'stop' || (verdict.action === 'refresh' && this.refreshes >= 1)) {
+      return this.stop({ code: verdict.code ?? 'unauthenticated', message: verdict.message ?? 'Refused.', closeCode, httpStatus });
+    }
+    if (verdict.action === 'refresh') {
+      this.refreshes += 1;
+      this.setStatus('reconnecting', { attempt: this.backoff.attempts, delayMs: 0, code: verdict.code, message: verdict.message, closeCode });
+      void this.open();
+      return;
+    }
+    this.retryLater({ code: verdict.code, message: verdict.message, closeCode }, verdict.atLeastMs);
+  }
+
+  private retryLater(detail: Omit<StatusDetail, 'attempt'>, atLeastMs = 0): void {
+    const delayMs = this.backoff.next(atLeastMs);
+    this.setStatus('reconnecting', { ...detail, attempt: this.backoff.attempts, delayMs });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.open(), delayMs);
+  }
+
+  private stop(refusal: Refusal): void {
+    this.stopTimers();
+    this.setStatus('stopped', { attempt: this.backoff.attempts, code: refusal.code, message: refusal.message, closeCode: refusal.closeCode });
+    this.hooks.refused(refusal);
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.retryTimer);
+    clearInterval(this.heartbeatTimer);
+    if (this.attempt) clearTimeout(this.attempt.timer);
+  }
+
+  private setStatus(status: ConnectionStatus, detail: Partial<StatusDetail>): void {
+    this.current = status;
+    this.hooks.status(status, { attempt: 0, ...detail });
+  }
+}
+
+/** `ws(s)://host/v1/ws` from a socket URL or an http(s) base URL. */
+export function socketUrl(url: string): string {
+  const withScheme = url.replace(/^http(s?):/, 'ws$1:');
+  return /\/v1\/ws(\?|$)/.test(withScheme) ? withScheme : `${withScheme.replace(/\/+$/, '')}/v1/ws`;
+}

@@ -1,0 +1,90 @@
+/** The client's options, statuses and events: its public vocabulary. */
+import type { BusyPolicy, SessionReadyPayload, ThreadEvent } from '../frames.js';
+import type { BackoffOptions } from './backoff.js';
+import type { ConversationError } from './errors.js';
+import type { WebSocketConstructor } from './socket.js';
+import type { ThreadState } from './thread-state.js';
+
+/** Returns a JWT for the current user; called before every connect and whenever the token nears expiry. */
+export type TokenProvider = () => string | Promise<string>;
+
+export interface ConversationClientOptions {
+  /** The socket URL, e.g. `wss://chat.example.com/v1/ws` (an http(s) base URL is accepted too). */
+  url: string;
+  token: TokenProvider;
+  /** The WebSocket implementation. @defaultValue globalThis.WebSocket (in Node 20: pass `ws`) */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * How the token travels: as the `bearer.<jwt>` subprotocol, or as a one-use `?ticket=` from
+   * `POST /v1/ws-ticket` (keeps the JWT out of the handshake). @defaultValue 'subprotocol'
+   */
+  transport?: 'subprotocol' | 'ticket';
+  /** How long a request may wait for its answer once sent. @defaultValue 15000 */
+  requestTimeoutMs?: number;
+  /** How long the handshake may take, up to `session.ready`. @defaultValue 10000 */
+  connectTimeoutMs?: number;
+  /** Silence after which the client pings; no answer within min(10 s, max(1 s, heartbeatMs)) drops the socket. 0: off. @defaultValue 25000 */
+  heartbeatMs?: number;
+  backoff?: BackoffOptions;
+  /** Connect in the constructor. @defaultValue true */
+  autoConnect?: boolean;
+}
+
+export type ConnectionStatus =
+  /** Not started (autoConnect: false). */
+  | 'idle'
+  | 'connecting'
+  /** `session.ready` arrived: requests flow. */
+  | 'open'
+  /** Dropped; waiting `delayMs` before the next attempt. */
+  | 'reconnecting'
+  /** Refused in a way a new connection cannot fix (see the `refused` event). `connect()` starts again. */
+  | 'stopped'
+  /** `close()` was called. */
+  | 'closed';
+
+export interface StatusDetail {
+  /** Reconnect attempts since the last session that held. */
+  attempt: number;
+  /** `reconnecting`: how long until the next attempt. */
+  delayMs?: number;
+  /** Why the last socket ended, where known (an error code). */
+  code?: string;
+  message?: string;
+  closeCode?: number;
+}
+
+/** Why the client stopped reconnecting. */
+export interface Refusal { code: string; message: string; closeCode?: number; httpStatus?: number }
+
+export interface OutboxEntry {
+  clientMessageId: string;
+  threadId?: string;
+  content: string;
+  /** `queued`: waiting for a connection; `sent`: on the wire, waiting for its ack. */
+  state: 'queued' | 'sent';
+}
+
+export interface ClientEvents extends Record<string, unknown[]> {
+  status: [ConnectionStatus, StatusDetail];
+  ready: [SessionReadyPayload];
+  /** A thread event applied to its thread (duplicates are dropped before this). */
+  event: [ThreadEvent];
+  /** A thread's state changed. */
+  thread: [ThreadState];
+  /** A followed thread was deleted (here or elsewhere); its state is gone. */
+  threadDeleted: [string];
+  refused: [Refusal];
+  tokenRefreshed: [string];
+  outbox: [OutboxEntry[]];
+  /** A problem not tied to a request: the token provider failed, a refresh was refused. */
+  error: [ConversationError];
+}
+
+export interface SendOptions {
+  threadId?: string;
+  agentId?: string;
+  onBusy?: BusyPolicy;
+  /** The idempotency key; generated when absent. Reuse it to retry a send safely. */
+  clientMessageId?: string;
+}
