@@ -8,7 +8,8 @@
 import { ConversationClient, ConversationError, type ConnectionStatus, type StatusDetail } from '../protocol/client/index.js';
 import type { ThreadEvent } from '../protocol/frames.js';
 import type { ThreadView } from '../protocol/results.js';
-import { el, itemsOf, renderItem, signature } from './chat-view.js';
+import { el } from './chat-view.js';
+import { LogView } from './log-view.js';
 import { explain, statusText } from './messages.js';
 import { styles } from './styles.js';
 import { endpointTokenSource, type TokenCallback } from './token-source.js';
@@ -41,7 +42,7 @@ export class ConvoChat extends Base {
   private chat?: ConversationClient;
   private current?: string;
   private threadList: ThreadView[] = [];
-  private readonly rendered = new Map<string, { element: HTMLElement; signature: string }>();
+  private readonly log: LogView;
   private frame = 0;
   private loadingOlder = false;
   private readonly opening = new Set<string>();
@@ -77,9 +78,7 @@ export class ConvoChat extends Base {
     });
     this.ui.stop.addEventListener('click', () => this.stopRun());
     this.ui.newButton.addEventListener('click', () => this.select(undefined, true));
-    this.ui.log.addEventListener('scroll', () => {
-      if (this.ui.log.scrollTop < 80) void this.loadOlder();
-    });
+    this.log = new LogView(this.ui.log, () => void this.loadOlder());
   }
 
   // ---- configuration: attributes and properties ------------------------------------------------
@@ -141,9 +140,8 @@ export class ConvoChat extends Base {
   private restart(): void {
     this.chat?.close();
     this.chat = undefined;
-    this.rendered.clear();
     this.opening.clear();
-    this.ui.log.replaceChildren();
+    this.log.clear();
     const endpoint = this.tokenEndpoint;
     const token = this.tokenCallback ?? (endpoint ? endpointTokenSource(endpoint, this.getAttribute('token-method')?.toUpperCase() === 'GET' ? 'GET' : 'POST') : undefined);
     if (!token) {
@@ -212,8 +210,7 @@ export class ConvoChat extends Base {
   private select(threadId: string | undefined, announce: boolean): void {
     if (threadId === this.current) return;
     this.current = threadId;
-    this.rendered.clear();
-    this.ui.log.replaceChildren();
+    this.log.clear();
     this.showError(undefined);
     if (threadId) void this.open(threadId);
     if (announce) this.fire('convo-thread-change', { threadId: threadId ?? null });
@@ -254,13 +251,11 @@ export class ConvoChat extends Base {
     const state = this.current ? this.chat?.thread(this.current) : undefined;
     if (!state || !state.hasOlder || this.loadingOlder) return;
     this.loadingOlder = true;
-    const log = this.ui.log;
-    const fromBottom = log.scrollHeight - log.scrollTop;
     try {
-      await this.chat!.history(state.threadId, { limit: this.pageSize });
-      this.paint();
-      // Keep what the reader was looking at in place while older items appear above it.
-      log.scrollTop = log.scrollHeight - fromBottom;
+      await this.log.keepingPosition(async () => {
+        await this.chat!.history(state.threadId, { limit: this.pageSize });
+        this.paint();
+      });
     } catch (error) {
       this.fail(error);
     } finally {
@@ -286,53 +281,8 @@ export class ConvoChat extends Base {
     const info = this.threadList.find((t) => t.id === this.current);
     this.ui.title.textContent = this.getAttribute('heading') ?? (this.current ? info?.title ?? 'Conversation' : 'New conversation');
     this.paintThreads();
-    const log = this.ui.log;
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
-    const items = itemsOf(state, chat?.outbox ?? [], this.current);
-    const keep = new Set(items.map((i) => i.key));
-    for (const [key, entry] of this.rendered) {
-      if (!keep.has(key)) {
-        entry.element.remove();
-        this.rendered.delete(key);
-      }
-    }
-    log.querySelector(':scope > .empty')?.remove();
-    // Older history: loaded by scrolling up, or by this button (keyboard users do not scroll).
-    let previous: Element | null = null;
-    if (state?.hasOlder) {
-      previous = log.querySelector(':scope > .older') ?? this.olderButton();
-      if (log.firstElementChild !== previous) log.prepend(previous);
-    } else {
-      log.querySelector(':scope > .older')?.remove();
-    }
-    for (const item of items) {
-      let entry = this.rendered.get(item.key);
-      const sig = signature(item);
-      if (!entry) {
-        entry = { element: el(item.kind === 'user' ? 'div' : 'article'), signature: '' };
-        this.rendered.set(item.key, entry);
-      }
-      if (entry.signature !== sig) {
-        renderItem(entry.element, item);
-        entry.signature = sig;
-      }
-      const expected: Element | null = previous ? previous.nextElementSibling : log.firstElementChild;
-      if (expected !== entry.element) log.insertBefore(entry.element, expected);
-      previous = entry.element;
-    }
-    if (items.length === 0) log.append(el('p', 'empty', this.current ? 'Loading the conversation…' : 'Start a new conversation: type a message below.'));
-    if (atBottom) log.scrollTop = log.scrollHeight;
-    const active = state?.activeRunId;
-    this.ui.stop.hidden = !active;
-    // A first page too short to scroll: fetch the next one at once.
-    if (state?.hasOlder && log.scrollHeight <= log.clientHeight + 80) void this.loadOlder();
-  }
-
-  private olderButton(): HTMLElement {
-    const button = el('button', 'older secondary', 'Show earlier messages');
-    button.type = 'button';
-    button.addEventListener('click', () => void this.loadOlder());
-    return button;
+    this.log.paint(state, chat?.outbox ?? [], this.current);
+    this.ui.stop.hidden = !state?.activeRunId;
   }
 
   private paintThreads(): void {

@@ -1,0 +1,78 @@
+/**
+ * The message log of one thread: keyed items (chat-view.ts) kept in place, so a streaming turn
+ * rebuilds only itself; the reader's scroll position respected (follows the bottom only when the
+ * reader is there); and the way to older history, by scrolling up or by a button.
+ */
+import type { OutboxEntry, ThreadState } from '../protocol/client/index.js';
+import { el, itemsOf, renderItem, signature } from './chat-view.js';
+
+export class LogView {
+  private readonly rendered = new Map<string, { element: HTMLElement; signature: string }>();
+
+  /** `wantOlder` is called when the reader asks for older history (or the page is too short to scroll). */
+  constructor(readonly element: HTMLElement, private readonly wantOlder: () => void) {
+    element.addEventListener('scroll', () => {
+      if (element.scrollTop < 80) wantOlder();
+    });
+  }
+
+  clear(): void {
+    this.rendered.clear();
+    this.element.replaceChildren();
+  }
+
+  paint(state: ThreadState | undefined, outbox: OutboxEntry[], threadId: string | undefined): void {
+    const log = this.element;
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    const items = itemsOf(state, outbox, threadId);
+    const keep = new Set(items.map((i) => i.key));
+    for (const [key, entry] of this.rendered) {
+      if (!keep.has(key)) {
+        entry.element.remove();
+        this.rendered.delete(key);
+      }
+    }
+    log.querySelector(':scope > .empty')?.remove();
+    // Older history: loaded by scrolling up, or by this button (keyboard users do not scroll).
+    let previous: Element | null = null;
+    if (state?.hasOlder) {
+      previous = log.querySelector(':scope > .older') ?? this.olderButton();
+      if (log.firstElementChild !== previous) log.prepend(previous);
+    } else {
+      log.querySelector(':scope > .older')?.remove();
+    }
+    for (const item of items) {
+      let entry = this.rendered.get(item.key);
+      if (!entry) {
+        entry = { element: el(item.kind === 'user' ? 'div' : 'article'), signature: '' };
+        this.rendered.set(item.key, entry);
+      }
+      const sig = signature(item);
+      if (entry.signature !== sig) {
+        renderItem(entry.element, item);
+        entry.signature = sig;
+      }
+      const expected: Element | null = previous ? previous.nextElementSibling : log.firstElementChild;
+      if (expected !== entry.element) log.insertBefore(entry.element, expected);
+      previous = entry.element;
+    }
+    if (items.length === 0) log.append(el('p', 'empty', threadId ? 'Loading the conversation…' : 'Start a new conversation: type a message below.'));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    // A page too short to scroll: the next one at once.
+    if (state?.hasOlder && log.scrollHeight <= log.clientHeight + 80) this.wantOlder();
+  }
+
+  /** Runs `load` (which adds older items above) without moving what the reader is looking at. */
+  async keepingPosition(load: () => Promise<void>): Promise<void> {
+    const fromBottom = this.element.scrollHeight - this.element.scrollTop;
+    await load();
+    this.element.scrollTop = this.element.scrollHeight - fromBottom;
+  }
+
+  private olderButton(): HTMLElement {
+    const button = el('button', 'older secondary', 'Show earlier messages');
+    button.type = 'button';
+    button.addEventListener('click', () => this.wantOlder());
+    return button;
+  }
+}
