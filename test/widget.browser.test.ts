@@ -261,6 +261,38 @@ test('configured by properties as a React app would: a token callback, page styl
   }
 });
 
+test('a refused token in the browser: read from the close code, shown as signed out, and not retried', async (ctx) => {
+  const page = await ctx.browser.context.newPage();
+  try {
+    await page.goto(`${ctx.base}/`);
+    await page.evaluate(() => {
+      const state: { calls: number; events: unknown[] } = { calls: 0, events: [] };
+      (window as unknown as { refused: typeof state }).refused = state;
+      const element = document.createElement('convo-chat') as HTMLElement & { token?: () => Promise<string> };
+      element.id = 'refused';
+      // Well-formed, but signed with a key this server does not have.
+      element.token = async () => {
+        state.calls += 1;
+        return 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5IiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2lnbmF0dXJlLW9mLW5vYm9keS1hdC1hbGwtYXQtYWxs';
+      };
+      element.addEventListener('convo-error', (e) => state.events.push((e as CustomEvent).detail));
+      document.body.append(element);
+    });
+    const widget = page.locator('#refused');
+    await widget.getByRole('status').filter({ hasText: 'Disconnected' }).waitFor({ timeout: 10_000 });
+    await widget.getByRole('alert').filter({ hasText: 'signed out' }).waitFor({ timeout: 5_000 });
+    const first = await page.evaluate(() => (window as unknown as { refused: { calls: number; events: Array<{ code: string }> } }).refused);
+    assert.equal(first.calls, 1);
+    assert.equal(first.events.map((e) => e.code), ['unauthenticated'], 'the code came through the close, not a bare 1006');
+    // A reconnect loop would ask for a token again within its first backoff window (≤ 500 ms).
+    await page.waitForTimeout(1_500);
+    assert.equal(await page.evaluate(() => (window as unknown as { refused: { calls: number } }).refused.calls), 1, 'no reconnect loop');
+    await page.locator('#refused').screenshot({ path: path.join(ARTIFACTS, '7-refused.png') });
+  } finally {
+    await page.close();
+  }
+});
+
 test('GET /dev/token answers only in embedded development mode', async (ctx) => {
   const dev = await fetch(`${ctx.base}/dev/token`);
   assert.equal(dev.status, 200);
