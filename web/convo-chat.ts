@@ -209,6 +209,10 @@ export class ConvoChat extends Base {
 
   private select(threadId: string | undefined, announce: boolean): void {
     if (threadId === this.current) return;
+    // A connection may follow only so many threads (MAX_SUBSCRIPTIONS_PER_CONNECTION): the one left
+    // behind is let go unless a run is still streaming on it (its state is kept for a return).
+    const left = this.current ? this.chat?.thread(this.current) : undefined;
+    if (left?.following && !left.activeRunId) this.chat!.unfollow(left.threadId).catch(() => {});
     this.current = threadId;
     this.log.clear();
     this.showError(undefined);

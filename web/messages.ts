@@ -13,6 +13,7 @@ export function explain(code: string, message: string, retryAfterMs?: number): s
     case 'token_unavailable': return `Could not sign in to the chat. ${message}`;
     case 'forbidden': return 'You do not have access to this conversation.';
     case 'not_found': return 'This conversation no longer exists.';
+    case 'limit_exceeded': return 'Too many conversations are open at once. Reload the page.';
     case 'unavailable':
     case 'internal_error': return `The chat service is having trouble.${inSeconds}`;
     case 'request_timeout': return 'The server did not answer in time. Check your connection and try again.';
