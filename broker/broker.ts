@@ -30,6 +30,9 @@ export interface Broker {
 export class HandlerTable {
   private readonly handlers = new Map<string, Set<(message: string) => void>>();
 
+  /** `onError` hears of a handler that threw (the other handlers still run). */
+  constructor(private readonly onError: (error: unknown, channel: string) => void = () => {}) {}
+
   /** Adds a handler; true when it is the channel's first. */
   add(channel: string, handler: (message: string) => void): boolean {
     let set = this.handlers.get(channel);
@@ -48,10 +51,21 @@ export class HandlerTable {
     return true;
   }
 
+  /**
+   * Calls every handler of `channel`. A handler that throws is reported to the table's `onError`
+   * and the others still run: one subscriber's bug must not stop delivery to the rest (nor, raised in a
+   * connection's event callback, end the process).
+   */
   deliver(channel: string, message: string): void {
     const set = this.handlers.get(channel);
     if (!set) return;
-    for (const handler of set) handler(message);
+    for (const handler of set) {
+      try {
+        handler(message);
+      } catch (error) {
+        this.onError(error, channel);
+      }
+    }
   }
 
   get channelCount(): number {

@@ -4,14 +4,15 @@ import { MemoryBroker } from './memory-broker.js';
 import { RedisBroker } from './redis-broker.js';
 
 export type { Broker } from './broker.js';
-export type BrokerOptions = { kind: 'memory' } | { kind: 'redis'; url: string; prefix: string };
+/** `log` hears of a subscriber's handler that threw (the message still reaches the others). */
+export type BrokerOptions = ({ kind: 'memory' } | { kind: 'redis'; url: string; prefix: string }) & { log?: Logger };
 
 export function createBroker(options: BrokerOptions): Broker {
   switch (options.kind) {
     case 'memory':
-      return new MemoryBroker();
+      return new MemoryBroker(options.log);
     case 'redis':
-      return new RedisBroker(options.url, options.prefix);
+      return new RedisBroker(options.url, options.prefix, options.log);
     default:
       throw new Error(`unknown broker kind ${(options as { kind: string }).kind}`);
   }

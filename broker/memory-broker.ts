@@ -1,8 +1,13 @@
+import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
 
 /** In-process pub/sub for a single node (embedded mode and tests of the gateway alone). */
 export class MemoryBroker implements Broker {
-  private readonly table = new HandlerTable();
+  private readonly table: HandlerTable;
+
+  constructor(log?: Logger) {
+    this.table = new HandlerTable((error, channel) => log?.error({ err: error, channel }, 'a broker message handler threw'));
+  }
 
   async publish(channel: string, message: string): Promise<void> {
     this.table.deliver(channel, message);

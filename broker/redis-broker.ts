@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
 
 /**
@@ -8,7 +9,7 @@ import { HandlerTable, type Broker } from './broker.js';
 export class RedisBroker implements Broker {
   private readonly pub: Redis;
   private readonly sub: Redis;
-  private readonly table = new HandlerTable();
+  private readonly table: HandlerTable;
   /** Channels whose SUBSCRIBE has been sent but not yet confirmed. */
   private readonly subscribing = new Map<string, Promise<void>>();
   private readonly reconnectListeners: Array<() => void> = [];
@@ -24,7 +25,8 @@ export class RedisBroker implements Broker {
   private readonly unpublished = new Map<string, string>();
   private closing?: Promise<void>;
 
-  constructor(url: string, private readonly prefix: string) {
+  constructor(url: string, private readonly prefix: string, log?: Logger) {
+    this.table = new HandlerTable((error, channel) => log?.error({ err: error, channel }, 'a broker message handler threw'));
     // Publishing fails fast while Redis is unreachable instead of queueing behind reconnect
     // attempts: every event is in the log already, and gateways re-sync from it on reconnect.
     // Reconnect attempts at most a second apart (ioredis waits up to 2 s), so service resumes

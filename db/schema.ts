@@ -9,6 +9,8 @@ export interface AgentsTable {
   /** null: visible to every workspace (the seeded default agent). */
   workspace_id: string | null;
   name: string;
+  /** For the people who pick an agent; everyone in the workspace sees it. */
+  description: ColumnType<string, string | undefined, string>;
   model: string | null;
   system_prompt: string;
   temperature: number | null;

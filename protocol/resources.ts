@@ -38,6 +38,7 @@ export const requestSchemas = {
   'agent.create': request(
     {
       name: { type: 'string', minLength: 1, maxLength: 100 },
+      description: { type: 'string', maxLength: 500 },
       model: { type: 'string', minLength: 1, maxLength: 200 },
       system_prompt: { type: 'string', maxLength: 20_000 },
       temperature: { type: 'number', minimum: 0, maximum: 2 },
@@ -49,6 +50,7 @@ export const requestSchemas = {
   ),
   'agent.update': request({
     name: { type: 'string', minLength: 1, maxLength: 100 },
+    description: { type: 'string', maxLength: 500 },
     model: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'null' }] },
     system_prompt: { type: 'string', maxLength: 20_000 },
     temperature: { anyOf: [{ type: 'number', minimum: 0, maximum: 2 }, { type: 'null' }] },
@@ -87,6 +89,7 @@ export const agentSchema = resource(
     id: idSchema,
     workspace_id: { anyOf: [{ type: 'string' }, { type: 'null' }] },
     name: { type: 'string' },
+    description: { type: 'string' },
     model: { anyOf: [{ type: 'string' }, { type: 'null' }] },
     system_prompt: { type: 'string' },
     temperature: { anyOf: [{ type: 'number' }, { type: 'null' }] },
@@ -97,7 +100,7 @@ export const agentSchema = resource(
     updated_at: isoTime,
   },
   // system_prompt is shown to workspace admins only.
-  ['id', 'workspace_id', 'name', 'model', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
+  ['id', 'workspace_id', 'name', 'description', 'model', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
 );
 
 const storedEvent = resource({ type: { type: 'string' }, payload: { type: 'object' } }, ['type', 'payload']);

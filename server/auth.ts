@@ -38,6 +38,9 @@ export const KEY_SET_RETRY_MS = 5_000;
  */
 const LATEST_TIME_CLAIM = 253_402_300_799;
 
+/** Shared by every principal without a role (most of them), rather than an array each. */
+const NO_ROLES: string[] = Object.freeze([]) as unknown as string[];
+
 export interface VerifierOptions {
   jwtSecret?: string;
   jwksUrl?: string;
@@ -116,7 +119,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     // No workspace claim: the user gets a personal workspace named after them.
     const workspaceId = typeof claim === 'string' && claim !== '' ? claim : `personal:${payload.sub}`;
     const role = payload[options.roleClaim ?? 'role'];
-    const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : [];
+    const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : NO_ROLES;
     return { userId: payload.sub, workspaceId, expiresAt: new Date(payload.exp! * 1000), roles };
   };
 

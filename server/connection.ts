@@ -10,6 +10,7 @@ import type { ErrorCode } from '../protocol/codes.js';
 import type { Principal } from './auth.js';
 import { errorBody } from './errors.js';
 import { guard } from './guard.js';
+import { tokenClock, type ClockEntry } from './token-clock.js';
 import type { Refusal } from './upgrade.js';
 
 /**
@@ -24,10 +25,21 @@ export interface SocketData {
 export class Connection {
   ws?: WebSocket<SocketData>;
   closed = false;
-  /** Thread ids this socket follows; the fan-out holds the per-thread state. */
-  readonly threads = new Set<string>();
   expiresAt: Date;
+  // What most sockets never need is made on first use: an idle socket should cost the gateway
+  // little beyond uWS's own share (see the idle-sockets benchmark).
   private childLog?: Logger;
+  private followed?: Set<string>;
+
+  /** Thread ids this socket follows; the fan-out holds the per-thread state. */
+  get threads(): Set<string> {
+    return (this.followed ??= new Set());
+  }
+
+  /** How many threads this socket follows (without making the set). */
+  get threadCount(): number {
+    return this.followed?.size ?? 0;
+  }
 
   constructor(
     readonly id: string,
@@ -168,11 +180,11 @@ export class Connection {
     return true;
   }
 
-  private drainWaiters = new Set<() => void>();
+  private drainWaiters?: Set<() => void>;
 
   /** uWS's drain handler: some of the buffer was written. */
   onDrain(): void {
-    if (this.hasRoom()) for (const wake of [...this.drainWaiters]) wake();
+    if (this.drainWaiters && this.hasRoom()) for (const wake of [...this.drainWaiters]) wake();
   }
 
   /**
@@ -185,7 +197,7 @@ export class Connection {
       let last = this.ws!.getBufferedAmount();
       const wake = () => {
         clearInterval(timer);
-        this.drainWaiters.delete(wake);
+        this.drainWaiters?.delete(wake);
         resolve();
       };
       const timer = setInterval(this.guarded(() => {
@@ -197,7 +209,7 @@ export class Connection {
         }
         last = now;
       }), stallMs);
-      this.drainWaiters.add(wake);
+      (this.drainWaiters ??= new Set()).add(wake);
     });
   }
 
@@ -213,29 +225,24 @@ export class Connection {
     this.ws.end(code, reason);
   }
 
-  private warnTimer?: NodeJS.Timeout;
-  private expireTimer?: NodeJS.Timeout;
+  /** This socket's place on the process's token clock (the next warning or the close at exp). */
+  private clockEntry?: ClockEntry;
 
   /**
-   * Arms the token-lifetime timers: `auth.expiring` ahead of `exp` (a minute, or a fifth of the
-   * remaining time when shorter), then close with 4001 at `exp` unless `auth.refresh` moved it.
+   * Arms the token lifetime: `auth.expiring` ahead of `exp` (a minute, or a fifth of the remaining
+   * time when shorter), then close with 4001 at `exp` unless `auth.refresh` moved it.
    */
   extendUntil(expiresAt: Date): void {
     this.expiresAt = expiresAt;
     this.clearTimers();
     if (this.closed) return;
-    const remaining = expiresAt.getTime() - Date.now();
-    const lead = Math.min(60_000, Math.floor(remaining / 5));
-    // setTimeout overflows past 2^31-1 ms (~24.8 days); such a token is re-armed when it gets closer.
-    const cap = 2_000_000_000;
-    if (remaining > cap) {
-      this.expireTimer = setTimeout(this.guarded(() => this.extendUntil(expiresAt)), cap);
-      return;
-    }
-    this.warnTimer = setTimeout(this.guarded(() => {
+    const exp = expiresAt.getTime();
+    const now = Date.now();
+    const lead = Math.min(60_000, Math.floor((exp - now) / 5));
+    this.clockEntry = tokenClock.schedule(Math.max(now, exp - lead), this.guarded(() => {
       this.sendFrame('auth.expiring', { expires_at: expiresAt.toISOString() });
-    }), Math.max(0, remaining - lead));
-    this.expireTimer = setTimeout(this.guarded(() => this.close(CloseCodes.unauthenticated, 'token_expired')), Math.max(0, remaining));
+      this.clockEntry = tokenClock.schedule(exp, this.guarded(() => this.close(CloseCodes.unauthenticated, 'token_expired')));
+    }));
   }
 
   /** `fn` behind the gateway's guard: an exception closes this socket (1011), nothing else. */
@@ -244,8 +251,8 @@ export class Connection {
   }
 
   clearTimers(): void {
-    clearTimeout(this.warnTimer);
-    clearTimeout(this.expireTimer);
+    tokenClock.cancel(this.clockEntry);
+    this.clockEntry = undefined;
   }
 
   /** The socket's close handler ran: it can no longer be touched. */

@@ -138,7 +138,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     });
   }));
   // CORS preflight for browsers calling the REST mirror with a bearer token (no cookies involved).
-  app.options('/*', (res) => {
+  app.options('/*', guard(log, 'CORS preflight', (res: HttpResponse) => {
     res.cork(() => {
       res
         .writeStatus('204 No Content')
@@ -148,7 +148,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
         .writeHeader('access-control-max-age', '600')
         .end();
     });
-  });
+  }));
 
   // Health: GET and HEAD (load balancers often probe with HEAD; same status, no body).
   const health = (res: HttpResponse) => sendJson(res, 200, { status: 'ok' });

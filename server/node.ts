@@ -109,8 +109,8 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     }
 
     const broker = embeddedBus
-      ? createBroker({ kind: 'memory' })
-      : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });
+      ? createBroker({ kind: 'memory', log })
+      : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix, log });
     cleanups.push(() => broker.close());
     const queue = embeddedBus
       ? createTurnQueue({ kind: 'inline', graceMs: config.worker.shutdownGraceMs })

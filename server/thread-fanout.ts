@@ -148,7 +148,7 @@ export class ThreadFanout {
    */
   async unfollow(connection: Connection, threadId: string): Promise<void> {
     const state = this.threads.get(threadId);
-    connection.threads.delete(threadId);
+    if (connection.threadCount > 0) connection.threads.delete(threadId);
     if (!state || !state.followers.delete(connection)) return;
     if (!connection.closed) connection.ws?.unsubscribe(state.topic);
     if (state.followers.size === 0) {
@@ -160,6 +160,7 @@ export class ThreadFanout {
 
   /** Called from the socket's close handler: the socket can no longer be touched. */
   async dropConnection(connection: Connection): Promise<void> {
+    if (connection.threadCount === 0) return;
     await Promise.all([...connection.threads].map((threadId) => this.unfollow(connection, threadId)));
   }
 

@@ -70,6 +70,7 @@ test('a member gets 403 for create, update and delete; an admin creates and upda
   const rows = await agentRows(ctx);
   const input = {
     name: 'Researcher',
+    description: 'Finds and cites sources.',
     model: 'sim-research',
     system_prompt: PROMPT,
     temperature: 0.3,
@@ -90,12 +91,14 @@ test('a member gets 403 for create, update and delete; an admin creates and upda
   const minimal = await ctx.admin.post('/v1/agents', { name: 'Minimal' });
   assert.equal(minimal.status, 201);
   assert.equal(
-    [minimal.body.model, minimal.body.system_prompt, minimal.body.temperature, minimal.body.tools, minimal.body.max_tool_iterations, minimal.body.busy_policy],
-    [null, '', null, [], 8, 'enqueue'],
+    [minimal.body.description, minimal.body.model, minimal.body.system_prompt, minimal.body.temperature, minimal.body.tools, minimal.body.max_tool_iterations, minimal.body.busy_policy],
+    ['', null, '', null, [], 8, 'enqueue'],
     'defaults',
   );
-  // Members see what they need to pick and use an agent; its system prompt only admins see.
+  // Members see what they need to pick and use an agent (name, description, tools, busy policy);
+  // its system prompt only admins see.
   const { system_prompt: _prompt, ...memberView } = agent;
+  assert.is(memberView.description, input.description);
   assert.equal((await ctx.member.get(`/v1/agents/${agent.id}`)).body, memberView, 'a member reads it, without the system prompt');
   assert.equal((await ctx.admin.get(`/v1/agents/${agent.id}`)).body, agent, 'an admin reads it whole');
   const listed = (await ctx.member.get('/v1/agents')).body.agents;

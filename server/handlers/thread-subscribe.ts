@@ -30,7 +30,7 @@ export const threadSubscribe: FrameHandler<'thread.subscribe'> = async (connecti
 /** MAX_SUBSCRIPTIONS_PER_CONNECTION: following one more thread is refused (`limit_exceeded`). */
 export function checkSubscriptionRoom(connection: Connection, threadId: string, services: GatewayServices): void {
   const limit = services.limits.maxSubscriptions;
-  if (connection.threads.has(threadId) || connection.threads.size < limit) return;
+  if (connection.threadCount < limit || connection.threads.has(threadId)) return;
   throw new RequestError('limit_exceeded', `This connection follows ${limit} threads, the most it may; unsubscribe from one first (MAX_SUBSCRIPTIONS_PER_CONNECTION).`);
 }
 

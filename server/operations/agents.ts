@@ -13,6 +13,7 @@ type AgentRow = Selectable<AgentsTable>;
 
 export interface AgentInput {
   name?: string;
+  description?: string;
   model?: string | null;
   system_prompt?: string;
   temperature?: number | null;
@@ -31,6 +32,7 @@ export function agentView(agent: AgentRow, principal: Principal, adminRole: stri
     id: agent.id,
     workspace_id: agent.workspace_id,
     name: agent.name,
+    description: agent.description,
     model: agent.model,
     ...(admin ? { system_prompt: agent.system_prompt } : {}),
     temperature: agent.temperature,
@@ -86,6 +88,7 @@ export async function createAgent(services: GatewayServices, principal: Principa
       id: newId('ag'),
       workspace_id: principal.workspaceId,
       name: input.name,
+      description: input.description ?? '',
       model: input.model ?? null,
       system_prompt: input.system_prompt ?? '',
       temperature: input.temperature ?? null,
