@@ -311,6 +311,30 @@ test('events already applied are dropped by seq: a second replay of the whole th
   assert.equal(state.messages.find((m) => m.role === 'assistant')!.content, (await stored(ctx, ack.thread_id)).messages.find((m) => m.role === 'assistant')!.content);
 });
 
+test("transport 'ticket': the JWT goes to POST /v1/ws-ticket, the socket carries only a one-use ticket; a refused token stops there", async (ctx) => {
+  const wire: string[] = [];
+  class Recording extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols);
+      wire.push(`${url} ${JSON.stringify(protocols)}`);
+    }
+  }
+  const olga = client(ctx, 'olga-ticket', { transport: 'ticket', WebSocket: Recording as unknown as WebSocketConstructor });
+  await opened(olga);
+  assert.equal(wire.length, 1);
+  assert.match(wire[0]!, /\/v1\/ws\?ticket=[^ ]+ \["chat\.v1"\]$/, 'a ticket in the URL, only chat.v1 offered');
+  assert.not.match(wire[0]!, /eyJ/, 'no JWT in the handshake');
+  const ack = await olga.sdk.send('By ticket [[words:3]]');
+  await completedRun(olga.sdk, ack.thread_id, ack.run_id);
+
+  const forged = await signToken('y'.repeat(48), { sub: 'olga-ticket', workspace: 'acme', ttlSeconds: 600 });
+  const refused = client(ctx, 'olga-ticket', { transport: 'ticket', token: () => forged });
+  await waitFor(() => refused.sdk.status === 'stopped', 5_000, 'the client to stop');
+  assert.equal(refused.refusals[0]!.code, 'unauthenticated');
+  assert.equal(refused.refusals[0]!.httpStatus, 401);
+  assert.equal(refused.tokens, 1);
+});
+
 test('a URL that is not the socket: the HTTP answer to the handshake is read, and the client stops', async (ctx) => {
   const lost = client(ctx, 'kim-wrong-url', { url: ctx.url.replace('/v1/ws', '/elsewhere/v1/ws') });
   await waitFor(() => lost.sdk.status === 'stopped', 5_000, 'the client to stop');
