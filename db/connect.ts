@@ -4,9 +4,10 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { processStatements, type StatementCounter } from './statement-counter.js';
 
 export type StoreOptions =
   | { kind: 'postgres'; url: string; poolSize?: number }
@@ -16,11 +17,15 @@ export type StoreOptions =
 export interface Store {
   db: Kysely<Database>;
   description: string;
+  /** The statements this store has sent (shared by every store of the process unless given its own). */
+  statements: StatementCounter;
   /** Closes the pool or the embedded database. Safe to call twice. */
   close(): Promise<void>;
 }
 
-export async function openStore(options: StoreOptions): Promise<Store> {
+export async function openStore(options: StoreOptions, statements: StatementCounter = processStatements): Promise<Store> {
+  // kysely calls this for every statement it runs, on either dialect: one round trip each.
+  const log = (event: LogEvent) => statements.record(event.query.sql, event.queryDurationMillis, event.level === 'error');
   switch (options.kind) {
     case 'postgres': {
       const pool = new pg.Pool({
@@ -31,8 +36,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       });
       // An idle client that errors (server restart) must not crash the process; the pool drops it.
       pool.on('error', () => {});
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      return { db, description: 'postgres', close: once(() => db.destroy()) };
+      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
+      return { db, description: 'postgres', statements, close: once(() => db.destroy()) };
     }
     case 'pglite': {
       const dir = path.join(options.dataDir, 'pglite');
@@ -43,10 +48,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         const { PGliteThreadClient } = await import('./pglite-client.js');
         const { PGliteDialect } = await import('kysely-pglite-dialect');
         const client = await PGliteThreadClient.open(dir);
-        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never) });
+        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never), log });
         return {
           db,
           description: `embedded PGlite in ${dir}`,
+          statements,
           close: once(async () => {
             await db.destroy();
             await releaseLock();

@@ -8,6 +8,7 @@ import { failAbandonedRun, runningRunIds } from '../db/runs.repository.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 import type { Logger } from 'pino';
 import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
+import type { StatementCounter } from '../db/statement-counter.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createBroker } from '../broker/index.js';
 import { createTurnQueue } from '../queue/index.js';
@@ -31,6 +32,8 @@ export interface Roles {
 export interface RunningNode {
   /** The node's store (tests read it to compare with what clients received). */
   db: Kysely<Database>;
+  /** Statements the node's store has sent, by kind (benchmarks, metrics). */
+  statements: StatementCounter;
   gateway?: Gateway;
   worker?: TurnWorker;
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
@@ -191,7 +194,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { db, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, statements: store.statements, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;
