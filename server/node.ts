@@ -11,6 +11,7 @@ import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
 import type { StatementCounter } from '../db/statement-counter.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createBroker } from '../broker/index.js';
+import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createTurnQueue } from '../queue/index.js';
 import { createLlmClient } from '../workers/llm-client.js';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
@@ -107,6 +108,9 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       ? createBroker({ kind: 'memory' })
       : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix });
     cleanups.push(() => broker.close());
+    // The process's one event log: every event written here is stored and published through it.
+    const events = new GroupCommitEventLog(db, broker, log.child({ role: 'event-log' }));
+    cleanups.push(() => events.close());
     const queue = embeddedBus
       ? createTurnQueue({ kind: 'inline', graceMs: config.worker.shutdownGraceMs })
       : createTurnQueue({
@@ -150,7 +154,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         maxRetries: config.llm.maxRetries,
       });
       worker = await startWorker({
-        db, broker, queue, llm,
+        db, broker, events, queue, llm,
         model: config.llm.model,
         contextTokens: config.llm.contextTokens,
         tools: overrides.tools ?? createDefaultRegistry(),
@@ -183,7 +187,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => rateLimits.close());
       gateway = await startGateway(config, {
-        db, broker, queue, verifyToken, tickets, rateLimits,
+        db, broker, events, queue, verifyToken, tickets, rateLimits,
         toolNames: createDefaultRegistry().names(),
         adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),
