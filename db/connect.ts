@@ -34,8 +34,7 @@ export async function openStore(options: StoreOptions, statements: StatementCoun
         connectionTimeoutMillis: 5_000,
         idleTimeoutMillis: 30_000,
       });
-      // An idle client that errors (server restart) must not crash the process; the pool drops it.
-      pool.on('error', () => {});
+      survivePoolErrors(pool);
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
       return { db, description: 'postgres', statements, close: once(() => db.destroy()) };
     }
@@ -71,8 +70,19 @@ export async function openStore(options: StoreOptions, statements: StatementCoun
 /** Kept for callers that only need a Postgres handle (tests, tools). */
 export function openDatabase(options: { kind: 'postgres'; url: string; poolSize?: number }): Kysely<Database> {
   const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
-  pool.on('error', () => {});
+  survivePoolErrors(pool);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * A lost connection must fail its query, never the process. The pool listens for errors of idle
+ * clients only (and then drops them); a client whose connection is cut while it runs a query (a
+ * network drop, a crashed server) emits 'error' with no listener, which would throw. The query
+ * fails with the same error, and the pool drops the client when it is released.
+ */
+function survivePoolErrors(pool: pg.Pool): void {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
 }
 
 export class DataDirInUseError extends Error {

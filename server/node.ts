@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
 import type { StatementCounter } from '../db/statement-counter.js';
 import { migrateToLatest } from '../db/migrate.js';
-import { createBroker } from '../broker/index.js';
+import { createBroker, type Broker } from '../broker/index.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createTurnQueue } from '../queue/index.js';
 import { createLlmClient } from '../workers/llm-client.js';
@@ -35,6 +35,9 @@ export interface RunningNode {
   db: Kysely<Database>;
   /** Statements the node's store has sent, by kind (benchmarks, metrics). */
   statements: StatementCounter;
+  /** The node's event log (every event it writes goes through it) and the broker it publishes on. */
+  events: GroupCommitEventLog;
+  broker: Broker;
   gateway?: Gateway;
   worker?: TurnWorker;
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
@@ -198,7 +201,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { db, statements: store.statements, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, statements: store.statements, events, broker, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;
