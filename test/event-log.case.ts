@@ -463,6 +463,38 @@ postgresOnly('a batch that commits but whose answer is lost: every emitter finds
   }
 });
 
+postgresOnly('a batch chosen as a deadlock victim is written again: nothing lost, nothing doubled', async (ctx) => {
+  const url = ctx.stack.database!.url;
+  const store = await ownStore(url, 2);
+  const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
+  const other = new pg.Client({ connectionString: url });
+  await other.connect();
+  try {
+    const [low, high] = (await Promise.all([startRun(ctx, 'deadlock-a'), startRun(ctx, 'deadlock-b')])).sort((a, b) => (a.threadId < b.threadId ? -1 : 1));
+    // Another transaction takes the threads in the opposite order: the higher one first ...
+    await other.query('begin');
+    await other.query('select 1 from threads where id = $1 for update', [high!.threadId]);
+    // ... the batch takes the lower one and waits for the higher ...
+    const written = Promise.all([log.append([delta(low!, 'low')]), log.append([delta(high!, 'high')])]);
+    await waitingBatch(ctx);
+    // ... and the other transaction now wants the lower one: a cycle. The batch has waited longer,
+    // so its deadlock check fires first and Postgres aborts it (40P01).
+    const crossed = other.query('select 1 from threads where id = $1 for update', [low!.threadId]);
+    await within(crossed, 15_000, 'the other transaction getting both locks');
+    await other.query('commit');
+    const [[a], [b]] = await within(written, 15_000, 'the batch, written again');
+    assert.ok(log.stats.deadlockRetries >= 1, `the batch was retried: ${JSON.stringify(log.stats)}`);
+    assert.equal([a!.seq, b!.seq], [2, 2]);
+    for (const [run, text] of [[low!, 'low'], [high!, 'high']] as const) {
+      assert.equal((await storedEvents(ctx, run.threadId)).map((e) => e.payload.delta ?? e.type), ['message_created', text]);
+    }
+  } finally {
+    await other.end();
+    await log.close();
+    await store.close();
+  }
+});
+
 postgresOnly('appendBatch is one statement whatever the batch spans', async (ctx) => {
   const store = await ownStore(ctx.stack.database!.url, 1);
   try {
