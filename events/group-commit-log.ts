@@ -14,7 +14,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { publishStoredEvent } from '../broker/index.js';
-import { appendBatch, type AppendItem, type StoredEvent } from '../db/events.repository.js';
+import { appendBatch, type AppendItem, type AppendOutcome, type StoredEvent } from '../db/events.repository.js';
 import type { Database } from '../db/schema.js';
 import { isConnectionError } from '../server/errors.js';
 import type { AppendedEvent, EventLog, EventLogStats } from './event-log.js';
@@ -54,6 +54,12 @@ export class GroupCommitEventLog implements EventLog {
   append(items: readonly AppendItem[]): Promise<AppendedEvent[]> {
     if (items.length === 0) return Promise.resolve([]);
     if (this.closed) return Promise.reject(new Error('the event log is closed'));
+    const [first] = items;
+    const fence = (item: AppendItem) => (item.fence ? `${item.fence.runId}\u0000${item.fence.attempt}` : '');
+    if (items.some((item) => item.threadId !== first!.threadId || fence(item) !== fence(first!))) {
+      // Refused (or not) together and published on one channel: see EventLog.append.
+      return Promise.reject(new Error('one append takes items of one thread and one fence'));
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ items, resolve, reject });
       this.draining ??= this.drain();
@@ -102,15 +108,7 @@ export class GroupCommitEventLog implements EventLog {
         const outcomes = await appendBatch(this.db, items);
         this.record(items.length, started);
         let next = 0;
-        return batch.map((pending) => {
-          const mine = outcomes.slice(next, (next += pending.items.length));
-          const refused = mine.find((outcome) => 'refused' in outcome);
-          this.stats.refused += mine.filter((outcome) => 'refused' in outcome).length;
-          if (refused && 'refused' in refused) return { error: refused.refused };
-          const events = mine.map((outcome) => ('event' in outcome ? { ...outcome.event, ...(outcome.nextRunId ? { nextRunId: outcome.nextRunId } : {}) } : undefined!));
-          this.stats.events += events.length;
-          return { events };
-        });
+        return batch.map((pending) => this.outcomeOf(outcomes.slice(next, (next += pending.items.length))));
       } catch (error) {
         this.record(0, started);
         if ((error as { code?: string }).code === '40P01' && attempt <= DEADLOCK_RETRIES) {
@@ -129,6 +127,23 @@ export class GroupCommitEventLog implements EventLog {
         return batch.map(() => ({ error }));
       }
     }
+  }
+
+  /** A writer's result: its events, or the first refusal among its items (they share thread and fence). */
+  private outcomeOf(outcomes: AppendOutcome[]): Written {
+    const events: AppendedEvent[] = [];
+    let refused: Error | undefined;
+    for (const outcome of outcomes) {
+      if ('refused' in outcome) {
+        this.stats.refused++;
+        refused ??= outcome.refused;
+      } else {
+        events.push(outcome.nextRunId ? { ...outcome.event, nextRunId: outcome.nextRunId } : outcome.event);
+      }
+    }
+    if (refused) return { error: refused };
+    this.stats.events += events.length;
+    return { events };
   }
 
   private record(size: number, started: number): void {
