@@ -45,62 +45,68 @@ language plpgsql volatile as $fn$
 #variable_conflict use_column
 declare
   items event_batch_item[];
-  expected int;
+  with_messages boolean;
+  to_finish int;
   finished int;
 begin
-  select array_agg(i order by i.idx) into items
-  from jsonb_populate_recordset(null::event_batch_item, batch) i;
+  -- The items as an array first: the planner reckons with a handful of rows from unnest (a JSON
+  -- set-returning function counts as 100), so the lookups below probe the primary keys instead of
+  -- scanning the tables.
+  items := array(select i from jsonb_populate_recordset(null::event_batch_item, batch) i);
 
   perform 1 from threads t
-  where t.id in (select i.thread_id from unnest(items) i)
+  where t.id = any(array(select i.thread_id from unnest(items) i))
   order by t.id
   for no key update;
 
-  select array_agg(row(i.idx, i.thread_id, i.run_id, i.type, i.payload, i.fence_run, i.fence_attempt, i.message, i.finish,
+  -- A new statement, so a new snapshot: taken with the locks held.
+  with checked as (
+    select i.idx, i.thread_id, i.run_id, i.type, i.payload, i.fence_run, i.fence_attempt, i.message, i.finish,
       case
         when t.id is null then 'thread_gone'
         when i.fence_run is not null and r.id is null then 'fenced'
-      end,
-      null)::event_batch_item order by i.idx)
-  into items
-  from unnest(items) i
-  left join threads t on t.id = i.thread_id
-  left join runs r on r.id = i.fence_run and r.attempt = i.fence_attempt and r.status = 'running';
-
-  with counts as (
-    select i.thread_id, count(*)::int as n, bool_or(i.type in ('message_created', 'agent_completed')) as active
+      end as refused
     from unnest(items) i
-    where i.refused is null
-    group by i.thread_id
+    left join threads t on t.id = i.thread_id
+    left join runs r on r.id = i.fence_run and r.attempt = i.fence_attempt and r.status = 'running'
+  ), counts as (
+    select c.thread_id, count(*)::int as n, bool_or(c.type in ('message_created', 'agent_completed')) as active
+    from checked c
+    where c.refused is null
+    group by c.thread_id
   ), bumped as (
     update threads t
-    set last_seq = t.last_seq + c.n,
-        updated_at = case when c.active then clock_timestamp() else t.updated_at end
-    from counts c
-    where t.id = c.thread_id
-    returning t.id, t.last_seq - c.n as base
+    set last_seq = t.last_seq + cnt.n,
+        updated_at = case when cnt.active then clock_timestamp() else t.updated_at end
+    from counts cnt
+    where t.id = cnt.thread_id
+    returning t.id, t.last_seq - cnt.n as base
   ), numbered as (
-    select i.idx, row_number() over (partition by i.thread_id order by i.idx)::int as k
-    from unnest(items) i
-    where i.refused is null
+    select c.idx, row_number() over (partition by c.thread_id order by c.idx)::int as k
+    from checked c
+    where c.refused is null
   )
-  select array_agg(row(i.idx, i.thread_id, i.run_id, i.type, i.payload, i.fence_run, i.fence_attempt, i.message, i.finish,
-      i.refused, b.base + n.k)::event_batch_item order by i.idx)
-  into items
-  from unnest(items) i
-  left join numbered n on n.idx = i.idx
-  left join bumped b on b.id = i.thread_id and i.refused is null;
+  select
+    array_agg(row(c.idx, c.thread_id, c.run_id, c.type, c.payload, c.fence_run, c.fence_attempt, c.message, c.finish,
+      c.refused, b.base + num.k)::event_batch_item order by c.idx),
+    coalesce(bool_or(c.message is not null and c.refused is null), false),
+    count(*) filter (where c.finish is not null and c.refused is null)
+  into items, with_messages, to_finish
+  from checked c
+  left join numbered num on num.idx = c.idx
+  left join bumped b on b.id = c.thread_id and c.refused is null;
 
-  insert into messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, client_message_id)
-  select i.message->>'id', i.thread_id, coalesce(i.fence_run, i.run_id), i.message->>'role', i.message->>'content',
-    nullif(i.message->'tool_calls', 'null'::jsonb), i.message->>'tool_call_id', null
-  from unnest(items) i
-  where i.refused is null and i.message is not null
-  order by i.idx
-  on conflict (id) do nothing;
+  if with_messages then
+    insert into messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, client_message_id)
+    select i.message->>'id', i.thread_id, coalesce(i.fence_run, i.run_id), i.message->>'role', i.message->>'content',
+      nullif(i.message->'tool_calls', 'null'::jsonb), i.message->>'tool_call_id', null
+    from unnest(items) i
+    where i.refused is null and i.message is not null
+    order by i.idx
+    on conflict (id) do nothing;
+  end if;
 
-  select count(*) into expected from unnest(items) i where i.refused is null and i.finish is not null;
-  if expected > 0 then
+  if to_finish > 0 then
     update runs r
     set status = i.finish->>'status',
         error = nullif(i.finish->'error', 'null'::jsonb),
@@ -112,8 +118,8 @@ begin
     get diagnostics finished = row_count;
     -- Cannot happen while the fence holds (checked above, under the thread lock); if it does, no
     -- agent_completed may be stored without its run finished: the whole batch fails.
-    if finished <> expected then
-      raise exception 'append_events: % of % runs to finish were not running under their attempt', expected - finished, expected;
+    if finished <> to_finish then
+      raise exception 'append_events: % of % runs to finish were not running under their attempt', to_finish - finished, to_finish;
     end if;
   end if;
 
@@ -131,7 +137,8 @@ begin
   )
   select i.idx, s.seq, s.payload, i.refused,
     case when i.finish is not null and i.refused is null then
-      (select q.id from runs q where q.thread_id = i.thread_id and q.status = 'queued' order by q.created_at, q.id limit 1)
+      -- Ordered as runs_thread_idx is, so that index finds it (not a scan of every queued run).
+      (select q.id from runs q where q.thread_id = i.thread_id and q.status = 'queued' order by q.thread_id, q.created_at, q.id limit 1)
     end
   from unnest(items) i
   left join stored s on s.thread_id = i.thread_id and s.seq = i.seq

@@ -39,7 +39,7 @@ begin
     into v_earlier
     from messages m
     join threads t on t.id = m.thread_id
-    join runs r on r.user_message_id = m.id
+    join runs r on r.id = m.run_id and r.user_message_id = m.id
     join events e on e.thread_id = m.thread_id and e.run_id = r.id and e.type = 'message_created'
     where m.client_message_id = p_client_message_id
       and t.workspace_id = p_workspace and t.user_id = p_user
