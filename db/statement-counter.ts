@@ -50,9 +50,9 @@ export class StatementCounter {
 }
 
 /**
- * The statement's kind by its leading keyword. A statement that starts with `with` is `other`
- * whatever its CTEs do, and so is a call of a function (`select * from append_events(...)` is a
- * `select` by its keyword, and counted as one).
+ * The statement's kind by its leading keyword: a statement that starts with `with` is `other`
+ * whatever its CTEs do, and a call of one of the write functions (`select * from
+ * append_events(...)`, `select record_turn(...)`) is a `select`.
  */
 export function statementKind(sql: string): StatementKind {
   const word = /^\s*(\w+)/.exec(sql)?.[1]?.toLowerCase();
