@@ -22,6 +22,8 @@ import type { AppendedEvent, EventLog, EventLogStats } from './event-log.js';
 export interface GroupCommitOptions {
   /** Most items in one batch (a writer's items are never split across batches). @defaultValue 500 */
   maxBatch?: number;
+  /** Called after every batch write (size in items, duration, whether it was stored), e.g. for metrics. */
+  onBatch?: (size: number, ms: number, stored: boolean) => void;
 }
 
 /** A batch that deadlocks (40P01: Postgres aborted it to let another go on) is written again, this often. */
@@ -38,6 +40,7 @@ type Written = { events: AppendedEvent[] } | { error: unknown };
 export class GroupCommitEventLog implements EventLog {
   readonly stats: EventLogStats = { batches: 0, events: 0, refused: 0, failedBatches: 0, deadlockRetries: 0, maxBatch: 0, writeMs: 0 };
   private readonly maxBatch: number;
+  private readonly onBatch?: GroupCommitOptions['onBatch'];
   private queue: Pending[] = [];
   private draining?: Promise<void>;
   private closed = false;
@@ -49,6 +52,7 @@ export class GroupCommitEventLog implements EventLog {
     options: GroupCommitOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 500;
+    this.onBatch = options.onBatch;
   }
 
   append(items: readonly AppendItem[]): Promise<AppendedEvent[]> {
@@ -106,11 +110,11 @@ export class GroupCommitEventLog implements EventLog {
       const started = performance.now();
       try {
         const outcomes = await appendBatch(this.db, items);
-        this.record(items.length, started);
+        this.record(items.length, started, true);
         let next = 0;
         return batch.map((pending) => this.outcomeOf(outcomes.slice(next, (next += pending.items.length))));
       } catch (error) {
-        this.record(0, started);
+        this.record(items.length, started, false);
         if ((error as { code?: string }).code === '40P01' && attempt <= DEADLOCK_RETRIES) {
           this.stats.deadlockRetries++;
           continue;
@@ -146,10 +150,12 @@ export class GroupCommitEventLog implements EventLog {
     return { events };
   }
 
-  private record(size: number, started: number): void {
+  private record(size: number, started: number, stored: boolean): void {
+    const ms = performance.now() - started;
     this.stats.batches++;
-    this.stats.maxBatch = Math.max(this.stats.maxBatch, size);
-    this.stats.writeMs += performance.now() - started;
+    if (stored) this.stats.maxBatch = Math.max(this.stats.maxBatch, size);
+    this.stats.writeMs += ms;
+    this.onBatch?.(size, ms, stored);
   }
 
   private settle(pending: Pending, written: Written): void {
