@@ -4,9 +4,10 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { processStatements, type StatementCounter } from './statement-counter.js';
 
 export type StoreOptions =
   | {
@@ -22,11 +23,15 @@ export type StoreOptions =
 export interface Store {
   db: Kysely<Database>;
   description: string;
+  /** The statements this store has sent (shared by every store of the process unless given its own). */
+  statements: StatementCounter;
   /** Closes the pool or the embedded database. Safe to call twice. */
   close(): Promise<void>;
 }
 
-export async function openStore(options: StoreOptions): Promise<Store> {
+export async function openStore(options: StoreOptions, statements: StatementCounter = processStatements): Promise<Store> {
+  // kysely calls this for every statement it runs, on either dialect: one round trip each.
+  const log = (event: LogEvent) => statements.record(event.query.sql, event.queryDurationMillis, event.level === 'error');
   switch (options.kind) {
     case 'postgres': {
       const pool = new pg.Pool({
@@ -36,10 +41,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         idleTimeoutMillis: 30_000,
         ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
       });
-      // An idle client that errors (server restart) must not crash the process; the pool drops it.
-      pool.on('error', () => {});
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-      return { db, description: 'postgres', close: once(() => db.destroy()) };
+      survivePoolErrors(pool);
+      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
+      return { db, description: 'postgres', statements, close: once(() => db.destroy()) };
     }
     case 'pglite': {
       const dir = path.join(options.dataDir, 'pglite');
@@ -50,10 +54,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         const { PGliteThreadClient } = await import('./pglite-client.js');
         const { PGliteDialect } = await import('kysely-pglite-dialect');
         const client = await PGliteThreadClient.open(dir);
-        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never) });
+        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never), log });
         return {
           db,
           description: `embedded PGlite in ${dir}`,
+          statements,
           close: once(async () => {
             await db.destroy();
             await releaseLock();
@@ -72,8 +77,19 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 /** Kept for callers that only need a Postgres handle (tests, tools). */
 export function openDatabase(options: { kind: 'postgres'; url: string; poolSize?: number }): Kysely<Database> {
   const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
-  pool.on('error', () => {});
+  survivePoolErrors(pool);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * A lost connection must fail its query, never the process. The pool listens for errors of idle
+ * clients only (and then drops them); a client whose connection is cut while it runs a query (a
+ * network drop, a crashed server) emits 'error' with no listener, which would throw. The query
+ * fails with the same error, and the pool drops the client when it is released.
+ */
+function survivePoolErrors(pool: pg.Pool): void {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
 }
 
 export class DataDirInUseError extends Error {

@@ -1,11 +1,14 @@
 /**
- * The per-thread event log. Appending assigns `seq = threads.last_seq + 1` and stores the wire
- * payload (seq and timestamp included) in one statement, so seq has no gaps and what was stored is
- * byte for byte what was sent.
+ * The per-thread event log. Appending assigns each event `seq = threads.last_seq + 1, + 2, ...`
+ * and stores the wire payload (seq and timestamp included) in the same statement, so seq has no
+ * gaps and what was stored is byte for byte what was sent. The statement is the `append_events`
+ * function of migration 0004: one round trip for a whole batch, whichever threads and runs it
+ * spans (see there for the locking and fencing).
  */
 import { sql, type Kysely } from 'kysely';
-import type { Database } from './schema.js';
-import type { EventDraft } from '../protocol/frames.js';
+import type { Database, ToolCallRecord } from './schema.js';
+import type { RunOutcome } from './runs.repository.js';
+import type { EventDraft, EventType } from '../protocol/frames.js';
 
 /** A stored event, ready to send: `frame` is the JSON text of `{type, payload}`. */
 export interface StoredEvent {
@@ -21,46 +24,117 @@ export interface WriteFence {
 
 /** The run was claimed again by another attempt (or finished): this writer must stop. */
 export class FencedError extends Error {
-  constructor(runId: string) {
+  constructor(readonly runId: string) {
     super(`run ${runId}: this attempt no longer owns the run`);
     this.name = 'FencedError';
   }
 }
 
+/** The thread no longer exists (deleted, with its runs and events): nothing more is written to it. */
+export class ThreadGoneError extends Error {
+  constructor(readonly threadId: string) {
+    super(`thread ${threadId} does not exist`);
+    this.name = 'ThreadGoneError';
+  }
+}
+
+/** A message a run stores along with one of its events (same transaction). */
+export interface RunMessage {
+  id: string;
+  role: 'assistant' | 'tool';
+  content: string;
+  /** assistant: the tool calls the model asked for. */
+  tool_calls?: ToolCallRecord[];
+  /** tool: the call this result answers. */
+  tool_call_id?: string;
+}
+
+/** One event to append, with what must be stored with it. */
+export interface AppendItem {
+  threadId: string;
+  draft: EventDraft;
+  /** Only this attempt of the run may write the item (and its message and outcome). */
+  fence?: WriteFence;
+  message?: RunMessage;
+  /** The run's outcome, recorded with its agent_completed (needs `fence`). */
+  finish?: RunOutcome;
+}
+
+/** What became of one item: stored (and, for a finished run, the thread's next queued run), or refused. */
+export type AppendOutcome =
+  | { event: StoredEvent; nextRunId?: string }
+  | { refused: FencedError | ThreadGoneError };
+
 export function toFrame(type: string, payload: unknown): string {
   return JSON.stringify({ type, payload });
 }
 
+/**
+ * Appends the items in one statement (one transaction): all stored or, if it fails, none.
+ * Refused items (their thread is gone, their attempt fenced off) take no seq and do not fail the
+ * others. Within a thread, seqs follow the items' order. Outcomes come back in the items' order.
+ */
+export async function appendBatch(db: Kysely<Database>, items: readonly AppendItem[]): Promise<AppendOutcome[]> {
+  const batch = items.map((item, idx) => {
+    const { draft, fence } = item;
+    const base = draft.run_id ? { thread_id: item.threadId, run_id: draft.run_id } : { thread_id: item.threadId };
+    return {
+      idx,
+      thread_id: item.threadId,
+      run_id: draft.run_id ?? null,
+      type: draft.type,
+      payload: { ...base, ...draft.payload },
+      fence_run: fence?.runId ?? null,
+      fence_attempt: fence?.attempt ?? null,
+      message: item.message ?? null,
+      finish: item.finish ? { status: item.finish.status, error: item.finish.error ?? null, usage: item.finish.usage ?? null } : null,
+    };
+  });
+  const { rows } = await sql<{ idx: number; seq: number | null; payload: Record<string, unknown> | null; refused: string | null; next_run: string | null }>`
+    select idx, seq, payload, refused, next_run from append_events(${JSON.stringify(batch)}::jsonb)`.execute(db);
+  const outcomes: AppendOutcome[] = new Array(items.length);
+  for (const row of rows) {
+    const item = items[row.idx]!;
+    if (row.refused === 'thread_gone') outcomes[row.idx] = { refused: new ThreadGoneError(item.threadId) };
+    else if (row.refused) outcomes[row.idx] = { refused: new FencedError(item.fence?.runId ?? item.draft.run_id ?? '') };
+    else outcomes[row.idx] = { event: { seq: row.seq!, frame: toFrame(item.draft.type, row.payload) }, ...(row.next_run ? { nextRunId: row.next_run } : {}) };
+  }
+  return outcomes;
+}
+
+/** Appends one event (in the caller's transaction when `db` is one). Throws FencedError or ThreadGoneError. */
 export async function appendEvent(
   db: Kysely<Database>,
   threadId: string,
   draft: EventDraft,
   fence?: WriteFence,
 ): Promise<StoredEvent> {
-  const base = draft.run_id ? { thread_id: threadId, run_id: draft.run_id } : { thread_id: threadId };
-  const payload = JSON.stringify({ ...base, ...draft.payload });
-  const fenced = fence
-    ? sql`and exists (select 1 from runs where id = ${fence.runId} and attempt = ${fence.attempt} and status = 'running')`
-    : sql``;
-  const result = await sql<{ seq: number; payload: Record<string, unknown> }>`
-    with t as (
-      update threads set last_seq = last_seq + 1, updated_at = clock_timestamp()
-      where id = ${threadId} ${fenced}
-      returning last_seq
-    )
-    insert into events (thread_id, seq, run_id, type, payload)
-    select ${threadId}, t.last_seq, ${draft.run_id ?? null}, ${draft.type},
-      ${payload}::jsonb || jsonb_build_object(
-        'seq', t.last_seq,
-        'timestamp', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
-    from t
-    returning seq, payload`.execute(db);
-  const row = result.rows[0];
-  if (!row) {
-    if (fence) throw new FencedError(fence.runId);
-    throw new Error(`thread ${threadId} does not exist`);
-  }
-  return { seq: row.seq, frame: toFrame(draft.type, row.payload) };
+  const [outcome] = await appendBatch(db, [{ threadId, draft, fence }]);
+  if ('refused' in outcome!) throw outcome.refused;
+  return outcome!.event;
+}
+
+/**
+ * A run's events with seq > afterSeq, oldest first, at most `limit`: after a write whose answer was
+ * lost, whether it committed after all.
+ */
+export async function runEventsAfter(
+  db: Kysely<Database>,
+  threadId: string,
+  runId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<Array<StoredEvent & { type: EventType }>> {
+  const rows = await db
+    .selectFrom('events')
+    .select(['seq', 'type', 'payload'])
+    .where('thread_id', '=', threadId)
+    .where('run_id', '=', runId)
+    .where('seq', '>', afterSeq)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ seq: r.seq, type: r.type as EventType, frame: toFrame(r.type, r.payload) }));
 }
 
 /** Events with seq > afterSeq, oldest first. The caller has already checked access to the thread. */

@@ -2,6 +2,7 @@ import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } fr
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-search-and-agents.js';
 import * as m0003 from './migrations/0003-run-heartbeat.js';
+import * as m0004 from './migrations/0004-batched-event-log.js';
 import * as m0005 from './migrations/0005-agent-description.js';
 
 /** Migrations are compiled in, not read from a folder, so they work the same from tsx and a bundle. */
@@ -9,6 +10,7 @@ const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-search-and-agents': m0002,
   '0003-run-heartbeat': m0003,
+  '0004-batched-event-log': m0004,
   '0005-agent-description': m0005,
 };
 

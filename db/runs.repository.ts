@@ -11,7 +11,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Agent, Database, Run, RunStatus, Thread } from './schema.js';
 import type { Owner } from './threads.repository.js';
 import { newId } from './ids.js';
-import { appendEvent, type WriteFence } from './events.repository.js';
+import { appendEvent, toFrame, type StoredEvent, type WriteFence } from './events.repository.js';
 
 export type Claim =
   | { kind: 'claimed'; run: Run; thread: Thread; agent: Agent; fence: WriteFence; restarted: boolean }
@@ -41,54 +41,43 @@ export interface ClaimOptions {
  * Claims a queued run for a new attempt. With `takeover`, a run still marked running by an attempt
  * that died is claimed too: the attempt number goes up, so the dead attempt's writes (if it was only
  * stalled, not dead) are refused by the fence, and a new assistant message id restarts the text.
+ * One round trip: the `claim_run` function of migration 0004, which decides under the thread's
+ * row lock.
  */
 export async function claimRun(db: Kysely<Database>, runId: string, options: ClaimOptions = {}): Promise<Claim> {
-  return db.transaction().execute(async (trx) => {
-    const run = await trx.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst();
-    if (!run) return { kind: 'gone' };
-    const thread = await trx.selectFrom('threads').selectAll().where('id', '=', run.thread_id).forUpdate().executeTakeFirst();
-    // Re-read under the thread lock: a cancel or another claim may have won meanwhile.
-    const current = await trx
-      .selectFrom('runs')
-      .selectAll()
-      .select(heartbeatOlderThan(options.staleMs ?? 0).as('stale'))
-      .where('id', '=', runId)
-      .executeTakeFirst();
-    const takingOver =
-      !!options.takeover &&
-      current?.status === 'running' &&
-      (options.fromAttempt === undefined || current.attempt === options.fromAttempt) &&
-      (options.staleMs === undefined || current.stale);
-    if (!thread || !current || (current.status !== 'queued' && !takingOver)) return { kind: 'gone', status: current?.status };
-    const blocker = takingOver ? undefined : await trx
-      .selectFrom('runs')
-      .select('id')
-      .where('thread_id', '=', run.thread_id)
-      .where('id', '!=', runId)
-      .where((eb) =>
-        eb.or([
-          eb('status', '=', 'running'),
-          eb.and([eb('status', '=', 'queued'), eb('created_at', '<', current.created_at)]),
-        ]),
-      )
-      .limit(1)
-      .executeTakeFirst();
-    if (blocker) return { kind: 'wait' };
-    const agent = await trx.selectFrom('agents').selectAll().where('id', '=', current.agent_id).executeTakeFirstOrThrow();
-    const claimed = await trx
-      .updateTable('runs')
-      .set({
-        status: 'running',
-        attempt: sql`attempt + 1`,
-        started_at: sql`clock_timestamp()`,
-        heartbeat_at: sql`clock_timestamp()`,
-        assistant_message_id: takingOver ? newId('m') : current.assistant_message_id ?? newId('m'),
-      })
-      .where('id', '=', runId)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return { kind: 'claimed', run: claimed, thread, agent, fence: { runId, attempt: claimed.attempt }, restarted: takingOver };
-  });
+  const { rows } = await sql<{ claim: ClaimRow }>`
+    select claim_run(${runId}, ${options.takeover ?? false}, ${options.fromAttempt ?? null}::int,
+      ${options.staleMs ?? null}::double precision, ${newId('m')}) as claim`.execute(db);
+  const claim = rows[0]!.claim;
+  switch (claim.kind) {
+    case 'gone':
+      return claim.status ? { kind: 'gone', status: claim.status } : { kind: 'gone' };
+    case 'wait':
+      return { kind: 'wait' };
+    case 'claimed': {
+      const run = withDates<Run>(claim.run, ['created_at', 'started_at', 'heartbeat_at', 'finished_at']);
+      return {
+        kind: 'claimed',
+        run,
+        thread: withDates<Thread>(claim.thread, ['created_at', 'updated_at', 'archived_at']),
+        agent: withDates<Agent>(claim.agent, ['created_at', 'updated_at', 'deleted_at']),
+        fence: { runId, attempt: run.attempt },
+        restarted: claim.restarted,
+      };
+    }
+  }
+}
+
+type ClaimRow =
+  | { kind: 'gone'; status?: RunStatus }
+  | { kind: 'wait' }
+  | { kind: 'claimed'; restarted: boolean; run: Record<string, unknown>; thread: Record<string, unknown>; agent: Record<string, unknown> };
+
+/** A row that came back as JSON, with its timestamp columns as Dates (as pg gives them). */
+function withDates<T>(row: Record<string, unknown>, columns: string[]): T {
+  const out: Record<string, unknown> = { ...row };
+  for (const column of columns) if (typeof out[column] === 'string') out[column] = new Date(out[column] as string);
+  return out as T;
 }
 
 /** Refreshes the heartbeat of the runs this worker holds (each fenced by its attempt). */
@@ -115,23 +104,6 @@ export interface RunOutcome {
   status: Extract<RunStatus, 'completed' | 'cancelled' | 'failed'>;
   error?: { code: string; message: string };
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens?: number };
-}
-
-/** Records the outcome, fenced: only the attempt that owns the run can finish it. */
-export async function finishRun(db: Kysely<Database>, fence: WriteFence, outcome: RunOutcome): Promise<boolean> {
-  const result = await db
-    .updateTable('runs')
-    .set({
-      status: outcome.status,
-      error: outcome.error ? JSON.stringify(outcome.error) : null,
-      usage: outcome.usage ? JSON.stringify(outcome.usage) : null,
-      finished_at: sql`clock_timestamp()`,
-    })
-    .where('id', '=', fence.runId)
-    .where('attempt', '=', fence.attempt)
-    .where('status', '=', 'running')
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
 }
 
 /** The oldest queued run of the thread: the one to wake when the current run ends. */
@@ -177,28 +149,13 @@ export async function findOwnedRun(db: Kysely<Database>, runId: string, owner: O
 
 /**
  * Cancels a run that has not started, and appends its `agent_completed` (status cancelled) in the
- * same transaction. Returns the stored event, or undefined when the run was no longer queued.
+ * same transaction (one round trip: `cancel_queued_run` of migration 0004). Returns the stored
+ * event, or undefined when the run was no longer queued.
  */
-export async function cancelQueuedRun(db: Kysely<Database>, runId: string) {
-  return db.transaction().execute((trx) => cancelQueuedRunIn(trx, runId));
-}
-
-/** cancelQueuedRun inside the caller's transaction. */
-export async function cancelQueuedRunIn(trx: Kysely<Database>, runId: string) {
-  const messageId = newId('m');
-  const run = await trx
-    .updateTable('runs')
-    .set({ status: 'cancelled', finished_at: sql`clock_timestamp()`, assistant_message_id: messageId })
-    .where('id', '=', runId)
-    .where('status', '=', 'queued')
-    .returning(['thread_id'])
-    .executeTakeFirst();
-  if (!run) return undefined;
-  return appendEvent(trx, run.thread_id, {
-    type: 'agent_completed',
-    run_id: runId,
-    payload: { status: 'cancelled', message: { id: messageId, role: 'assistant', content: '', run_id: runId } },
-  });
+export async function cancelQueuedRun(db: Kysely<Database>, runId: string): Promise<StoredEvent | undefined> {
+  const { rows } = await sql<{ seq: number; payload: Record<string, unknown> }>`
+    select seq, payload from cancel_queued_run(${runId})`.execute(db);
+  return rows[0] ? { seq: rows[0].seq, frame: toFrame('agent_completed', rows[0].payload) } : undefined;
 }
 
 /**
@@ -214,6 +171,10 @@ export async function failAbandonedRun(
   only: { attempt?: number; staleMs?: number } = {},
 ) {
   return db.transaction().execute(async (trx) => {
+    // The thread's row first, as every writer of its runs and events takes it (no deadlock).
+    const owner = await trx.selectFrom('runs').select('thread_id').where('id', '=', runId).executeTakeFirst();
+    if (!owner) return undefined;
+    await trx.selectFrom('threads').select('id').where('id', '=', owner.thread_id).forNoKeyUpdate().execute();
     const run = await trx
       .updateTable('runs')
       .set({ status: 'failed', finished_at: sql`clock_timestamp()`, error: JSON.stringify({ code, message }) })

@@ -29,10 +29,11 @@ export interface ThreadsTable {
   user_id: string;
   agent_id: string;
   title: string | null;
-  /** The seq of the newest event; the next event gets last_seq + 1 in the same statement. */
+  /** The seq of the newest event; a batch of n events bumps it by n in the statement that stores them. */
   last_seq: Generated<number>;
   archived_at: Date | null;
   created_at: CreatedAt;
+  /** Last activity (the list order): when a message was last stored, or the thread was changed. */
   updated_at: UpdatedAt;
 }
 

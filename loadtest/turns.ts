@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { LoadClient } from './client.js';
 import { startStack, type Backend, type LoadStack } from './stack.js';
 import { latencyTable, summarize, table } from './stats.js';
+import { STATEMENT_KINDS, type StatementStats } from '../db/statement-counter.js';
 
 function options() {
   const { values } = parseArgs({
@@ -133,6 +134,8 @@ async function main(): Promise<number> {
   let connectPhaseS = NaN;
   let turnPhaseS = NaN;
   let stored: Map<string, number> | undefined;
+  let statementsBefore: StatementStats | undefined;
+  let statementsAfter: StatementStats | undefined;
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   if (stack) {
     console.log(`stack: ${Object.entries(stack.modes).map(([k, v]) => `${k} ${v}`).join('; ')}`);
@@ -145,10 +148,12 @@ async function main(): Promise<number> {
     connectPhaseS = (performance.now() - connectStart) / 1000;
     connected.forEach((r, i) => r.status === 'rejected' && note(`client ${i + 1} connect`, r.reason));
 
+    statementsBefore = stack.node.statements.snapshot();
     const turnStart = performance.now();
     const ran = await Promise.allSettled(clients.map((c) =>
       c.connectMs === undefined ? Promise.resolve() : c.runTurns(opts.turns)));
     turnPhaseS = (performance.now() - turnStart) / 1000;
+    statementsAfter = stack.node.statements.snapshot();
     ran.forEach((r, i) => r.status === 'rejected' && note(`client ${i + 1} turns`, r.reason));
 
     // Late duplicates (a second agent_completed, a replayed event) would show up now.
@@ -179,6 +184,7 @@ async function main(): Promise<number> {
   const turnsDone = turns.filter((t) => t.turnMs !== undefined).length;
   const rate = (n: number) => Math.round((n / turnPhaseS) * 10) / 10;
   const checks = correctness(clients, opts.turns, stored);
+  const sql = statementsPerTurn(statementsBefore, statementsAfter, turnsDone);
   const passed = !timedOut && failures.length === 0 && checks.every((c) => c.ok === c.total);
 
   console.log('');
@@ -193,6 +199,8 @@ async function main(): Promise<number> {
     ['events/s (turn phase)', rate(events)],
     ['frames received (all types)', frames],
     ['event-loop delay p50/p99/max (ms)', `${loop.p50} / ${loop.p99} / ${loop.max}`],
+    ['SQL statements (round trips) per turn', sql ? `${sql.statements} (${STATEMENT_KINDS.map((k) => `${k} ${sql.by_kind[k]}`).join(', ')})` : 'n/a'],
+    ['SQL statement time per turn (ms)', sql ? sql.ms : 'n/a'],
   ]));
   console.log('');
   console.log(table(['correctness', 'ok', 'of'], checks.map((c) => [c.name, c.ok, c.total])));
@@ -221,10 +229,25 @@ async function main(): Promise<number> {
     events_per_s: rate(events),
     frames,
     event_loop_delay_ms: loop,
+    sql_per_turn: sql,
     checks: Object.fromEntries(checks.map((c) => [c.name, `${c.ok}/${c.total}`])),
     problems: problems.length,
   }));
   return passed && cleanupFailures.length === 0 ? 0 : 1;
+}
+
+/**
+ * Statements the node's store sent during the turn phase, per completed turn: sends, claims,
+ * events, messages and everything else the server did meanwhile (heartbeats, sweeps).
+ */
+function statementsPerTurn(before: StatementStats | undefined, after: StatementStats | undefined, turns: number) {
+  if (!before || !after || turns === 0) return undefined;
+  const per = (n: number) => Math.round((n / turns) * 10) / 10;
+  return {
+    statements: per(after.count - before.count),
+    ms: per(after.ms - before.ms),
+    by_kind: Object.fromEntries(STATEMENT_KINDS.map((k) => [k, per(after.byKind[k].count - before.byKind[k].count)])) as Record<string, number>,
+  };
 }
 
 function round(value: number): number {

@@ -8,8 +8,10 @@ import { failAbandonedRun, runningRunIds } from '../db/runs.repository.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 import type { Logger } from 'pino';
 import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
+import type { StatementCounter } from '../db/statement-counter.js';
 import { migrateToLatest } from '../db/migrate.js';
-import { createBroker } from '../broker/index.js';
+import { createBroker, type Broker } from '../broker/index.js';
+import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createTurnQueue } from '../queue/index.js';
 import { createLlmClient } from '../workers/llm-client.js';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
@@ -31,6 +33,11 @@ export interface Roles {
 export interface RunningNode {
   /** The node's store (tests read it to compare with what clients received). */
   db: Kysely<Database>;
+  /** Statements the node's store has sent, by kind (benchmarks, metrics). */
+  statements: StatementCounter;
+  /** The node's event log (every event it writes goes through it) and the broker it publishes on. */
+  events: GroupCommitEventLog;
+  broker: Broker;
   gateway?: Gateway;
   worker?: TurnWorker;
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
@@ -112,6 +119,9 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       ? createBroker({ kind: 'memory', log })
       : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix, log });
     cleanups.push(() => broker.close());
+    // The process's one event log: every event written here is stored and published through it.
+    const events = new GroupCommitEventLog(db, broker, log.child({ role: 'event-log' }));
+    cleanups.push(() => events.close());
     const queue = embeddedBus
       ? createTurnQueue({ kind: 'inline', graceMs: config.worker.shutdownGraceMs })
       : createTurnQueue({
@@ -155,7 +165,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         maxRetries: config.llm.maxRetries,
       });
       worker = await startWorker({
-        db, broker, queue, llm,
+        db, broker, events, queue, llm,
         model: config.llm.model,
         contextTokens: config.llm.contextTokens,
         tools: overrides.tools ?? createDefaultRegistry(),
@@ -188,7 +198,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => rateLimits.close());
       gateway = await startGateway(config, {
-        db, broker, queue, verifyToken, tickets, rateLimits,
+        db, broker, events, queue, verifyToken, tickets, rateLimits,
         toolNames: createDefaultRegistry().names(),
         adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),
@@ -200,7 +210,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { db, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, statements: store.statements, events, broker, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;

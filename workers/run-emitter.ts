@@ -1,17 +1,19 @@
 /**
- * Writes a run's events: append to the log (seq assigned there, fenced by the run's attempt), then
- * publish on the thread's channel. A publish that fails is only logged: the event is stored, and
- * gateways fill gaps from the log (and re-sync from it when their broker connection comes back).
+ * Writes a run's events through the process's event log (group commit: stored with the events of
+ * every other run in flight, seq assigned there, fenced by the run's attempt; published once
+ * stored). A publish that fails is only logged: the event is stored, and gateways fill gaps from
+ * the log (and re-sync from it when their broker connection comes back).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { publishStoredEvent } from '../broker/index.js';
-import { appendEvent, FencedError, toFrame, type StoredEvent, type WriteFence } from '../db/events.repository.js';
+import { runEventsAfter, type AppendItem, type RunMessage, type StoredEvent, type WriteFence } from '../db/events.repository.js';
 import { isConnectionError } from '../server/errors.js';
-import { finishRun, type RunOutcome } from '../db/runs.repository.js';
+import type { RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
+import type { AppendedEvent, EventLog } from '../events/event-log.js';
+import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { wellFormed } from './text.js';
 
 export interface EmitterOptions {
@@ -19,23 +21,30 @@ export interface EmitterOptions {
   afterSeq: number;
   /** How long a write is retried while the database is unreachable. @defaultValue 30000 */
   retryWindowMs?: number;
+  /** The process's event log. @defaultValue one of the emitter's own, over `db` and `broker` */
+  events?: EventLog;
 }
+
+/** An event of the run, and the run's message stored with it (same transaction), if any. */
+export type RunEvent = { [T in EventType]: { type: T; payload: EventPayloads[T]; message?: RunMessage } }[EventType];
 
 /**
  * A write that failed because the database was unreachable is retried with backoff for a while,
  * so a database restart pauses a turn instead of failing it. Before each retry the emitter checks
  * whether the lost write committed after all (the connection can drop after COMMIT, before the
- * answer): only this attempt writes the run's events after `afterSeq`, so an event of the run
- * newer than the last one it saw is that write. Nothing is written twice.
+ * answer; a batch is one transaction, so its events landed all or none): only this attempt writes
+ * the run's events after `afterSeq`, so events of the run newer than the last one it saw, of the
+ * types it wrote, are that write. Nothing is written twice.
  */
 export class RunEmitter {
   /** The seq of this attempt's newest event it knows is stored. */
   private lastSeq: number;
   private readonly retryWindowMs: number;
+  private readonly events: EventLog;
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly broker: Broker,
+    broker: Broker,
     private readonly threadId: string,
     private readonly fence: WriteFence,
     private readonly log: Logger,
@@ -43,44 +52,47 @@ export class RunEmitter {
   ) {
     this.lastSeq = options.afterSeq;
     this.retryWindowMs = options.retryWindowMs ?? 30_000;
+    this.events = options.events ?? new GroupCommitEventLog(db, broker, log);
   }
 
-  async emit<T extends EventType>(type: T, payload: EventPayloads[T]): Promise<void> {
-    const event = await this.appendDurably(
-      () => appendEvent(this.db, this.threadId, { type, run_id: this.fence.runId, payload }, this.fence),
-    );
-    await this.publish(event);
+  async emit<T extends EventType>(type: T, payload: EventPayloads[T], message?: RunMessage): Promise<void> {
+    await this.emitAll([{ type, payload, message } as RunEvent]);
+  }
+
+  /** Events stored together (one transaction: all or none), in this order. */
+  async emitAll(events: RunEvent[]): Promise<void> {
+    await this.appendDurably(events.map((event) => this.item(event)));
   }
 
   /**
-   * Appends `agent_completed` and records the run's outcome in one transaction: a client that sees
-   * the event finds the run finished, and a run is never finished without its event.
+   * The run's last write: `before` (the text still waiting in the coalescer), then
+   * `agent_completed` with the final assistant message and the run's outcome, in one transaction:
+   * a client that sees the event finds the run finished and its answer stored, and a run is never
+   * finished without its event. Returns the thread's next queued run, if the write said.
    */
-  async complete(payload: EventPayloads['agent_completed'], outcome: RunOutcome): Promise<void> {
-    const event = await this.appendDurably(
-      () =>
-        this.db.transaction().execute(async (trx) => {
-          const stored = await appendEvent(trx, this.threadId, { type: 'agent_completed', run_id: this.fence.runId, payload }, this.fence);
-          if (!(await finishRun(trx, this.fence, outcome))) throw new FencedError(this.fence.runId);
-          return stored;
-        }),
-      'agent_completed',
-    );
-    await this.publish(event);
+  async complete(
+    payload: EventPayloads['agent_completed'],
+    outcome: RunOutcome,
+    options: { message: RunMessage; before?: RunEvent[] },
+  ): Promise<string | undefined> {
+    const completion: AppendItem = { ...this.item({ type: 'agent_completed', payload, message: options.message }), finish: outcome };
+    const stored = await this.appendDurably([...(options.before ?? []).map((event) => this.item(event)), completion]);
+    return stored.at(-1)?.nextRunId;
   }
 
-  /** Any other write of the run (its messages), retried the same way; `landed` tells if a lost one committed. */
-  async write(fn: () => Promise<void>, landed: () => Promise<boolean>): Promise<void> {
-    await this.retrying(
-      () => fn().then(() => true as const),
-      async () => (await landed()) || undefined,
-    );
+  private item(event: RunEvent): AppendItem {
+    return {
+      threadId: this.threadId,
+      draft: { type: event.type, run_id: this.fence.runId, payload: event.payload } as AppendItem['draft'],
+      fence: this.fence,
+      ...(event.message ? { message: event.message } : {}),
+    };
   }
 
-  private async appendDurably(append: () => Promise<StoredEvent>, type?: string): Promise<StoredEvent> {
-    const event = await this.retrying(append, () => this.landedEvent(type));
-    this.lastSeq = Math.max(this.lastSeq, event.seq);
-    return event;
+  private async appendDurably(items: AppendItem[]): Promise<AppendedEvent[]> {
+    const stored = await this.retrying(() => this.events.append(items), () => this.landed(items));
+    this.lastSeq = Math.max(this.lastSeq, ...stored.map((event) => event.seq));
+    return stored;
   }
 
   /** `write`, retried while the database is unreachable; after a lost attempt, `landed` may find it committed. */
@@ -101,23 +113,17 @@ export class RunEmitter {
     }
   }
 
-  /** This attempt's event newer than the last one it knows of, if a lost write committed. */
-  private async landedEvent(type?: string): Promise<StoredEvent | undefined> {
-    const row = await this.db
-      .selectFrom('events')
-      .select(['seq', 'type', 'payload'])
-      .where('thread_id', '=', this.threadId)
-      .where('run_id', '=', this.fence.runId)
-      .where('seq', '>', this.lastSeq)
-      .$if(type !== undefined, (q) => q.where('type', '=', type!))
-      .orderBy('seq', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row ? { seq: row.seq, frame: toFrame(row.type, row.payload) } : undefined;
-  }
-
-  private async publish(event: StoredEvent): Promise<void> {
-    await publishStoredEvent(this.broker, this.threadId, event, this.log);
+  /**
+   * The items' events, if a lost write committed: this attempt's events newer than the last one it
+   * knows of, of the same types in the same order. Found, they are published (their publish may
+   * never have happened).
+   */
+  private async landed(items: AppendItem[]): Promise<StoredEvent[] | undefined> {
+    const rows = await runEventsAfter(this.db, this.threadId, this.fence.runId, this.lastSeq, items.length);
+    if (rows.length !== items.length || rows.some((row, i) => row.type !== items[i]!.draft.type)) return undefined;
+    const events = rows.map(({ seq, frame }) => ({ seq, frame }));
+    await this.events.publish(this.threadId, events);
+    return events;
   }
 }
 
@@ -158,13 +164,29 @@ export class DeltaCoalescer {
     if (this.pending.length >= this.maxChars || Date.now() - this.lastFlush >= this.intervalMs) await this.flush();
   }
 
+  /**
+   * The text not yet written, as the delta event to write with the run's last events; the
+   * coalescer no longer holds it.
+   */
+  takePending(): RunEvent[] {
+    this.absorbSplit();
+    if (!this.pending) return [];
+    const delta = this.pending;
+    this.pending = '';
+    return [{ type: 'message_delta', payload: { message_id: this.messageId, delta } }];
+  }
+
+  /** The text is ending: a high surrogate still waiting for its pair is a lone one (U+FFFD). */
+  private absorbSplit(): void {
+    if (!this.split) return;
+    const lone = wellFormed(this.split);
+    this.split = '';
+    this.pending += lone;
+    this.text += lone;
+  }
+
   async flush(): Promise<void> {
-    if (this.split) {
-      const lone = wellFormed(this.split);
-      this.split = '';
-      this.pending += lone;
-      this.text += lone;
-    }
+    this.absorbSplit();
     if (!this.pending) return;
     const delta = this.pending;
     this.pending = '';

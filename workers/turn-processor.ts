@@ -9,8 +9,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { claimRun, nextQueuedRun, type RunOutcome } from '../db/runs.repository.js';
-import { insertRunMessage, listThreadMessages, messageExists } from '../db/messages.repository.js';
-import { FencedError, type WriteFence } from '../db/events.repository.js';
+import { listThreadMessages } from '../db/messages.repository.js';
+import { FencedError, ThreadGoneError, type RunMessage, type WriteFence } from '../db/events.repository.js';
 import type { Agent, Database, ToolCallRecord } from '../db/schema.js';
 import { newId } from '../db/ids.js';
 import type { RunErrorCode } from '../protocol/codes.js';
@@ -21,6 +21,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import { isConnectionError } from '../server/errors.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
+import type { EventLog } from '../events/event-log.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
 import { findUnstorable } from '../protocol/validate.js';
 import { wellFormed } from './text.js';
@@ -28,6 +29,8 @@ import { wellFormed } from './text.js';
 export interface TurnDeps {
   db: Kysely<Database>;
   broker: Broker;
+  /** The process's event log: every event of a turn is appended (and published) through it. */
+  events: EventLog;
   queue: TurnQueue;
   llm: OpenAI;
   model: string;
@@ -107,8 +110,10 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     deps.activeRuns.set(run.id, handle);
     const signal = AbortSignal.any([ctx.signal, handle.cancel.signal, handle.stop.signal]);
     let released = false;
+    /** Set once the run's last write returned: the thread's next queued run (undefined: none). */
+    let next: { runId?: string } | undefined;
     try {
-      await runTurn(deps, {
+      next = await runTurn(deps, {
         job, agent, fence, handle, signal, log,
         messageId: run.assistant_message_id!,
         restarted: claim.restarted,
@@ -120,13 +125,15 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
         await handBack(deps, job, fence, log);
       } else if (error instanceof FencedError) {
         log.warn('run was taken over by another attempt; this attempt stopped writing');
+      } else if (error instanceof ThreadGoneError) {
+        log.info('thread was deleted during the run; the run ended with it');
       } else {
         throw error;
       }
     } finally {
       deps.activeRuns.delete(run.id);
       // A released run still holds its thread; the takeover wakes the next turn when it ends.
-      if (!released) await wakeNext(deps, thread.id, log);
+      if (!released) await wakeNext(deps, thread.id, log, next);
     }
   };
 }
@@ -156,12 +163,15 @@ interface TurnState {
   log: Logger;
 }
 
-async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
+/** Runs the turn to its agent_completed; returns the thread's next queued run as the last write found it. */
+async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<{ runId?: string }> {
   const { job, agent, fence, handle, messageId, signal, log } = turn;
   const cancelled = handle.cancel.signal;
-  const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log, { afterSeq: turn.afterSeq, retryWindowMs: deps.writeRetryMs });
-  const addMessage = (message: Parameters<typeof insertRunMessage>[2]) =>
-    emitter.write(() => insertRunMessage(deps.db, fence, message), () => messageExists(deps.db, message.id));
+  const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log, {
+    afterSeq: turn.afterSeq,
+    retryWindowMs: deps.writeRetryMs,
+    events: deps.events,
+  });
   const text = new DeltaCoalescer(emitter, messageId);
   const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   let outcome: RunOutcome;
@@ -170,8 +180,10 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
     // names the new message id, and clients restart the streamed text there (protocol: reset).
     await emitter.emit('agent_thinking', { attempt: fence.attempt, message_id: messageId, restarted: true });
   } else {
-    await emitter.emit('agent_started', { agent_id: agent.id, agent_name: agent.name });
-    await emitter.emit('agent_thinking', {});
+    await emitter.emitAll([
+      { type: 'agent_started', payload: { agent_id: agent.id, agent_name: agent.name } },
+      { type: 'agent_thinking', payload: {} },
+    ]);
   }
   try {
     const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId), {
@@ -190,36 +202,31 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
       }
       await text.flush();
       // Text the model wrote alongside tool calls stays in the final message, so the streamed
-      // deltas always join to exactly the stored answer.
-      await addMessage({
-        id: newId('m'), thread_id: job.threadId, role: 'assistant', content: '', tool_calls: JSON.stringify(step.toolCalls) as never,
-      });
+      // deltas always join to exactly the stored answer. The assistant row with the calls is
+      // stored with the first tool_executing, each result with its tool_completed.
+      let calls: RunMessage | undefined = { id: newId('m'), role: 'assistant', content: '', tool_calls: step.toolCalls };
       prompt.push({ role: 'assistant', content: null, tool_calls: step.toolCalls });
       for (const call of step.toolCalls) {
-        const result = await runTool(deps, emitter, call, signal);
-        await addMessage({
-          id: newId('m'), thread_id: job.threadId, role: 'tool', content: result, tool_call_id: call.id,
-        });
+        const result = await runTool(deps, emitter, call, signal, calls);
+        calls = undefined;
         prompt.push({ role: 'tool', tool_call_id: call.id, content: result });
       }
     }
-    await text.flush();
     outcome = { status: 'completed', usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } };
   } catch (error) {
-    if (error instanceof FencedError) throw error;
+    if (error instanceof FencedError || error instanceof ThreadGoneError) throw error;
     if (handle.stop.signal.aborted && handle.release && !cancelled.aborted) throw new Released();
     // The database stayed unreachable past the write retries: this attempt cannot record the turn
     // faithfully (a delta may be missing from the log). It gives the run up unfinished; the queue's
     // retry or the heartbeat sweeper takes it over with a fresh attempt and message id.
     if (isConnectionError(error)) throw error;
-    await text.flush().catch(() => {});
     outcome = classify(error, signal, cancelled, log);
     if (outcome.status !== 'failed' || usage.prompt_tokens > 0) {
       outcome.usage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
     }
   }
-  await addMessage({ id: messageId, thread_id: job.threadId, role: 'assistant', content: text.text });
-  await emitter.complete(
+  // One write: the text still pending, the answer, agent_completed and the run's outcome.
+  const nextRunId = await emitter.complete(
     {
       status: outcome.status,
       message: { id: messageId, role: 'assistant', content: text.text, run_id: fence.runId },
@@ -227,8 +234,10 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
       ...(outcome.error ? { error: outcome.error as { code: RunErrorCode; message: string } } : {}),
     },
     outcome,
+    { message: { id: messageId, role: 'assistant', content: text.text }, before: text.takePending() },
   );
   log.info({ status: outcome.status, usage: outcome.usage }, 'run finished');
+  return { runId: nextRunId };
 }
 
 interface Step {
@@ -323,7 +332,14 @@ async function streamModel(
  * a tool still running after `toolTimeoutMs` (its signal aborts, and the turn stops waiting for it
  * even if it ignores the signal).
  */
-async function runTool(deps: ProcessorDeps, emitter: RunEmitter, call: ToolCallRecord, signal: AbortSignal): Promise<string> {
+async function runTool(
+  deps: ProcessorDeps,
+  emitter: RunEmitter,
+  call: ToolCallRecord,
+  signal: AbortSignal,
+  /** Stored with tool_executing: the assistant row that asked for this step's calls (first call only). */
+  calls?: RunMessage,
+): Promise<string> {
   let args: unknown = call.function.arguments;
   try {
     args = JSON.parse(call.function.arguments || '{}');
@@ -334,19 +350,18 @@ async function runTool(deps: ProcessorDeps, emitter: RunEmitter, call: ToolCallR
   // shown as the raw text, made well-formed, and answered with an error result: the run goes on.
   const unfit = findUnstorable(args, 'arguments');
   if (unfit) args = wellFormed(call.function.arguments);
-  await emitter.emit('tool_executing', { tool_call_id: call.id, name: wellFormed(call.function.name), arguments: args });
+  await emitter.emit('tool_executing', { tool_call_id: call.id, name: wellFormed(call.function.name), arguments: args }, calls);
   const started = performance.now();
   let result: string;
   let isError = false;
   if (unfit) {
-    await emitter.emit('tool_completed', {
-      tool_call_id: call.id,
-      name: wellFormed(call.function.name),
-      result: `Error: the tool's ${unfit}; call it again with valid text.`,
-      is_error: true,
-      duration_ms: 0,
-    });
-    return `Error: the tool's ${unfit}; call it again with valid text.`;
+    result = `Error: the tool's ${unfit}; call it again with valid text.`;
+    await emitter.emit(
+      'tool_completed',
+      { tool_call_id: call.id, name: wellFormed(call.function.name), result, is_error: true, duration_ms: 0 },
+      { id: newId('m'), role: 'tool', content: result, tool_call_id: call.id },
+    );
+    return result;
   }
   const deadline = AbortSignal.timeout(deps.toolTimeoutMs);
   const toolSignal = AbortSignal.any([signal, deadline]);
@@ -369,7 +384,7 @@ async function runTool(deps: ProcessorDeps, emitter: RunEmitter, call: ToolCallR
     result,
     is_error: isError,
     duration_ms: Math.round((performance.now() - started) * 100) / 100,
-  });
+  }, { id: newId('m'), role: 'tool', content: result, tool_call_id: call.id });
   return result;
 }
 
@@ -407,10 +422,13 @@ function classify(error: unknown, signal: AbortSignal, cancelled: AbortSignal, l
   return { status: 'failed', error: { code: 'internal_error', message: RunErrorCodes.internal_error } };
 }
 
-/** Starts the thread's next queued turn, if any. A lost wake-up is repaired by the sweeper. */
-async function wakeNext(deps: TurnDeps, threadId: string, log: Logger): Promise<void> {
+/**
+ * Starts the thread's next queued turn, if any: the one the run's last write found, else (the run
+ * did not get that far) looked up. A lost wake-up is repaired by the sweeper.
+ */
+async function wakeNext(deps: TurnDeps, threadId: string, log: Logger, found?: { runId?: string }): Promise<void> {
   try {
-    const next = await nextQueuedRun(deps.db, threadId);
+    const next = found ? found.runId : await nextQueuedRun(deps.db, threadId);
     if (next) await deps.queue.enqueue({ runId: next, threadId }, { wake: true });
   } catch (error) {
     log.warn({ err: error }, 'could not wake the next turn; the sweeper will');

@@ -4,7 +4,7 @@
  * whose job was lost, and running runs whose worker's heartbeat went stale.
  */
 import { beatRuns, failAbandonedRun, nextQueuedRun, staleRuns, strandedRuns } from '../db/runs.repository.js';
-import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../broker/index.js';
+import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
 import { enqueueTakeover } from '../queue/turn-queue.js';
 import { createTurnProcessor, type RunHandle, type TurnDeps } from './turn-processor.js';
 
@@ -77,7 +77,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
         const ended = await failAbandonedRun(db, run.id, 'worker_lost', 'The turn was interrupted too many times; send the message again.', { attempt: run.attempt, staleMs: runStaleMs });
         if (!ended) continue;
         log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run failed after too many takeovers');
-        await publishStoredEvent(options.broker, ended.threadId, ended.event, log);
+        await options.events.publish(ended.threadId, [ended.event]);
         const next = await nextQueuedRun(db, ended.threadId);
         if (next) await options.queue.enqueue({ runId: next, threadId: ended.threadId }, { wake: true });
       }

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
+import type { EventLog } from '../../events/event-log.js';
 import type { Database } from '../../db/schema.js';
 import type { TurnQueue } from '../../queue/turn-queue.js';
 import type { ClientFrame, ClientFrameType } from '../../protocol/frames.js';
@@ -14,6 +15,8 @@ import type { RateLimiter } from '../rate-limits/index.js';
 export interface GatewayServices {
   db: Kysely<Database>;
   broker: Broker;
+  /** Publishes what an operation stored (the process's one event log). */
+  events: EventLog;
   queue: TurnQueue;
   fanout: ThreadFanout;
   verifyToken: TokenVerifier;

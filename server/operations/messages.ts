@@ -1,4 +1,4 @@
-import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../../broker/index.js';
+import { RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { recordTurn, TurnRejected, type RecordedTurn } from '../../db/turns.repository.js';
 import type { Owner } from '../../db/threads.repository.js';
 import type { MessageSendPayload } from '../../protocol/frames.js';
@@ -54,7 +54,7 @@ export async function sendMessage(services: GatewayServices, owner: Owner, input
   for (const runId of turn.interruptRunIds) {
     await services.broker.publish(RUN_CANCEL_CHANNEL, runId).catch((error) => log.warn({ err: error }, 'interrupt not delivered'));
   }
-  for (const event of [...turn.cancelledEvents, turn.event]) await publishStoredEvent(services.broker, turn.threadId, event, log);
+  await services.events.publish(turn.threadId, [...turn.cancelledEvents, turn.event]);
   try {
     await services.queue.enqueue({ runId: turn.runId, threadId: turn.threadId });
   } catch (error) {

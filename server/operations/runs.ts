@@ -1,4 +1,4 @@
-import { publishStoredEvent, RUN_CANCEL_CHANNEL } from '../../broker/index.js';
+import { RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { cancelQueuedRun, findOwnedRun } from '../../db/runs.repository.js';
 import type { Owner } from '../../db/threads.repository.js';
 import { type GatewayServices } from '../handlers/context.js';
@@ -14,7 +14,7 @@ export async function cancelRun(services: GatewayServices, owner: Owner, runId: 
   if (run.status === 'queued') {
     const event = await cancelQueuedRun(services.db, runId);
     if (event) {
-      await publishStoredEvent(services.broker, run.thread_id, event, services.log.child({ run_id: runId }));
+      await services.events.publish(run.thread_id, [event]);
       return { run_id: runId, status: 'cancelled' as const };
     }
     // It started meanwhile: cancel it as a running run.

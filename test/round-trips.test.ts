@@ -1,0 +1,179 @@
+/**
+ * What a turn costs the store, counted statement by statement (each one round trip) on both
+ * stores: message.send (recordTurn) and the claim at most two each, the context read and the
+ * run's last write one each, cancelling a queued run one; and recordTurn's behaviour through its
+ * one call: dedupe, busy policies, the active-run cap rolled back with an interrupt, refusals.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openStore, type Store } from '../db/connect.js';
+import { migrateToLatest } from '../db/migrate.js';
+import { StatementCounter } from '../db/statement-counter.js';
+import { recordTurn, TurnRejected } from '../db/turns.repository.js';
+import { cancelQueuedRun, claimRun } from '../db/runs.repository.js';
+import { listThreadMessages } from '../db/messages.repository.js';
+import { createBroker } from '../broker/index.js';
+import { GroupCommitEventLog } from '../events/group-commit-log.js';
+import { RunEmitter } from '../workers/run-emitter.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { within } from './support/wait.js';
+
+interface Ctx {
+  store: Store;
+  counter: StatementCounter;
+  cleanup: () => Promise<void>;
+}
+
+const stores: Record<string, () => Promise<Omit<Ctx, 'counter'> & { counter: StatementCounter }>> = {
+  postgres: async () => {
+    const database: TestDatabase = await createTestDatabase();
+    const counter = new StatementCounter();
+    const store = await openStore({ kind: 'postgres', url: database.url, poolSize: 2 }, counter);
+    return { store, counter, cleanup: async () => { await store.close(); await database.drop(); } };
+  },
+  pglite: async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'convo-round-trips-'));
+    const counter = new StatementCounter();
+    const store = await openStore({ kind: 'pglite', dataDir }, counter);
+    return { store, counter, cleanup: async () => { await store.close(); await rm(dataDir, { recursive: true, force: true }); } };
+  },
+};
+
+for (const [name, open] of Object.entries(stores)) {
+  const test = suite<Ctx>(`round trips (${name})`);
+  test.before(async (ctx) => {
+    Object.assign(ctx, await within(open(), 30_000, `opening ${name}`));
+    await migrateToLatest(ctx.store.db);
+  });
+  test.after(async (ctx) => {
+    await ctx.cleanup?.();
+  });
+
+  /** Runs `fn` and returns its result with the statements it sent. */
+  async function counted<T>(ctx: Ctx, fn: () => Promise<T>): Promise<{ value: T; statements: number }> {
+    const before = ctx.counter.statementCount();
+    const value = await fn();
+    return { value, statements: ctx.counter.statementCount() - before };
+  }
+
+  async function refusal(ctx: Ctx, fn: () => Promise<unknown>): Promise<{ code: string; statements: number }> {
+    const { value, statements } = await counted(ctx, () => fn().then(() => undefined, (error: unknown) => error));
+    assert.instance(value, TurnRejected);
+    return { code: (value as TurnRejected).code, statements };
+  }
+
+  const alice = { workspaceId: 'acme', userId: 'alice' };
+
+  test('message.send, the claim, the context read, the last write: at most two, two, one and one round trip', async (ctx) => {
+    const db = ctx.store.db;
+    const sent = await counted(ctx, () => recordTurn(db, alice, { content: 'What time is it, roughly speaking, on a long afternoon like this one?' }));
+    assert.ok(sent.statements <= 2, `recordTurn on a new thread: ${sent.statements}`);
+    const turn = sent.value;
+    assert.equal([turn.deduplicated, turn.fromSeq, turn.cancelledEvents, turn.interruptRunIds], [false, 1, [], []]);
+    const thread = await db.selectFrom('threads').selectAll().where('id', '=', turn.threadId).executeTakeFirstOrThrow();
+    assert.equal([thread.title, thread.last_seq, thread.agent_id], ['What time is it, roughly speaking, on a long afternoon like this one?'.slice(0, 80), 1, 'ag_default']);
+    const event = JSON.parse(turn.event!.frame);
+    assert.equal([event.type, event.payload.seq, event.payload.message.id, event.payload.message.role], ['message_created', 1, turn.messageId, 'user']);
+
+    const claimed = await counted(ctx, () => claimRun(db, turn.runId));
+    assert.ok(claimed.statements <= 2, `claimRun: ${claimed.statements}`);
+    const claim = claimed.value;
+    if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
+    assert.equal([claim.run.status, claim.run.attempt, claim.thread.last_seq, claim.agent.id, claim.restarted], ['running', 1, 1, 'ag_default', false]);
+    assert.instance(claim.run.started_at, Date);
+    assert.instance(claim.thread.created_at, Date);
+    assert.equal(claim.agent.tools, ['get_current_time', 'calculator']);
+
+    const context = await counted(ctx, () => listThreadMessages(db, turn.threadId));
+    assert.is(context.statements, 1, 'the context read');
+    assert.equal(context.value.map((m) => [m.id, m.role]), [[turn.messageId, 'user']]);
+
+    const broker = createBroker({ kind: 'memory' });
+    const log = new GroupCommitEventLog(db, broker, pino({ level: 'silent' }));
+    const emitter = new RunEmitter(db, broker, turn.threadId, claim.fence, pino({ level: 'silent' }), { afterSeq: 1, events: log });
+    const messageId = claim.run.assistant_message_id!;
+    const started = await counted(ctx, () => emitter.emitAll([
+      { type: 'agent_started', payload: { agent_id: 'ag_default', agent_name: 'Assistant' } },
+      { type: 'agent_thinking', payload: {} },
+    ]));
+    assert.is(started.statements, 1, 'the two opening events');
+    const last = await counted(ctx, () => emitter.complete(
+      { status: 'completed', message: { id: messageId, role: 'assistant', content: 'Noon.', run_id: turn.runId } },
+      { status: 'completed' },
+      { message: { id: messageId, role: 'assistant', content: 'Noon.' }, before: [{ type: 'message_delta', payload: { message_id: messageId, delta: 'Noon.' } }] },
+    ));
+    assert.is(last.statements, 1, 'the last write: delta, answer, agent_completed, run finished');
+    const run = await db.selectFrom('runs').select(['status']).where('id', '=', turn.runId).executeTakeFirstOrThrow();
+    assert.is(run.status, 'completed');
+    assert.equal((await listThreadMessages(db, turn.threadId)).map((m) => [m.role, m.content]), [['user', 'What time is it, roughly speaking, on a long afternoon like this one?'], ['assistant', 'Noon.']]);
+    await log.close();
+    await broker.close();
+  });
+
+  test('a retried send is found in one call and stores nothing; a foreign thread or agent is refused', async (ctx) => {
+    const db = ctx.store.db;
+    const first = await recordTurn(db, alice, { content: 'Once', clientMessageId: 'cm-1' });
+    const again = await counted(ctx, () => recordTurn(db, alice, { content: 'Once', clientMessageId: 'cm-1' }));
+    assert.ok(again.statements <= 2);
+    assert.equal(again.value, { threadId: first.threadId, messageId: first.messageId, runId: first.runId, fromSeq: first.fromSeq, deduplicated: true, cancelledEvents: [], interruptRunIds: [] });
+    const inThread = await recordTurn(db, alice, { content: 'Once', clientMessageId: 'cm-1', threadId: first.threadId });
+    assert.is(inThread.deduplicated, true);
+    assert.is((await db.selectFrom('messages').select('id').where('thread_id', '=', first.threadId).execute()).length, 1, 'one message');
+
+    // The same key from another user is another message.
+    const bob = await recordTurn(db, { workspaceId: 'acme', userId: 'bob' }, { content: 'Once', clientMessageId: 'cm-1' });
+    assert.is(bob.deduplicated, false);
+    assert.is.not(bob.threadId, first.threadId);
+
+    assert.equal(await refusal(ctx, () => recordTurn(db, { workspaceId: 'acme', userId: 'bob' }, { content: 'Mine now', threadId: first.threadId })), { code: 'not_found', statements: 1 });
+    assert.equal(await refusal(ctx, () => recordTurn(db, { workspaceId: 'other', userId: 'alice' }, { content: 'Mine now', threadId: first.threadId })), { code: 'not_found', statements: 1 });
+    assert.is((await refusal(ctx, () => recordTurn(db, alice, { content: 'x', agentId: 'ag_missing' }))).code, 'not_found');
+    assert.is((await refusal(ctx, () => recordTurn(db, alice, { content: 'x', threadId: first.threadId, agentId: 'ag_other' }))).code, 'conflict');
+  });
+
+  test('busy policies in one call: reject refuses, interrupt cancels the queued and names the running; over the run cap it all rolls back', async (ctx) => {
+    const db = ctx.store.db;
+    const carol = { workspaceId: 'acme', userId: 'carol' };
+    const running = await recordTurn(db, carol, { content: 'First' });
+    const claim = await claimRun(db, running.runId);
+    assert.is(claim.kind, 'claimed');
+    const queued = await recordTurn(db, carol, { content: 'Second', threadId: running.threadId });
+    const waiting = await counted(ctx, () => claimRun(db, queued.runId));
+    assert.equal([waiting.value.kind, waiting.statements <= 2], ['wait', true], 'the second run waits for the first');
+    assert.equal((await counted(ctx, () => claimRun(db, running.runId))).value, { kind: 'gone', status: 'running' });
+
+    assert.equal(await refusal(ctx, () => recordTurn(db, carol, { content: 'Now!', threadId: running.threadId, onBusy: 'reject' })), { code: 'thread_busy', statements: 1 });
+    // Counted after the interrupt cancelled the queued run, the running one alone fills a cap of
+    // one: refused, and the cancellation is rolled back with it.
+    assert.equal(
+      await refusal(ctx, () => recordTurn(db, carol, { content: 'Now!', threadId: running.threadId, onBusy: 'interrupt', maxActiveRuns: 1 })),
+      { code: 'rate_limited', statements: 1 },
+    );
+    const stillQueued = await db.selectFrom('runs').select('status').where('id', '=', queued.runId).executeTakeFirstOrThrow();
+    assert.is(stillQueued.status, 'queued', 'the refused send cancelled nothing');
+    const lastSeqBefore = (await db.selectFrom('threads').select('last_seq').where('id', '=', running.threadId).executeTakeFirstOrThrow()).last_seq;
+
+    const interrupting = await counted(ctx, () => recordTurn(db, carol, { content: 'Now!', threadId: running.threadId, onBusy: 'interrupt', maxActiveRuns: 2 }));
+    assert.ok(interrupting.statements <= 2, `an interrupting send: ${interrupting.statements}`);
+    const turn = interrupting.value;
+    assert.equal(turn.interruptRunIds, [running.runId], 'the running run is to be signalled');
+    assert.is(turn.cancelledEvents.length, 1);
+    const cancelled = JSON.parse(turn.cancelledEvents[0]!.frame);
+    assert.equal([cancelled.type, cancelled.payload.run_id, cancelled.payload.status, cancelled.payload.seq], ['agent_completed', queued.runId, 'cancelled', lastSeqBefore + 1]);
+    assert.match(cancelled.payload.message.id, /^m_[A-Za-z0-9_-]{22}$/);
+    assert.is(turn.fromSeq, lastSeqBefore + 2, 'the new message follows the cancellation');
+    const statuses = await db.selectFrom('runs').select(['id', 'status']).where('thread_id', '=', running.threadId).orderBy('created_at').execute();
+    assert.equal(statuses.map((r) => r.status), ['running', 'cancelled', 'queued']);
+
+    const cancelling = await counted(ctx, () => cancelQueuedRun(db, turn.runId));
+    assert.is(cancelling.statements, 1, 'cancelling a queued run');
+    assert.is(JSON.parse(cancelling.value!.frame).payload.seq, turn.fromSeq + 1);
+    assert.is(await cancelQueuedRun(db, turn.runId), undefined, 'not queued any more');
+  });
+
+  test.run();
+}
