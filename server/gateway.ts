@@ -42,7 +42,9 @@ export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log' | 'limits'> & {
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
   const app = uWS.App();
   const log = deps.log;
-  const fanout = new ThreadFanout(app, deps.broker, deps.db, log);
+  const fanout = new ThreadFanout(app, deps.broker, deps.db, log, (connection, read) =>
+    deps.rateLimits.withRequestSlot(connection.principal, read, { patient: true }),
+  );
   const services: GatewayServices = {
     ...deps,
     fanout,
@@ -64,6 +66,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     allowedOrigins: config.allowedOrigins,
     maxBufferedBytes: maxBuffered,
     log,
+    closing: () => closing !== undefined,
   });
   const intake = createFrameIntake(config, services);
   // Every callback behind the guard: an exception closes the socket concerned (1011), never the process.

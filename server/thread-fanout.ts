@@ -13,7 +13,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { decodeBrokerEvent, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../broker/index.js';
+import { decodeBrokerEvent, encodeThreadDeleted, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../broker/index.js';
 import { listEventsAfter } from '../db/events.repository.js';
 import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
@@ -54,6 +54,11 @@ export class ThreadFanout {
     private readonly broker: Broker,
     private readonly db: Kysely<Database>,
     private readonly log: Logger,
+    /**
+     * Runs a replay's read of the log as one of its user's requests in flight
+     * (RATE_LIMIT_IN_FLIGHT_PER_USER), so replays cannot take more of the pool than requests can.
+     */
+    private readonly asRequestOf: <T>(connection: Connection, read: () => Promise<T>) => Promise<T> = (_c, read) => read(),
   ) {
     // Whatever was published while the broker was cut off is recovered from the log.
     broker.onReconnect(() => {
@@ -94,23 +99,42 @@ export class ThreadFanout {
     // Registered synchronously: from here on, live events are kept for this socket, and a frame
     // handled after this call (an unsubscribe) sees it. The starting point may be decided later
     // (a promise): nothing is sent before it is known.
+    // A socket that closed while its frame waited (for a slot, for the database) is past its close
+    // handler's clean-up: registering it now would leave a follower nobody removes.
+    if (connection.closed) return;
     const state = this.stateFor(threadId);
     const follower: Follower = { connection, mode: 'replaying', sentSeq: 0, buffer: [] };
     state.followers.set(connection, follower);
     connection.threads.add(threadId);
+    /** This follow was overtaken (re-follow, unfollow) or its socket closed: it stops, leaving nothing behind. */
+    const gone = () => {
+      if (state.followers.get(connection) !== follower) return true;
+      if (!connection.closed) return false;
+      void this.unfollow(connection, threadId).catch(() => {});
+      return true;
+    };
     try {
       follower.sentSeq = await afterSeq;
       await state.ready;
-      for (let stalled = 0; ; ) {
-        const page = await listEventsAfter(this.db, threadId, follower.sentSeq, 500);
-        if (state.followers.get(connection) !== follower || connection.closed) return;
+      for (let stalled = 0, first = true; ; first = false) {
+        if (gone()) return;
+        const page = await this.asRequestOf(connection, () => listEventsAfter(this.db, threadId, follower.sentSeq, 500));
+        if (gone()) return;
+        // Nothing to replay: the thread may have been deleted before this gateway's subscription
+        // was live (its thread_deleted went by unheard). Then the socket is told now.
+        if (first && page.length === 0 && !(await this.threadExists(threadId))) {
+          if (gone()) return;
+          connection.send(deletedFrame(threadId));
+          await this.unfollow(connection, threadId);
+          return;
+        }
         // Paced: a page is written as fast as the client takes it, never all at once.
         for (let i = 0; i < page.length; ) {
           connection.cork(() => {
             while (i < page.length && connection.hasRoom()) connection.sendReplay(page[i++]!.frame);
           });
           if (i < page.length) await connection.drained(REPLAY_STALL_MS);
-          if (state.followers.get(connection) !== follower || connection.closed) return;
+          if (gone()) return;
         }
         if (page.length > 0) follower.sentSeq = page[page.length - 1]!.seq;
         if (page.length === 500) continue;
@@ -129,6 +153,7 @@ export class ThreadFanout {
       await this.unfollow(connection, threadId);
       throw error;
     }
+    if (gone()) return;
     connection.cork(() => {
       for (const event of follower.buffer) {
         if (event.seq > follower.sentSeq) {
@@ -221,10 +246,19 @@ export class ThreadFanout {
     // is down, so `held` stays small.
     for (let attempt = 0; this.threads.get(state.threadId) === state; attempt++) {
       try {
+        let read = 0;
         for (;;) {
           const page = await listEventsAfter(this.db, state.threadId, state.lastSeq ?? 0, 500);
           for (const event of page) this.deliver(state, event.seq, event.frame);
+          read += page.length;
           if (page.length < 500) break;
+        }
+        // Nothing new after a reconnect: the thread may have been deleted while this gateway
+        // could not hear it (its thread_deleted was published then).
+        if (read === 0 && state.held.length === 0 && !(await this.threadExists(state.threadId))) {
+          state.filling = false;
+          this.onDeleted(state, deletedFrame(state.threadId));
+          return;
         }
         break;
       } catch (error) {
@@ -236,6 +270,10 @@ export class ThreadFanout {
     const held = state.held.sort((a, b) => a.seq - b.seq);
     state.held = [];
     for (const event of held) this.deliver(state, event.seq, event.frame);
+  }
+
+  private async threadExists(threadId: string): Promise<boolean> {
+    return (await this.db.selectFrom('threads').select('id').where('id', '=', threadId).executeTakeFirst()) !== undefined;
   }
 
   /** The thread was deleted (on any gateway): every follower is told, then let go. */
@@ -291,4 +329,9 @@ function baseline(state: ThreadState): number | null {
     if (follower.mode !== 'replaying' && (min === null || follower.sentSeq < min)) min = follower.sentSeq;
   }
   return min;
+}
+
+/** The thread_deleted frame for a deletion this gateway did not hear of. */
+function deletedFrame(threadId: string): string {
+  return threadDeletedFrame(encodeThreadDeleted(threadId, new Date().toISOString()));
 }

@@ -51,6 +51,8 @@ export interface UpgradeDeps {
   allowedOrigins: readonly string[];
   maxBufferedBytes: number;
   log: Logger;
+  /** The gateway is shutting down: handshakes still verifying are refused, not upgraded. */
+  closing: () => boolean;
 }
 
 export function createUpgradeHandler(deps: UpgradeDeps) {
@@ -100,6 +102,10 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     authenticate.then(
       async (principal) => {
         if (state.aborted) return;
+        if (deps.closing()) {
+          refuse({ code: 'unavailable', message: 'This gateway is shutting down; connect again (to another one).', retryAfterMs: 1000 });
+          return;
+        }
         const id = newId('c');
         // RATE_LIMIT_CONNECTIONS_PER_USER, across gateways: refused before the socket opens.
         const limited = await deps.rateLimits.acquireConnection(principal, id).catch((error: unknown) => {
@@ -116,9 +122,12 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         }
         const connection = new Connection(id, principal, log, deps.maxBufferedBytes);
         const data: SocketData = { connection };
-        deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, credentials.protocol, extensions, context));
-        // uWS runs `open` inside upgrade(); a socket that did not open will never close either.
-        if (!connection.ws) deps.rateLimits.releaseConnection(id);
+        try {
+          deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, credentials.protocol, extensions, context));
+        } finally {
+          // uWS runs `open` inside upgrade(); a socket that did not open will never close either.
+          if (!connection.ws) deps.rateLimits.releaseConnection(id);
+        }
       },
       (error: unknown) => {
         if (error instanceof AuthError) {
@@ -130,6 +139,10 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
           refuse({ code: 'unauthenticated', message: 'The token could not be verified.' });
         }
       },
-    );
+    ).catch((error: unknown) => {
+      // The upgrade itself failed after verification (a bug): logged, and the client is answered.
+      log.error({ err: error }, 'upgrade failed unexpectedly');
+      if (!state.aborted) sendJson(res, 500, errorBody('internal_error', 'Internal server error.'), state);
+    });
   };
 }

@@ -161,7 +161,7 @@ export class DeltaCoalescer {
     if (!text) return;
     this.pending += text;
     this.text += text;
-    if (this.pending.length >= this.maxChars || Date.now() - this.lastFlush >= this.intervalMs) await this.flush();
+    if (this.pending.length >= this.maxChars || Date.now() - this.lastFlush >= this.intervalMs) await this.write();
   }
 
   /**
@@ -185,8 +185,14 @@ export class DeltaCoalescer {
     this.text += lone;
   }
 
+  /** Writes what is pending; the text has ended here (a model step's end), so a held half goes too. */
   async flush(): Promise<void> {
     this.absorbSplit();
+    await this.write();
+  }
+
+  /** Writes what is pending, keeping a held high surrogate for its pair in the next chunk. */
+  private async write(): Promise<void> {
     if (!this.pending) return;
     const delta = this.pending;
     this.pending = '';

@@ -324,7 +324,13 @@ async function streamModel(
   // The SDK's stream iterator ends quietly when its signal aborts (it swallows the AbortError), so
   // a cancel mid-stream would otherwise look like a short, completed answer.
   signal.throwIfAborted();
-  return { toolCalls: calls.filter(Boolean), usage };
+  // Stored as they came (jsonb): made well-formed first, a lone surrogate would fail the write.
+  const toolCalls = calls.filter(Boolean).map((call) => ({
+    ...call,
+    id: wellFormed(call.id),
+    function: { name: wellFormed(call.function.name), arguments: wellFormed(call.function.arguments) },
+  }));
+  return { toolCalls, usage };
 }
 
 /**
@@ -349,8 +355,8 @@ async function runTool(
   // Arguments that decode to text Postgres cannot store (a lone surrogate such as "\ud800") are
   // shown as the raw text, made well-formed, and answered with an error result: the run goes on.
   const unfit = findUnstorable(args, 'arguments');
-  if (unfit) args = wellFormed(call.function.arguments);
-  await emitter.emit('tool_executing', { tool_call_id: call.id, name: wellFormed(call.function.name), arguments: args }, calls);
+  if (unfit) args = call.function.arguments;
+  await emitter.emit('tool_executing', { tool_call_id: call.id, name: call.function.name, arguments: args }, calls);
   const started = performance.now();
   let result: string;
   let isError = false;
@@ -358,7 +364,7 @@ async function runTool(
     result = `Error: the tool's ${unfit}; call it again with valid text.`;
     await emitter.emit(
       'tool_completed',
-      { tool_call_id: call.id, name: wellFormed(call.function.name), result, is_error: true, duration_ms: 0 },
+      { tool_call_id: call.id, name: call.function.name, result, is_error: true, duration_ms: 0 },
       { id: newId('m'), role: 'tool', content: result, tool_call_id: call.id },
     );
     return result;

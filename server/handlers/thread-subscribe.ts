@@ -44,8 +44,13 @@ export function followFailed(connection: Connection, threadId: string, error: un
   connection.close(CloseCodes.internal_error, 'could not replay the thread; reconnect and resume');
 }
 
-export const threadUnsubscribe: FrameHandler<'thread.unsubscribe'> = async (connection, frame, services) => {
+/**
+ * Takes effect at once (the fan-out drops the follower synchronously) and is acked at once: the
+ * broker channel is let go in the background, so a broker that is down cannot hold up the
+ * connection's next frames.
+ */
+export const threadUnsubscribe: FrameHandler<'thread.unsubscribe'> = (connection, frame, services) => {
   const { thread_id } = frame.payload;
-  await services.fanout.unfollow(connection, thread_id);
+  void services.fanout.unfollow(connection, thread_id).catch((error) => connection.log.warn({ err: error, thread_id }, 'releasing the thread channel failed'));
   connection.sendFrame('ack', { thread_id }, frame.id);
 };

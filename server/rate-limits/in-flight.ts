@@ -14,13 +14,15 @@ export class InFlightLimiter {
 
   /**
    * Runs `work` once one of the user's slots is free. Resolves or rejects like `work`; returns
-   * undefined without running it when the user already has `maxWaiting` requests waiting.
+   * undefined without running it when the user already has `maxWaiting` requests waiting (unless
+   * `patient`: work the server owes the user, such as the pages of a replay it acked, waits its
+   * turn however long the line).
    */
-  async run<T>(key: string, work: () => Promise<T>): Promise<{ value: T } | undefined> {
+  async run<T>(key: string, work: () => Promise<T>, patient = false): Promise<{ value: T } | undefined> {
     let user = this.users.get(key);
     if (!user) this.users.set(key, (user = { running: 0, waiting: [] }));
     if (user.running >= this.limit) {
-      if (user.waiting.length >= this.maxWaiting) return undefined;
+      if (user.waiting.length >= this.maxWaiting && !patient) return undefined;
       await new Promise<void>((resolve) => user!.waiting.push(resolve));
     } else {
       user.running++;

@@ -169,11 +169,12 @@ export class RateLimiter {
 
   /**
    * Runs one request of `user` within RATE_LIMIT_IN_FLIGHT_PER_USER: it waits while the user has
-   * that many running; refused (`rate_limited`) when too many are already waiting.
+   * that many running; refused (`rate_limited`) when too many are already waiting, unless
+   * `patient` (a replay's pages: owed once acked, so they wait instead).
    */
-  async withRequestSlot<T>(user: User, work: () => Promise<T>): Promise<T> {
+  async withRequestSlot<T>(user: User, work: () => Promise<T>, options: { patient?: boolean } = {}): Promise<T> {
     if (!this.inFlight) return work();
-    const done = await this.inFlight.run(userKey(user), work);
+    const done = await this.inFlight.run(userKey(user), work, options.patient);
     if (!done) throw rateLimited(`Too many requests at once: at most ${this.limits.inFlightPerUser} run at a time per user, and a few more may wait`, 250);
     return done.value;
   }
