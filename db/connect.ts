@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { metrics, observeQuery } from '../metrics/index.js';
 
 export type StoreOptions =
   | { kind: 'postgres'; url: string; poolSize?: number }
@@ -30,8 +31,8 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         idleTimeoutMillis: 30_000,
       });
       // An idle client that errors (server restart) must not crash the process; the pool drops it.
-      pool.on('error', () => {});
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+      pool.on('error', () => metrics.dbError(undefined));
+      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: observeQuery });
       return { db, description: 'postgres', close: once(() => db.destroy()) };
     }
     case 'pglite': {
@@ -43,7 +44,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         const { PGliteThreadClient } = await import('./pglite-client.js');
         const { PGliteDialect } = await import('kysely-pglite-dialect');
         const client = await PGliteThreadClient.open(dir);
-        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never) });
+        const db = new Kysely<Database>({ dialect: new PGliteDialect(client as never), log: observeQuery });
         return {
           db,
           description: `embedded PGlite in ${dir}`,

@@ -6,6 +6,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 import type { EventDraft } from '../protocol/frames.js';
+import { metrics } from '../metrics/index.js';
 
 /** A stored event, ready to send: `frame` is the JSON text of `{type, payload}`. */
 export interface StoredEvent {
@@ -42,6 +43,7 @@ export async function appendEvent(
   const fenced = fence
     ? sql`and exists (select 1 from runs where id = ${fence.runId} and attempt = ${fence.attempt} and status = 'running')`
     : sql``;
+  const started = performance.now();
   const result = await sql<{ seq: number; payload: Record<string, unknown> }>`
     with t as (
       update threads set last_seq = last_seq + 1, updated_at = clock_timestamp()
@@ -56,6 +58,8 @@ export async function appendEvent(
     from t
     returning seq, payload`.execute(db);
   const row = result.rows[0];
+  // One event per statement today; inside a transaction its commit comes later and is not included.
+  if (row) metrics.observeAppendBatch(1, (performance.now() - started) / 1000);
   if (!row) {
     if (fence) throw new FencedError(fence.runId);
     throw new Error(`thread ${threadId} does not exist`);

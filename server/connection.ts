@@ -9,6 +9,7 @@ import { CloseCodes } from '../protocol/codes.js';
 import type { ErrorCode } from '../protocol/codes.js';
 import type { Principal } from './auth.js';
 import { errorBody } from './errors.js';
+import { metrics } from '../metrics/index.js';
 
 export interface ConnectionData {
   connection: Connection;
@@ -47,6 +48,7 @@ export class Connection {
   }
 
   sendError(id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number, details?: { last_seq?: number }): boolean {
+    metrics.errorSent(code);
     return this.sendFrame('error', errorBody(code, message, retryAfterMs, details), id);
   }
 
@@ -115,6 +117,7 @@ export class Connection {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
+    metrics.frameOut(frame);
     return true;
   }
 
@@ -160,6 +163,7 @@ export class Connection {
     if (this.closed || !this.ws) return;
     this.closed = true;
     this.clearTimers();
+    if (code === CloseCodes.slow_consumer) metrics.backpressureClose();
     this.ws.end(code, reason);
   }
 

@@ -23,6 +23,7 @@ import { mountRoutes } from './rest/routes.js';
 import { openApiDocument } from './rest/openapi.js';
 import { retryAfterSeconds, tooManyFrames } from './rate-limits/index.js';
 import type { Config } from './config.js';
+import { metrics, METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/index.js';
 
 export interface Gateway {
   port: number;
@@ -62,6 +63,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       const connection = ws.getUserData().connection;
       connection.ws = ws;
       connections.add(connection);
+      metrics.connectionOpened();
       connection.sendFrame('session.ready', {
         connection_id: connection.id,
         user_id: connection.principal.userId,
@@ -75,6 +77,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     },
     message: (ws, message, isBinary) => {
       const connection = ws.getUserData().connection;
+      metrics.frameIn(message.byteLength);
       const waitMs = connection.admitFrame(config.rateLimits.framesPerSecond);
       if (waitMs > 0) {
         refuseFrame(connection, message, isBinary, waitMs);
@@ -102,6 +105,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       const connection = ws.getUserData().connection;
       connection.markClosed();
       connections.delete(connection);
+      metrics.connectionClosed(code);
       deps.rateLimits.releaseConnection(connection.id);
       connection.log.debug({ code }, 'disconnected');
       void fanout.dropConnection(connection).catch((error) => log.warn({ err: error }, 'cleanup after close failed'));
@@ -242,6 +246,12 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       () => sendJson(res, 200, { status: 'ready' }, state),
       (error: unknown) => sendJson(res, 503, { status: 'unavailable', reason: String((error as Error)?.message ?? error) }, state),
     );
+  });
+  app.get('/metrics', (res) => {
+    const state = watchAborted(res);
+    void renderMetrics().then((text) => {
+      if (!state.aborted) res.cork(() => res.writeHeader('content-type', METRICS_CONTENT_TYPE).end(text));
+    }, () => sendJson(res, 503, { code: 'unavailable', message: 'Metrics collection failed.' }, state));
   });
   app.any('/*', (res) => sendJson(res, 404, { code: 'not_found', message: 'No such route.' }));
 

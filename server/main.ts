@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
-  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
+  log.info({ role, port: node.gateway?.port, metrics_port: node.metricsPort ?? node.gateway?.port, ...node.modes }, 'started');
   if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim);
 
   let stopping = false;

@@ -11,10 +11,10 @@ import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createBroker } from '../broker/index.js';
 import { createTurnQueue } from '../queue/index.js';
-import { createLlmClient } from '../workers/llm-client.js';
-import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
+import type { LlmSim } from '../workers/llm-sim.js';
 import { createDefaultRegistry, type ToolRegistry } from '../workers/tools/registry.js';
-import { startWorker, type TurnWorker } from '../workers/worker.js';
+import type { TurnWorker } from '../workers/worker.js';
+import { metrics, startDefaultMetrics, startMetricsServer } from '../metrics/index.js';
 import { createTokenVerifier } from './auth.js';
 import { ConfigError, type Config } from './config.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
@@ -33,6 +33,8 @@ export interface RunningNode {
   db: Kysely<Database>;
   gateway?: Gateway;
   worker?: TurnWorker;
+  /** The port of the worker-only process's `/metrics` endpoint (METRICS_PORT); a gateway serves it on its own port. */
+  metricsPort?: number;
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
   jwtSecret?: string;
   devSecretFile?: string;
@@ -56,6 +58,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     const problem = checkNativeUws();
     if (problem) throw new ConfigError('uWebSockets.js', problem);
   }
+  startDefaultMetrics();
   const cleanups: Array<() => Promise<unknown>> = [];
   const close = async () => {
     // Reverse start order: stop accepting, drain, close queue, close store. Every step runs even
@@ -110,7 +113,10 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
           kind: 'bullmq',
           url: config.redisUrl!,
           prefix: config.redisPrefix,
-          onError: (error) => log.warn({ err: error }, 'queue connection error'),
+          onError: (error) => {
+            metrics.redisError('queue');
+            log.warn({ err: error }, 'queue connection error');
+          },
         });
     cleanups.push(() => queue.close());
     if (!embeddedBus) await waitForRedis(broker, config.redisUrl!);
@@ -129,10 +135,22 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     }
     let llmDescription = 'none (gateway only)';
     let worker: TurnWorker | undefined;
+    let metricsPort: number | undefined;
+    if (roles.worker && !roles.gateway) {
+      const server = await startMetricsServer(config.host, config.metricsPort).catch((error: NodeJS.ErrnoException) => {
+        throw new ConfigError('METRICS_PORT', `cannot listen on ${config.host}:${config.metricsPort} for /metrics (${error.code ?? error.message}); set METRICS_PORT to a free port, or 0 for any`);
+      });
+      cleanups.push(() => server.close());
+      metricsPort = server.port;
+    }
     if (roles.worker) {
+      // Loaded only by a process that runs turns: the openai SDK, the simulator and the worker's
+      // modules cost a gateway-only process memory and start-up time for nothing.
+      const [{ createLlmClient }, { startWorker }] = await Promise.all([import('../workers/llm-client.js'), import('../workers/worker.js')]);
       let baseURL = config.llm.baseUrl ?? 'https://api.openai.com/v1';
       let sim: LlmSim | undefined;
       if (!config.llm.apiKey && !config.llm.baseUrl) {
+        const { startLlmSim } = await import('../workers/llm-sim.js');
         sim = await startLlmSim({ tokenDelayMs: 15, firstTokenDelayMs: 100 });
         cleanups.push(() => sim!.close());
         baseURL = sim.baseURL;
@@ -191,7 +209,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { db, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, gateway, worker, metricsPort, jwtSecret, devSecretFile, llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;

@@ -12,6 +12,7 @@ import { isConnectionError } from '../server/errors.js';
 import { finishRun, type RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
+import { metrics } from '../metrics/index.js';
 
 export interface EmitterOptions {
   /** The thread's last seq when this attempt claimed the run: later events of the run are its own. */
@@ -128,6 +129,7 @@ export class RunEmitter {
 export class DeltaCoalescer {
   private pending = '';
   private lastFlush = 0;
+  private readonly startedAt = performance.now();
   text = '';
 
   constructor(
@@ -139,6 +141,7 @@ export class DeltaCoalescer {
 
   async push(delta: string): Promise<void> {
     if (!delta) return;
+    if (!this.text) metrics.firstDelta((performance.now() - this.startedAt) / 1000);
     this.pending += delta;
     this.text += delta;
     if (this.pending.length >= this.maxChars || Date.now() - this.lastFlush >= this.intervalMs) await this.flush();

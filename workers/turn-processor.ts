@@ -22,6 +22,7 @@ import { isConnectionError } from '../server/errors.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
+import { metrics, type TurnMetricOutcome } from '../metrics/index.js';
 
 export interface TurnDeps {
   db: Kysely<Database>;
@@ -100,13 +101,16 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
       return;
     }
     const { run, thread, agent, fence } = claim;
+    if (ctx.enqueuedAt !== undefined) metrics.queueWait((Date.now() - ctx.enqueuedAt) / 1000);
+    const claimedAt = performance.now();
+    let ended: TurnMetricOutcome = 'error';
     const log = deps.log.child({ run_id: run.id, thread_id: thread.id, attempt: fence.attempt });
     const handle: RunHandle = { fence, cancel: new AbortController(), stop: new AbortController(), release: false };
     deps.activeRuns.set(run.id, handle);
     const signal = AbortSignal.any([ctx.signal, handle.cancel.signal, handle.stop.signal]);
     let released = false;
     try {
-      await runTurn(deps, {
+      ended = await runTurn(deps, {
         job, agent, fence, handle, signal, log,
         messageId: run.assistant_message_id!,
         restarted: claim.restarted,
@@ -114,14 +118,17 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
       });
     } catch (error) {
       if (error instanceof Released) {
+        ended = 'released';
         released = true;
         await handBack(deps, job, fence, log);
       } else if (error instanceof FencedError) {
+        ended = 'fenced';
         log.warn('run was taken over by another attempt; this attempt stopped writing');
       } else {
         throw error;
       }
     } finally {
+      metrics.turnEnded(ended, (performance.now() - claimedAt) / 1000);
       deps.activeRuns.delete(run.id);
       // A released run still holds its thread; the takeover wakes the next turn when it ends.
       if (!released) await wakeNext(deps, thread.id, log);
@@ -154,7 +161,7 @@ interface TurnState {
   log: Logger;
 }
 
-async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
+async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<RunOutcome['status']> {
   const { job, agent, fence, handle, messageId, signal, log } = turn;
   const cancelled = handle.cancel.signal;
   const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log, { afterSeq: turn.afterSeq, retryWindowMs: deps.writeRetryMs });
@@ -227,6 +234,7 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<void> {
     outcome,
   );
   log.info({ status: outcome.status, usage: outcome.usage }, 'run finished');
+  return outcome.status;
 }
 
 interface Step {
