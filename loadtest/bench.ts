@@ -272,7 +272,7 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     await stopStack(stack);
     const points = steps.filter((s) => s.sockets > 0).map((s) => [s.sockets, s.gateway_rss_mib * 2 ** 20] as [number, number]);
     const perSocket = points.length >= 2 ? slope(points) : NaN;
-    const report = shape(scenario, opts, result, before && after ? figures(before, after, procs) : [], before ?? after!, after ?? before!, { ...opts.idle });
+    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.idle });
     report.idle = { steps, kib_per_socket: perSocket / 1024, sockets_per_gib: 2 ** 30 / perSocket, base_rss_mib: steps[0]?.gateway_rss_mib ?? NaN };
     return report;
   }

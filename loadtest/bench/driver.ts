@@ -219,6 +219,7 @@ async function idle(): Promise<DriverResult> {
   const step = Math.max(1, config.idle.step);
   const sockets: BenchSocket[] = [];
   const failures: string[] = [];
+  await mark({ type: 'mark', name: 'start' });
   await mark({ type: 'idle-step', sockets: 0 });
   const started = performance.now();
   while (sockets.length < total) {
@@ -229,6 +230,7 @@ async function idle(): Promise<DriverResult> {
     await mark({ type: 'idle-step', sockets: sockets.length - failures.length });
   }
   const windowS = (performance.now() - started) / 1000;
+  await mark({ type: 'mark', name: 'end' });
   const problems = [...failures, ...problemsOf(sockets)];
   const open = sockets.filter((s) => s.closeCode === undefined).length;
   for (let i = 0; i < sockets.length; i += 500) await Promise.all(sockets.slice(i, i + 500).map((s) => s.close()));
@@ -311,7 +313,12 @@ async function storm(): Promise<DriverResult> {
     turns: f,
     events,
     eventsReceived: all.reduce((sum, sock) => sum + [...sock.threads.values()].reduce((a, t) => a + t.seqs.length, 0), 0),
-    latencyMs: { resume_ack: summarize(resumeAcks), resumed_and_complete: summarize(doneAt), fanout_lag: summarize(followers.flatMap((x) => x.sockets[1]?.lags ?? [])) },
+    latencyMs: {
+      resume_ack: summarize(resumeAcks),
+      resumed_and_complete: summarize(doneAt),
+      // Replayed events count from their original timestamps: this is how stale the resumed view was.
+      'fanout_lag after resume': summarize(followers.flatMap((x) => x.sockets[1]?.lags ?? [])),
+    },
     storm: { dropped: s, midStream, allCompleteS: doneAt.length === s ? Math.max(...doneAt) / 1000 : NaN },
     checks: [
       { name: 'followers dropped mid-stream', ok: midStream, total: s },

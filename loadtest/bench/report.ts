@@ -76,7 +76,7 @@ export function printScenario(r: ScenarioReport): string {
       ['turns/s', fixed(c.turns_per_s)],
       ['machine CPU per turn (ms): ceiling process + Postgres + Redis', fixed(c.machine_cpu_ms_per_turn, 2)],
       ['our server-side CPU per turn / ceiling\'s', `${fixed(c.cpu_ratio, 2)}x`],
-      ['our turns/s / ceiling\'s', `${fixed(c.throughput_ratio * 100)}%`],
+      ['our turns/s / ceiling\'s', `${fixed(c.throughput_ratio * 100)}%${r.options.delayMs ? ' (not comparable: the run waits for the model\'s token delay)' : ''}`],
     ]));
   }
   if (r.idle) {
