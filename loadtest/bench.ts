@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildServer } from '../scripts/build-server.mjs';
-import { cleanupAll, installSignalHandlers, onCleanup } from './bench/cleanup.js';
+import { cleanupAll, installSignalHandlers, interrupted, onCleanup } from './bench/cleanup.js';
 import { figures, Meter, type GroupFigures, type Snapshot } from './bench/measure.js';
 import type { CeilingResult, DriverConfig, DriverResult, FromCeiling, FromDriver } from './bench/messages.js';
 import { startLlmSim, startServer, startTsChild, TOPOLOGIES, type Proc, type Topology } from './bench/processes.js';
@@ -349,6 +349,7 @@ main().then(
     process.exit(failures.length > 0 ? 1 : code);
   },
   async (error: unknown) => {
+    if (interrupted) return; // the signal handler cleans up and exits
     console.error(`bench failed: ${(error as Error)?.stack ?? error}`);
     await cleanupAll();
     process.exit(1);

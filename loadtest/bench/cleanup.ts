@@ -36,6 +36,8 @@ export function cleanupAll(): Promise<string[]> {
 }
 
 let installed = false;
+/** A signal started the clean-up: the errors that follow from it (children gone) are not news. */
+export let interrupted = false;
 
 /** Ctrl-C and SIGTERM clean up, then exit 130/143; the exit hook covers a crash. */
 export function installSignalHandlers(): void {
@@ -43,6 +45,7 @@ export function installSignalHandlers(): void {
   installed = true;
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.on(signal, () => {
+      interrupted = true;
       process.stderr.write(`\nbench: ${signal}, cleaning up\n`);
       const hardStop = setTimeout(() => process.exit(code), 30_000);
       hardStop.unref();

@@ -207,6 +207,8 @@ export async function startServices(options: { databaseUrl?: string; redisUrl?: 
   const redisPid = redisServer?.pid ?? (await redisPidOf(redisUrl).catch(() => undefined));
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   facts['redis version'] = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?';
+  facts['cpu counted for postgres'] = postgresRoot ? 'the private cluster, all its processes' : "this run's own backends (pg_stat_activity), when on this machine";
+  facts['cpu counted for redis'] = redisServer ? 'the private server' : redisPid ? 'the whole server, other clients included' : 'none (not on this machine)';
   redis.disconnect();
   return {
     databaseUrl,
