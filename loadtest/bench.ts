@@ -77,7 +77,8 @@ function options() {
       followers: int('followers', streaming(s) ? 9 : 0, 0, 1_000),
     }),
     idle: { sockets: int('idle-sockets', 10_000, 1, 1_000_000), step: int('idle-step', 2_000, 1, 1_000_000) },
-    storm: { followers: int('storm-followers', 1_000, 1, 100_000), threads: int('storm-threads', 20, 1, 10_000), words: 100, delayMs: 20 },
+    // 300 words at 20 ms: a 6 s answer, so the drop lands mid-stream even after a slow connect phase.
+    storm: { followers: int('storm-followers', 1_000, 1, 100_000), threads: int('storm-threads', 20, 1, 10_000), words: 300, delayMs: 20 },
     soakMinutes: int('soak-minutes', 10, 1, 24 * 60),
     workerConcurrency: values['worker-concurrency'] === undefined ? undefined : int('worker-concurrency', 8, 1, 1_000),
     logLevel: values['log-level']!,
@@ -185,10 +186,12 @@ function shape(scenario: string, opts: Options, result: DriverResult, procs: Gro
     events: result.events,
     events_per_s: result.events / window,
     events_per_turn: result.turns ? result.events / result.turns : 0,
+    mean_event_chars: result.meanEventChars,
     sockets: result.sockets,
     processes,
     server_cpu_ms_per_turn: result.turns ? (serverCpu * 1000) / result.turns : null,
     statements_per_turn: perTurn(delta(before.statements, after.statements)),
+    transaction_control_per_turn: perTurn(delta(before.transactionControl, after.transactionControl)),
     transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
     pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),
     latency_ms: result.latencyMs,
@@ -221,14 +224,15 @@ async function drive(meter: Meter, stack: Stack, config: DriverConfig, onIdleSte
 
 async function ceiling(meter: Meter, services: Services, opts: Options, ours: ScenarioReport, clients: number): Promise<ScenarioReport['ceiling']> {
   const proc = startTsChild('ceiling', 'ceiling', 'loadtest/bench/ceiling.ts', ROOT, 65_536);
-  const eventBytes = 300;
+  const eventBytes = Math.round(ours.mean_event_chars) || 300;
   let before: Snapshot | undefined;
   let after: Snapshot | undefined;
   const result = await converse<CeilingResult>(proc, {
     type: 'run',
     config: {
       databaseUrl: services.databaseUrl, redisUrl: services.redisUrl, prefix: services.redisPrefix,
-      turns: Math.max(ours.turns, 200), concurrency: clients, eventsPerTurn: ours.events_per_turn, eventBytes, deadlineS: 60,
+      // Long enough to be measured (a few seconds), bounded in time.
+      turns: Math.max(ours.turns, 3_000), concurrency: clients, eventsPerTurn: ours.events_per_turn, eventBytes, deadlineS: 20,
     },
   }, async (message) => {
     if (message.name === 'start') before = await meter.snapshot([proc]);
@@ -255,10 +259,13 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
   const startedAt = Date.now();
   const turns = opts.turnsFor(scenario);
   if (scenario === 'closed' || scenario === 'streaming') {
-    const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs);
+    // Streaming measures delivery, not queueing: unless told otherwise, every turn can run at once.
+    const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
+    const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? Math.ceil(turns.clients / workers) : undefined);
+    const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
     const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt));
     await stopStack(stack);
-    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...turns, sockets: result.sockets });
+    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...turns, sockets: result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
     if (opts.ceiling && result.turns > 0) report.ceiling = await ceiling(meter, services, opts, report, turns.clients);
     return report;
   }
@@ -277,11 +284,14 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     return report;
   }
   if (scenario === 'storm') {
-    const stack = await startStack(opts, services, buildDir, secret, opts.storm.words, opts.storm.delayMs);
+    // Every thread streams at once, so every follower is dropped mid-stream.
+    const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
+    const concurrency = opts.workerConcurrency ?? Math.ceil(opts.storm.threads / workers);
+    const stack = await startStack(opts, services, buildDir, secret, opts.storm.words, opts.storm.delayMs, { WORKER_CONCURRENCY: String(concurrency) });
     const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'storm', stack.gateways, secret, services, turns, startedAt));
     await stopStack(stack);
-    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.storm });
-    report.storm = { dropped: result.storm!.dropped, mid_stream: result.storm!.midStream, all_complete_s: result.storm!.allCompleteS };
+    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.storm, worker_concurrency: concurrency });
+    report.storm = { dropped: result.storm!.dropped, mid_stream: result.storm!.midStream, all_caught_up_s: result.storm!.allCaughtUpS, all_complete_s: result.storm!.allCompleteS };
     return report;
   }
   // soak: the closed-loop rate first, then half of it for soak-minutes, server RSS sampled every 10 s.

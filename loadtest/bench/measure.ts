@@ -12,6 +12,8 @@ import type { Services } from './services.js';
 export interface Snapshot {
   groups: Map<string, GroupSample>;
   statements?: number;
+  /** Of `statements`: BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE. */
+  transactionControl?: number;
   transactions?: number;
   /** Statements the servers timed themselves (convo_db_statement_seconds), summed over processes. */
   poolStatements: number;
@@ -60,12 +62,16 @@ export class Meter {
     if (this.services.redisPid) groups.set('redis', sampleGroup([this.services.redisPid]));
     const at = performance.now();
     let statements: number | undefined;
+    let transactionControl: number | undefined;
     if (this.services.statements) {
       const { rows } = await this.client.query(
-        `select coalesce(sum(calls), 0) as calls from pg_stat_statements
+        `select coalesce(sum(calls), 0) as calls,
+           coalesce(sum(calls) filter (where query ~* '^\\s*(begin|commit|rollback|savepoint|release)'), 0) as control
+         from pg_stat_statements
          where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%'`,
       );
       statements = Number(rows[0].calls);
+      transactionControl = Number(rows[0].control);
     }
     const { rows } = await this.client.query('select xact_commit + xact_rollback as xacts from pg_stat_database where datname = current_database()');
     const transactions = Number(rows[0].xacts);
@@ -78,7 +84,7 @@ export class Meter {
       poolStatements += total(metrics, 'convo_db_statement_seconds');
       eventsAppended += total(metrics, 'convo_events_appended_total');
     }
-    return { groups, statements, transactions, poolStatements, eventsAppended, at };
+    return { groups, statements, transactionControl, transactions, poolStatements, eventsAppended, at };
   }
 
   /** Statistics in pg_stat_database are flushed by each backend about once a second: wait before the last read. */

@@ -38,8 +38,10 @@ export interface DriverResult {
   events: number;
   /** Thread events received, over all sockets. */
   eventsReceived: number;
+  /** Mean size of a thread event's frame, in characters. */
+  meanEventChars: number;
   latencyMs: Record<string, Summary>;
-  storm?: { dropped: number; midStream: number; allCompleteS: number };
+  storm?: { dropped: number; midStream: number; allCaughtUpS: number; allCompleteS: number };
   checks: Check[];
   problems: string[];
   problemCount: number;

@@ -13,10 +13,14 @@ export interface ScenarioReport {
   events: number;
   events_per_s: number;
   events_per_turn: number;
+  /** Mean size of an event's frame as the clients received it; the ceiling's rows and publishes are this size. */
+  mean_event_chars: number;
   sockets: number;
   processes: Array<GroupFigures & { cpu_pct: number; cpu_ms_per_turn: number | null }>;
   server_cpu_ms_per_turn: number | null;
   statements_per_turn: number | null;
+  /** Of those, BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE. */
+  transaction_control_per_turn: number | null;
   transactions_per_turn: number | null;
   pool_statements_per_turn: number | null;
   latency_ms: Record<string, Summary>;
@@ -35,7 +39,8 @@ export interface ScenarioReport {
     throughput_ratio: number;
   };
   idle?: { steps: Array<{ sockets: number; gateway_rss_mib: number }>; kib_per_socket: number; sockets_per_gib: number; base_rss_mib: number };
-  storm?: { dropped: number; mid_stream: number; all_complete_s: number };
+  /** `mid_stream`: followers whose run had not completed when they were dropped (the others resume a finished turn). */
+  storm?: { dropped: number; mid_stream: number; all_caught_up_s: number; all_complete_s: number };
   soak?: { minutes: number; rate_per_s: number; rss_mib: Array<{ t_s: number; mib: number }>; growth_pct: number; passed: boolean };
 }
 
@@ -54,7 +59,7 @@ export function printScenario(r: ScenarioReport): string {
       ['events stored (per turn)', `${r.events} (${fixed(r.events_per_turn)})`],
       ['events/s', fixed(r.events_per_s)],
       ['server-side CPU per turn (ms): gateways + workers + Postgres + Redis', fixed(r.server_cpu_ms_per_turn, 2)],
-      ['SQL statements per turn (pg_stat_statements)', fixed(r.statements_per_turn)],
+      ['SQL statements per turn (pg_stat_statements), of which BEGIN/COMMIT/...', `${fixed(r.statements_per_turn)}, ${fixed(r.transaction_control_per_turn)}`],
       ['transactions per turn (pg_stat_database)', fixed(r.transactions_per_turn)],
       ['statements per turn seen by the servers\' pools (/metrics)', fixed(r.pool_statements_per_turn)],
     ]));
@@ -71,7 +76,7 @@ export function printScenario(r: ScenarioReport): string {
     const c = r.ceiling;
     lines.push('');
     lines.push(table(['raw ceiling (same Postgres and Redis, same run)', 'value'], [
-      ['per turn: 1 BullMQ no-op job + N publishes + N rows in one INSERT', `N = ${Math.round(c.events_per_turn)}`],
+      ['per turn: 1 BullMQ no-op job + N publishes + N rows in one INSERT', `N = ${Math.round(c.events_per_turn)}, ${Math.round(r.mean_event_chars)} bytes each`],
       ['turns', c.turns],
       ['turns/s', fixed(c.turns_per_s)],
       ['machine CPU per turn (ms): ceiling process + Postgres + Redis', fixed(c.machine_cpu_ms_per_turn, 2)],
@@ -84,7 +89,9 @@ export function printScenario(r: ScenarioReport): string {
     lines.push(table(['idle sockets', 'gateway RSS MiB'], r.idle.steps.map((s) => [s.sockets, fixed(s.gateway_rss_mib)])));
     lines.push(`slope: ${fixed(r.idle.kib_per_socket, 2)} KiB of gateway RSS per socket -> ${fixed(r.idle.sockets_per_gib, 0)} sockets per GiB; base ${fixed(r.idle.base_rss_mib)} MiB`);
   }
-  if (r.storm) lines.push(`\nreconnect storm: ${r.storm.dropped} followers dropped (${r.storm.mid_stream} mid-stream); all resumed and complete after ${fixed(r.storm.all_complete_s, 2)} s`);
+  if (r.storm) {
+    lines.push(`\nreconnect storm: ${r.storm.dropped} followers dropped (${r.storm.mid_stream} mid-stream); all resumed and caught up ${fixed(r.storm.all_caught_up_s, 2)} s after the drop, all complete (agent_completed) after ${fixed(r.storm.all_complete_s, 2)} s`);
+  }
   if (r.soak) lines.push(`\nsoak: ${r.soak.minutes} min at ${fixed(r.soak.rate_per_s)} turns/s; server RSS growth ${fixed(r.soak.growth_pct, 2)}% (limit 5%) ${r.soak.passed ? 'PASS' : 'FAIL'}`);
   lines.push('');
   lines.push(table(['correctness', 'ok', 'of'], r.checks.map((c) => [c.name, c.ok, c.total])));

@@ -25,6 +25,8 @@ export class BenchSocket {
   /** Client receive time minus the event's timestamp (ms), one per event received live or replayed. */
   readonly lags: number[] = [];
   readonly problems: string[] = [];
+  /** Characters of the thread-event frames received (their mean size sizes the ceiling's rows). */
+  eventChars = 0;
   closeCode?: number;
   /** Set when the driver drops the socket on purpose (the reconnect storm). */
   dropped = false;
@@ -153,6 +155,7 @@ export class BenchSocket {
     } else if (typeof payload.seq === 'number' && typeof payload.thread_id === 'string') {
       const track = this.track(payload.thread_id);
       track.seqs.push(payload.seq);
+      this.eventChars += text.length;
       const stamp = Date.parse(payload.timestamp);
       if (Number.isFinite(stamp)) this.lags.push(now - stamp);
       if (payload.run_id) {
