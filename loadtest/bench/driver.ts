@@ -90,7 +90,7 @@ function deliveryChecks(followers: Array<{ tracks: ThreadTrack[]; threadId: stri
     }
   }
   return [
-    { name: 'sockets got every stored event once, in order (seq 1..last_seq, no gap)', ok: ordered, total: followers.length },
+    { name: 'sockets got every stored event of their thread once, in order (seq 1..last_seq, no gap)', ok: ordered, total: followers.length },
     { name: 'exactly one agent_completed per run, on every socket', ok: runsOk, total: runs },
     { name: 'deltas joined == final message, on every socket', ok: joinsOk, total: runs },
     { name: 'runs ended completed', ok: completedOk, total: runs },
@@ -105,6 +105,8 @@ function meanChars(sockets: BenchSocket[]): number {
 function problemsOf(sockets: BenchSocket[]): string[] {
   return sockets.flatMap((s) => s.problems.map((p) => `${s.user}: ${p}`));
 }
+
+const SOAK_THREAD_TURNS = 10;
 
 /** Closed-loop turns (N clients, each its own user and thread), with M more sockets following each thread. */
 async function turns(options: { paced?: { ratePerS: number; durationS: number } } = {}): Promise<DriverResult> {
@@ -160,16 +162,24 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   const started = performance.now();
   if (options.paced) stopAt = started + options.paced.durationS * 1000;
   const turnsPerThread = new Map<string, number>();
+  // A soak moves each client to a new thread every SOAK_THREAD_TURNS turns: it looks for leaks,
+  // not for what one ever longer conversation costs.
+  const ownerThreads = threadIds.map((id) => [id]);
   await Promise.all(owners.map(async (owner, i) => {
-    const threadId = threadIds[i]!;
+    let threadId = threadIds[i]!;
     for (let turn = 1; options.paced ? performance.now() < stopAt : turn <= config.turns; turn++) {
       if (permits) await permits();
       if (performance.now() >= stopAt) break;
+      if (options.paced && turn > 1 && (turn - 1) % SOAK_THREAD_TURNS === 0) {
+        const created = await owner.request('thread.create', {});
+        threadId = (created.payload?.thread?.id ?? created.payload?.id) as string;
+        ownerThreads[i]!.push(threadId);
+      }
       const sent = performance.now();
       const ack = await owner.request('message.send', { thread_id: threadId, content: content(`Bench turn ${turn} of client ${i}: tell me something.`, config.words, config.delayMs) });
       if (ack.type !== 'ack') throw new Error(`message.send: ${JSON.stringify(ack.payload)}`);
       acks.push(ack.ms);
-      turnsPerThread.set(threadId, turn);
+      turnsPerThread.set(threadId, (turnsPerThread.get(threadId) ?? 0) + 1);
       const runId = ack.payload.run_id as string;
       await owner.until(() => owner.track(threadId).runs.get(runId)?.completed === 1, deadline(), `agent_completed of ${runId}`);
       const run = owner.track(threadId).runs.get(runId)!;
@@ -181,7 +191,7 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   await mark({ type: 'mark', name: 'end' });
 
   // Followers finish receiving the last turns; then a moment for late duplicates to show.
-  const stored = await lastSeqs(threadIds);
+  const stored = await lastSeqs(ownerThreads.flat());
   await Promise.all(followers.map((f) => f.socket.until(() => f.socket.track(threadIds[f.owner]!).seqs.length >= (stored.get(threadIds[f.owner]!) ?? 0), Date.now() + 10_000, 'the whole thread').catch(() => {})));
   await new Promise((resolve) => setTimeout(resolve, 300));
   const all = [...owners, ...followers.map((f) => f.socket)];
@@ -191,7 +201,7 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
     { name: 'turns completed', ok: completedTurns, total: options.paced ? acks.length : n * config.turns },
     // Every socket of a thread (its owner and its followers) must have seen every run of it.
     ...deliveryChecks([
-      ...owners.map((o, i) => ({ tracks: [o.track(threadIds[i]!)], threadId: threadIds[i]! })),
+      ...owners.flatMap((o, i) => ownerThreads[i]!.map((id) => ({ tracks: [o.track(id)], threadId: id }))),
       ...followers.map((f) => ({ tracks: [f.socket.track(threadIds[f.owner]!)], threadId: threadIds[f.owner]! })),
     ], stored, (threadId) => turnsPerThread.get(threadId) ?? 0),
   ];
