@@ -151,7 +151,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       let sim: LlmSim | undefined;
       if (!config.llm.apiKey && !config.llm.baseUrl) {
         const { startLlmSim } = await import('../workers/llm-sim.js');
-        sim = await startLlmSim({ tokenDelayMs: 15, firstTokenDelayMs: 100 });
+        sim = await startLlmSim({ tokenDelayMs: 15, firstTokenDelayMs: 100, recordRequests: false });
         cleanups.push(() => sim!.close());
         baseURL = sim.baseURL;
         llmDescription = `built-in simulator at ${sim.baseURL} (set OPENAI_API_KEY or OPENAI_BASE_URL for a real model)`;

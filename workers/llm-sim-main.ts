@@ -18,6 +18,7 @@ function envNumber(name: string): number | undefined {
 const opts: LlmSimOptions = {
   host: process.env.LLM_SIM_HOST || '127.0.0.1',
   port: envNumber('LLM_SIM_PORT') ?? 8090,
+  recordRequests: false,
 };
 const first = envNumber('LLM_SIM_FIRST_TOKEN_DELAY_MS');
 const delay = envNumber('LLM_SIM_TOKEN_DELAY_MS');
