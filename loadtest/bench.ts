@@ -26,6 +26,7 @@ import { startLlmSim, startServer, startTsChild, TOPOLOGIES, type Proc, type Top
 import { rssOf, sampleGroup } from './bench/procstat.js';
 import { printScenario, slope, type ScenarioReport } from './bench/report.js';
 import { startServices, type Services } from './bench/services.js';
+import { scrape, total } from '../test/support/metrics-scrape.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SCENARIOS = ['closed', 'streaming', 'idle', 'storm', 'soak'] as const;
@@ -299,9 +300,21 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
   const probe = await drive(meter, stack, driverConfig(opts, 'turns', stack.gateways, secret, services, { ...turns, turns: 3 }, startedAt));
   const rate = probe.result.turns / probe.result.windowS / 2;
   const samples: Array<{ t_s: number; mib: number }> = [];
+  // Per process, RSS beside the V8 heap in use (from its /metrics): a heap that climbs is a leak,
+  // RSS that climbs over a flat heap is the allocator or V8 keeping pages.
+  const perProcess: Array<{ t_s: number; process: string; rss_mib: number; heap_used_mib: number }> = [];
   const t0 = performance.now();
   const timer = setInterval(() => {
-    samples.push({ t_s: Math.round((performance.now() - t0) / 1000), mib: rssOf(sampleGroup(stack.server.map((p) => p.pid))) / 2 ** 20 });
+    const t = Math.round((performance.now() - t0) / 1000);
+    samples.push({ t_s: t, mib: rssOf(sampleGroup(stack.server.map((p) => p.pid))) / 2 ** 20 });
+    for (const proc of stack.server) {
+      void scrape(proc.metricsUrl!).then((metrics) => perProcess.push({
+        t_s: t,
+        process: proc.name,
+        rss_mib: rssOf(sampleGroup([proc.pid])) / 2 ** 20,
+        heap_used_mib: total(metrics, 'convo_nodejs_heap_size_used_bytes') / 2 ** 20,
+      }), () => {});
+    }
   }, 10_000);
   const config = driverConfig(opts, 'paced', stack.gateways, secret, services, turns, Date.now());
   config.paced = { ratePerS: rate, durationS: opts.soakMinutes * 60 };
@@ -314,7 +327,7 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
   const early = samples.filter((s) => s.t_s > 60 && s.t_s <= 120).map((s) => s.mib);
   const late = samples.slice(-6).map((s) => s.mib);
   const growth = early.length && late.length ? ((mean(late) - mean(early)) / mean(early)) * 100 : NaN;
-  report.soak = { minutes: opts.soakMinutes, rate_per_s: rate, rss_mib: samples, growth_pct: growth, passed: growth <= 5 && report.passed };
+  report.soak = { minutes: opts.soakMinutes, rate_per_s: rate, rss_mib: samples, per_process: perProcess, growth_pct: growth, passed: growth <= 5 && report.passed };
   report.passed = report.soak.passed;
   return report;
 }
