@@ -23,6 +23,7 @@ import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
 import { metrics, type TurnMetricOutcome } from '../metrics/index.js';
+import { anySignal } from './any-signal.js';
 
 export interface TurnDeps {
   db: Kysely<Database>;
@@ -107,7 +108,7 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     const log = deps.log.child({ run_id: run.id, thread_id: thread.id, attempt: fence.attempt });
     const handle: RunHandle = { fence, cancel: new AbortController(), stop: new AbortController(), release: false };
     deps.activeRuns.set(run.id, handle);
-    const signal = AbortSignal.any([ctx.signal, handle.cancel.signal, handle.stop.signal]);
+    const signal = anySignal([ctx.signal, handle.cancel.signal, handle.stop.signal]);
     let released = false;
     try {
       ended = await runTurn(deps, {
@@ -341,7 +342,7 @@ async function runTool(deps: ProcessorDeps, emitter: RunEmitter, call: ToolCallR
   let result: string;
   let isError = false;
   const deadline = AbortSignal.timeout(deps.toolTimeoutMs);
-  const toolSignal = AbortSignal.any([signal, deadline]);
+  const toolSignal = anySignal([signal, deadline]);
   try {
     result = await untilAborted(deps.tools.run(call.function.name, call.function.arguments, { signal: toolSignal }), toolSignal);
   } catch (error) {
