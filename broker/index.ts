@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
 import { RedisBroker } from './redis-broker.js';
+import { metrics } from '../metrics/index.js';
 
 export type { Broker } from './broker.js';
 /** `log` hears of a subscriber's handler that threw (the message still reaches the others). */
@@ -62,5 +63,9 @@ export function decodeBrokerEvent(message: string): { seq: number; frame: string
 export async function publishStoredEvent(broker: Broker, threadId: string, event: { seq: number; frame: string }, log: Logger): Promise<void> {
   await broker
     .publish(threadChannel(threadId), encodeBrokerEvent(event.seq, event.frame))
-    .catch((error) => log.warn({ err: error, thread_id: threadId, seq: event.seq }, 'event stored but not published'));
+    .then(() => metrics.eventPublished(true))
+    .catch((error) => {
+      metrics.eventPublished(false);
+      log.warn({ err: error, thread_id: threadId, seq: event.seq }, 'event stored but not published');
+    });
 }

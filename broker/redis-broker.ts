@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
+import { metrics } from '../metrics/index.js';
 
 /**
  * Redis pub/sub. One connection publishes, one subscribes; a channel is subscribed on Redis once
@@ -37,12 +38,12 @@ export class RedisBroker implements Broker {
     this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: false, retryStrategy, commandTimeout: 5_000 });
     this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy });
     // Errors surface through failed commands; without a listener ioredis would log them loudly.
-    this.pub.on('error', () => {});
+    this.pub.on('error', () => metrics.redisError('broker'));
     this.pub.on('ready', () => {
       this.pubConnected = true;
       if (this.unpublished.size > 0) void this.republish();
     });
-    this.sub.on('error', () => {});
+    this.sub.on('error', () => metrics.redisError('broker'));
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.table.deliver(channel.toString().slice(this.prefix.length), message.toString());
     });

@@ -8,6 +8,7 @@ import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { processStatements, type StatementCounter } from './statement-counter.js';
+import { metrics, observeQuery } from '../metrics/index.js';
 
 export type StoreOptions =
   | {
@@ -31,7 +32,11 @@ export interface Store {
 
 export async function openStore(options: StoreOptions, statements: StatementCounter = processStatements): Promise<Store> {
   // kysely calls this for every statement it runs, on either dialect: one round trip each.
-  const log = (event: LogEvent) => statements.record(event.query.sql, event.queryDurationMillis, event.level === 'error');
+  // One hook per statement: the process's counter (statements per turn) and the metrics.
+  const log = (event: LogEvent) => {
+    statements.record(event.query.sql, event.queryDurationMillis, event.level === 'error');
+    observeQuery(event);
+  };
   switch (options.kind) {
     case 'postgres': {
       const pool = new pg.Pool({
@@ -41,7 +46,7 @@ export async function openStore(options: StoreOptions, statements: StatementCoun
         idleTimeoutMillis: 30_000,
         ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
       });
-      survivePoolErrors(pool);
+      survivePoolErrors(pool, () => metrics.dbError(undefined));
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
       return { db, description: 'postgres', statements, close: once(() => db.destroy()) };
     }
@@ -87,9 +92,9 @@ export function openDatabase(options: { kind: 'postgres'; url: string; poolSize?
  * network drop, a crashed server) emits 'error' with no listener, which would throw. The query
  * fails with the same error, and the pool drops the client when it is released.
  */
-function survivePoolErrors(pool: pg.Pool): void {
-  pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+function survivePoolErrors(pool: pg.Pool, onError: () => void = () => {}): void {
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
 }
 
 export class DataDirInUseError extends Error {

@@ -47,6 +47,7 @@ export class BullmqTurnQueue implements TurnQueue {
           signal: signal ?? new AbortController().signal,
           // Only the run's own job (id = run id) re-delivered after a stall or a failed attempt.
           takeover: job.id === job.data.runId && (job.stalledCounter > 0 || job.attemptsMade > 0),
+          enqueuedAt: job.timestamp,
         }),
       {
         connection: { url: this.url, maxRetriesPerRequest: null },

@@ -5,6 +5,7 @@ interface Pending {
   attempt: number;
   /** The dedupe key in `known`. */
   key: string;
+  enqueuedAt: number;
 }
 
 export interface InlineQueueOptions {
@@ -39,7 +40,7 @@ export class InlineTurnQueue implements TurnQueue {
     const key = options?.key ? `${job.runId}-${options.key}` : job.runId;
     if ((!options?.wake || options.key) && this.known.has(key)) return;
     this.known.add(key);
-    this.pending.push({ job, attempt: 1, key });
+    this.pending.push({ job, attempt: 1, key, enqueuedAt: Date.now() });
     this.pump();
   }
 
@@ -58,7 +59,7 @@ export class InlineTurnQueue implements TurnQueue {
 
   private run(item: Pending): void {
     const controller = new AbortController();
-    const task = this.processor!(item.job, { signal: controller.signal, takeover: item.attempt > 1 }).then(
+    const task = this.processor!(item.job, { signal: controller.signal, takeover: item.attempt > 1, enqueuedAt: item.enqueuedAt }).then(
       () => {
         this.known.delete(item.key);
       },

@@ -23,6 +23,8 @@ export interface TurnContext {
    * running. Wake-ups and first deliveries never take over.
    */
   takeover: boolean;
+  /** When this job was created (ms since the epoch), for the queue-wait metric. */
+  enqueuedAt?: number;
 }
 
 /**

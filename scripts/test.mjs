@@ -25,7 +25,7 @@ const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.
 const WEIGHT = {
   'worker-death.test.ts': 85, 'postgres-restart.test.ts': 48, 'first-run.test.ts': 40, 'rate-limits.test.ts': 30,
   'worker-shutdown.test.ts': 30, 'redis-restart.test.ts': 28, 'embedded-crash.test.ts': 24, 'gateway-death.test.ts': 20,
-  'long-poll.test.ts': 20, 'isolation.embedded.test.ts': 19, 'cancel.test.ts': 19, 'busy.test.ts': 17,
+  'long-poll.test.ts': 20, 'bench-smoke.test.ts': 40, 'isolation.embedded.test.ts': 19, 'cancel.test.ts': 19, 'busy.test.ts': 17,
   'golden-path.embedded.test.ts': 16, 'hostile.test.ts': 14, 'conversation.embedded.test.ts': 12,
   'llm-faults.test.ts': 12, 'isolation.redis.test.ts': 12, 'agents.embedded.test.ts': 11, 'run-sweeper.test.ts': 11,
 };

@@ -16,6 +16,11 @@ export interface Config {
   port: number;
   /** @defaultValue '0.0.0.0' */
   host: string;
+  /**
+   * Port of the `/metrics` endpoint of a worker-only process (a gateway serves `/metrics` on PORT).
+   * 0 picks a free port. @defaultValue 9464 (the port Prometheus exporters conventionally use)
+   */
+  metricsPort: number;
   /** Postgres URL. Unset: embedded PGlite with its files under DATA_DIR. */
   databaseUrl?: string;
   /** Postgres connections per process. @defaultValue 10 */
@@ -176,6 +181,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config: Config = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
+    metricsPort: int(env, 'METRICS_PORT', 9464, 0, 65535),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),

@@ -12,6 +12,7 @@ import { errorBody } from './errors.js';
 import { guard } from './guard.js';
 import { tokenClock, type ClockEntry } from './token-clock.js';
 import type { Refusal } from './upgrade.js';
+import { metrics } from '../metrics/index.js';
 
 /**
  * What a uWS socket carries: its connection, or, for a handshake refused by close (a browser
@@ -109,6 +110,7 @@ export class Connection {
   }
 
   sendError(id: string | undefined, code: ErrorCode, message: string, retryAfterMs?: number, details?: { last_seq?: number }): boolean {
+    metrics.errorSent(code);
     return this.sendFrame('error', errorBody(code, message, retryAfterMs, details), id);
   }
 
@@ -177,6 +179,7 @@ export class Connection {
       this.close(CloseCodes.slow_consumer, 'slow consumer');
       return false;
     }
+    metrics.frameOut(frame);
     return true;
   }
 
@@ -222,6 +225,7 @@ export class Connection {
     if (this.closed || !this.ws) return;
     this.closed = true;
     this.clearTimers();
+    if (code === CloseCodes.slow_consumer) metrics.backpressureClose();
     this.ws.end(code, reason);
   }
 

@@ -21,6 +21,7 @@ import { mountRoutes } from './rest/routes.js';
 import { openApiDocument } from './rest/openapi.js';
 import { ConfigError, type Config } from './config.js';
 import { mountWebRoutes } from './web-routes.js';
+import { metrics, METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/index.js';
 
 export interface Gateway {
   port: number;
@@ -97,6 +98,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       }
       connection.ws = ws;
       connections.add(connection);
+      metrics.connectionOpened();
       connection.sendFrame('session.ready', {
         connection_id: connection.id,
         user_id: connection.principal.userId,
@@ -110,13 +112,16 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     }, onSocketError),
     message: guard(log, 'ws message', (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => {
       const connection = ws.getUserData().connection;
-      if (connection) intake(connection, message, isBinary);
+      if (!connection) return;
+      metrics.frameIn(message.byteLength);
+      intake(connection, message, isBinary);
     }, onSocketError),
     close: guard(log, 'ws close', (ws: WebSocket<SocketData>, code: number) => {
       const connection = ws.getUserData().connection;
       if (!connection) return;
       connection.markClosed();
       if (!connections.delete(connection)) return;
+      metrics.connectionClosed(code);
       deps.rateLimits.releaseConnection(connection.id);
       connection.log.debug({ code }, 'disconnected');
       void fanout.dropConnection(connection).catch((error) => log.warn({ err: error }, 'cleanup after close failed'));
@@ -169,7 +174,14 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   app.get('/ready', guard(log, '/ready', (res: HttpResponse) => ready(res)));
   app.head('/ready', guard(log, '/ready', (res: HttpResponse) => ready(res, true)));
   mountWebRoutes(app, { log, devTokenSecret: deps.devTokenSecret, workspaceClaim: config.auth.workspaceClaim });
+  app.get('/metrics', guard(log, '/metrics', (res: HttpResponse) => {
+    const state = watchAborted(res);
+    void renderMetrics().then((text) => {
+      if (!state.aborted) res.cork(() => res.writeHeader('content-type', METRICS_CONTENT_TYPE).end(text));
+    }, () => sendJson(res, 503, errorBody('unavailable', 'Metrics collection failed.'), state));
+  }));
   const fixed: Record<string, string[]> = {
+    '/metrics': ['GET'],
     '/health': ['GET', 'HEAD'], '/live': ['GET', 'HEAD'], '/ready': ['GET', 'HEAD'], '/v1/openapi.json': ['GET'], '/v1/ws': ['GET'],
   };
   app.any('/*', guard(log, 'fallback', (res: HttpResponse, req: HttpRequest) => {

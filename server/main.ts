@@ -1,6 +1,8 @@
 /**
- * Process entry: `tsx server/main.ts [all|gateway|worker]`. Reads the configuration once, starts
- * the parts, prints how to connect, and shuts down cleanly on SIGTERM/SIGINT.
+ * Process entry: `node dist/server.js [all|gateway|worker]`, built from this file by
+ * scripts/build-server.mjs (`node --import tsx server/main.ts` runs the source as it is). Reads the
+ * configuration once, starts the parts, prints how to connect, and shuts down cleanly on
+ * SIGTERM/SIGINT.
  */
 import { loadConfig, ConfigError } from './config.js';
 import { createLogger } from './logger.js';
@@ -9,7 +11,7 @@ import { signToken } from './auth.js';
 
 const role = process.argv[2] ?? 'all';
 if (!['all', 'gateway', 'worker'].includes(role)) {
-  console.error(`usage: main.ts [all|gateway|worker] (got '${role}')`);
+  console.error(`usage: server [all|gateway|worker] (got '${role}')`);
   process.exit(2);
 }
 
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ role, port: node.gateway?.port, ...node.modes }, 'started');
+  log.info({ role, port: node.gateway?.port, metrics_port: node.metricsPort ?? node.gateway?.port, ...node.modes }, 'started');
   if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim, devMode);
 }
 

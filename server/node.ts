@@ -13,10 +13,10 @@ import { migrateToLatest } from '../db/migrate.js';
 import { createBroker, type Broker } from '../broker/index.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createTurnQueue } from '../queue/index.js';
-import { createLlmClient } from '../workers/llm-client.js';
-import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
+import type { LlmSim } from '../workers/llm-sim.js';
 import { createDefaultRegistry, type ToolRegistry } from '../workers/tools/registry.js';
-import { startWorker, type TurnWorker } from '../workers/worker.js';
+import type { TurnWorker } from '../workers/worker.js';
+import { metrics, startDefaultMetrics, startMetricsServer } from '../metrics/index.js';
 import { createTokenVerifier, type TokenVerifier } from './auth.js';
 import { ConfigError, type Config } from './config.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
@@ -40,6 +40,8 @@ export interface RunningNode {
   broker: Broker;
   gateway?: Gateway;
   worker?: TurnWorker;
+  /** The port of the worker-only process's `/metrics` endpoint (METRICS_PORT); a gateway serves it on its own port. */
+  metricsPort?: number;
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
   jwtSecret?: string;
   devSecretFile?: string;
@@ -69,6 +71,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     const problem = checkNativeUws();
     if (problem) throw new ConfigError('uWebSockets.js', problem);
   }
+  startDefaultMetrics();
   const cleanups: Array<() => Promise<unknown>> = [];
   const close = async () => {
     // Reverse start order: stop accepting, drain, close queue, close store. Every step runs even
@@ -120,7 +123,11 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       : createBroker({ kind: 'redis', url: config.redisUrl!, prefix: config.redisPrefix, log });
     cleanups.push(() => broker.close());
     // The process's one event log: every event written here is stored and published through it.
-    const events = new GroupCommitEventLog(db, broker, log.child({ role: 'event-log' }));
+    const events = new GroupCommitEventLog(db, broker, log.child({ role: 'event-log' }), {
+      onBatch: (size, ms, stored) => {
+        if (stored) metrics.observeAppendBatch(size, ms / 1000);
+      },
+    });
     cleanups.push(() => events.close());
     const queue = embeddedBus
       ? createTurnQueue({ kind: 'inline', graceMs: config.worker.shutdownGraceMs })
@@ -128,7 +135,10 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
           kind: 'bullmq',
           url: config.redisUrl!,
           prefix: config.redisPrefix,
-          onError: (error) => log.warn({ err: error }, 'queue connection error'),
+          onError: (error) => {
+            metrics.redisError('queue');
+            log.warn({ err: error }, 'queue connection error');
+          },
         });
     cleanups.push(() => queue.close());
     if (!embeddedBus) await waitForRedis(broker, config.redisUrl!);
@@ -147,11 +157,23 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     }
     let llmDescription = 'none (gateway only)';
     let worker: TurnWorker | undefined;
+    let metricsPort: number | undefined;
+    if (roles.worker && !roles.gateway) {
+      const server = await startMetricsServer(config.host, config.metricsPort).catch((error: NodeJS.ErrnoException) => {
+        throw new ConfigError('METRICS_PORT', `cannot listen on ${config.host}:${config.metricsPort} for /metrics (${error.code ?? error.message}); set METRICS_PORT to a free port, or 0 for any`);
+      });
+      cleanups.push(() => server.close());
+      metricsPort = server.port;
+    }
     if (roles.worker) {
+      // Loaded only by a process that runs turns: the openai SDK, the simulator and the worker's
+      // modules cost a gateway-only process memory and start-up time for nothing.
+      const [{ createLlmClient }, { startWorker }] = await Promise.all([import('../workers/llm-client.js'), import('../workers/worker.js')]);
       let baseURL = config.llm.baseUrl ?? 'https://api.openai.com/v1';
       let sim: LlmSim | undefined;
       if (!config.llm.apiKey && !config.llm.baseUrl) {
-        sim = await startLlmSim({ tokenDelayMs: 15, firstTokenDelayMs: 100 });
+        const { startLlmSim } = await import('../workers/llm-sim.js');
+        sim = await startLlmSim({ tokenDelayMs: 15, firstTokenDelayMs: 100, recordRequests: false });
         cleanups.push(() => sim!.close());
         baseURL = sim.baseURL;
         llmDescription = `built-in simulator at ${sim.baseURL} (set OPENAI_API_KEY or OPENAI_BASE_URL for a real model)`;
@@ -210,7 +232,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { db, statements: store.statements, events, broker, gateway, worker, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, statements: store.statements, events, broker, gateway, worker, metricsPort, jwtSecret, devSecretFile, llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;

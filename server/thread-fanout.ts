@@ -17,6 +17,7 @@ import { decodeBrokerEvent, encodeThreadDeleted, isThreadDeletedMessage, threadC
 import { listEventsAfter } from '../db/events.repository.js';
 import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
+import { metrics } from '../metrics/index.js';
 
 type Mode = 'replaying' | 'catching_up' | 'live';
 
@@ -113,6 +114,7 @@ export class ThreadFanout {
       void this.unfollow(connection, threadId).catch(() => {});
       return true;
     };
+    let replayed = 0;
     try {
       follower.sentSeq = await afterSeq;
       await state.ready;
@@ -137,6 +139,7 @@ export class ThreadFanout {
           if (gone()) return;
         }
         if (page.length > 0) follower.sentSeq = page[page.length - 1]!.seq;
+        replayed += page.length;
         if (page.length === 500) continue;
         // The log is read to its end. The live events kept meanwhile follow on from it, unless the
         // first new one leaves a gap (the publishes before it were lost, e.g. while Redis was
@@ -163,6 +166,7 @@ export class ThreadFanout {
       }
     });
     follower.buffer = [];
+    metrics.replay(replayed);
     follower.mode = 'catching_up';
     this.goLiveIfLevel(state, follower);
   }
@@ -288,6 +292,8 @@ export class ThreadFanout {
   private deliver(state: ThreadState, seq: number, frame: string): void {
     if (state.lastSeq !== null && seq <= state.lastSeq) return;
     state.lastSeq = seq;
+    metrics.fanout(frame);
+    metrics.frameOut(frame, this.app.numSubscribers(state.topic));
     this.app.publish(state.topic, frame, false);
     for (const follower of state.followers.values()) {
       switch (follower.mode) {

@@ -1,5 +1,6 @@
 /**
- * CLI entry for the LLM simulator: `tsx workers/llm-sim-main.ts`.
+ * CLI entry for the LLM simulator: `npm run llm-sim` (`node dist/llm-sim.js`; the source runs with
+ * `node --import tsx workers/llm-sim-main.ts`).
  * Env: LLM_SIM_PORT (default 8090), LLM_SIM_HOST (default 127.0.0.1),
  *      LLM_SIM_FIRST_TOKEN_DELAY_MS, LLM_SIM_TOKEN_DELAY_MS, LLM_SIM_REPLY_WORDS.
  * Directives and behaviour: see workers/llm-sim.ts.
@@ -17,6 +18,7 @@ function envNumber(name: string): number | undefined {
 const opts: LlmSimOptions = {
   host: process.env.LLM_SIM_HOST || '127.0.0.1',
   port: envNumber('LLM_SIM_PORT') ?? 8090,
+  recordRequests: false,
 };
 const first = envNumber('LLM_SIM_FIRST_TOKEN_DELAY_MS');
 const delay = envNumber('LLM_SIM_TOKEN_DELAY_MS');

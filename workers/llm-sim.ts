@@ -61,6 +61,12 @@ export interface LlmSimOptions {
   replyWords?: number;
   /** Value of the retry-after-ms header sent with [[fault:429]] (default 1000; retry-after is ceil(ms/1000) s). */
   retryAfterMs?: number;
+  /**
+   * Keep every request body in `requests` (tests read them). A simulator that runs for long (the
+   * embedded server's, `npm run llm-sim`) turns it off, or its memory grows with every request.
+   * @defaultValue true
+   */
+  recordRequests?: boolean;
 }
 export interface RecordedRequest { body: any; receivedAt: number }
 export interface LlmSim {
@@ -149,7 +155,7 @@ export async function startLlmSim(opts: LlmSimOptions = {}): Promise<LlmSim> {
     } catch (e) {
       return sendJson(res, 400, errorBody(`We could not parse the JSON body of your request. (${(e as Error).message})`, 'invalid_request_error', null));
     }
-    requests.push({ body, receivedAt: Date.now() });
+    if (opts.recordRequests !== false) requests.push({ body, receivedAt: Date.now() });
     const invalid = validateBody(body);
     if (invalid) return sendJson(res, 400, errorBody(invalid, 'invalid_request_error', null));
 

@@ -15,6 +15,7 @@ import type { EventPayloads, EventType } from '../protocol/frames.js';
 import type { AppendedEvent, EventLog } from '../events/event-log.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { wellFormed } from './text.js';
+import { metrics } from '../metrics/index.js';
 
 export interface EmitterOptions {
   /** The thread's last seq when this attempt claimed the run: later events of the run are its own. */
@@ -135,6 +136,7 @@ export class RunEmitter {
 export class DeltaCoalescer {
   private pending = '';
   private lastFlush = 0;
+  private readonly startedAt = performance.now();
   text = '';
 
   constructor(
@@ -149,6 +151,7 @@ export class DeltaCoalescer {
 
   async push(delta: string): Promise<void> {
     if (!delta) return;
+    if (!this.text) metrics.firstDelta((performance.now() - this.startedAt) / 1000);
     // Text a model streams may split a surrogate pair between chunks, or hold a lone one (Postgres
     // cannot store that): pairs are joined again and lone halves become U+FFFD.
     let text = this.split + delta;

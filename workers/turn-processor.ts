@@ -25,6 +25,8 @@ import type { EventLog } from '../events/event-log.js';
 import { ToolError, type ToolRegistry } from './tools/registry.js';
 import { findUnstorable } from '../protocol/validate.js';
 import { wellFormed } from './text.js';
+import { metrics, type TurnMetricOutcome } from '../metrics/index.js';
+import { anySignal } from './any-signal.js';
 
 export interface TurnDeps {
   db: Kysely<Database>;
@@ -105,32 +107,41 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
       return;
     }
     const { run, thread, agent, fence } = claim;
+    if (ctx.enqueuedAt !== undefined) metrics.queueWait((Date.now() - ctx.enqueuedAt) / 1000);
+    const claimedAt = performance.now();
+    let ended: TurnMetricOutcome = 'error';
     const log = deps.log.child({ run_id: run.id, thread_id: thread.id, attempt: fence.attempt });
     const handle: RunHandle = { fence, cancel: new AbortController(), stop: new AbortController(), release: false };
     deps.activeRuns.set(run.id, handle);
-    const signal = AbortSignal.any([ctx.signal, handle.cancel.signal, handle.stop.signal]);
+    const signal = anySignal([ctx.signal, handle.cancel.signal, handle.stop.signal]);
     let released = false;
     /** Set once the run's last write returned: the thread's next queued run (undefined: none). */
     let next: { runId?: string } | undefined;
     try {
-      next = await runTurn(deps, {
+      const result = await runTurn(deps, {
         job, agent, fence, handle, signal, log,
         messageId: run.assistant_message_id!,
         restarted: claim.restarted,
         afterSeq: thread.last_seq,
       });
+      ended = result.status;
+      next = result.next;
     } catch (error) {
       if (error instanceof Released) {
+        ended = 'released';
         released = true;
         await handBack(deps, job, fence, log);
       } else if (error instanceof FencedError) {
+        ended = 'fenced';
         log.warn('run was taken over by another attempt; this attempt stopped writing');
       } else if (error instanceof ThreadGoneError) {
+        ended = 'cancelled';
         log.info('thread was deleted during the run; the run ended with it');
       } else {
         throw error;
       }
     } finally {
+      metrics.turnEnded(ended, (performance.now() - claimedAt) / 1000);
       deps.activeRuns.delete(run.id);
       // A released run still holds its thread; the takeover wakes the next turn when it ends.
       if (!released) await wakeNext(deps, thread.id, log, next);
@@ -163,8 +174,8 @@ interface TurnState {
   log: Logger;
 }
 
-/** Runs the turn to its agent_completed; returns the thread's next queued run as the last write found it. */
-async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<{ runId?: string }> {
+/** Runs the turn to its agent_completed; returns how it ended and the thread's next queued run as the last write found it. */
+async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<{ status: RunOutcome['status']; next: { runId?: string } }> {
   const { job, agent, fence, handle, messageId, signal, log } = turn;
   const cancelled = handle.cancel.signal;
   const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log, {
@@ -237,7 +248,7 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<{ runId?: 
     { message: { id: messageId, role: 'assistant', content: text.text }, before: text.takePending() },
   );
   log.info({ status: outcome.status, usage: outcome.usage }, 'run finished');
-  return { runId: nextRunId };
+  return { status: outcome.status, next: { runId: nextRunId } };
 }
 
 interface Step {
@@ -370,7 +381,7 @@ async function runTool(
     return result;
   }
   const deadline = AbortSignal.timeout(deps.toolTimeoutMs);
-  const toolSignal = AbortSignal.any([signal, deadline]);
+  const toolSignal = anySignal([signal, deadline]);
   try {
     result = await untilAborted(deps.tools.run(call.function.name, call.function.arguments, { signal: toolSignal }), toolSignal);
   } catch (error) {

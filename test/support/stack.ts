@@ -59,6 +59,8 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
     PORT: '0',
+    // A worker-only node serves /metrics on a port of its own: any free one, so nodes and suites never collide.
+    METRICS_PORT: '0',
     ...(database ? { DATABASE_URL: database.url, REDIS_URL } : {}),
     REDIS_PREFIX: prefix,
     JWT_SECRET: secret,

@@ -1,0 +1,380 @@
+/**
+ * The benchmark: the server as its own processes on Postgres and Redis, the LLM simulator as
+ * another, the clients as another (loadtest/bench/driver.ts); this process only starts them,
+ * reads CPU and memory from /proc and counters from Postgres and /metrics at the edges of each
+ * measured window, runs the raw ceiling on the same services, and reports (a table on stdout, a
+ * JSON file). Bounded in count and time, loopback only; everything it starts is removed at the
+ * end, also on failure or Ctrl-C.
+ *
+ *   npm run bench -- [--scenario closed|streaming|idle|storm|soak|all] [--topology all|split|2x2]
+ *     [--clients N] [--turns N] [--words N] [--token-delay-ms N] [--followers M]
+ *     [--idle-sockets K] [--idle-step N] [--storm-followers N] [--storm-threads N]
+ *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn]
+ *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling]
+ */
+import { randomBytes } from 'node:crypto';
+import { execSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildServer } from '../scripts/build-server.mjs';
+import { cleanupAll, installSignalHandlers, interrupted, onCleanup } from './bench/cleanup.js';
+import { figures, Meter, type GroupFigures, type Snapshot } from './bench/measure.js';
+import type { CeilingResult, DriverConfig, DriverResult, FromCeiling, FromDriver } from './bench/messages.js';
+import { startLlmSim, startServer, startTsChild, TOPOLOGIES, type Proc, type Topology } from './bench/processes.js';
+import { rssOf, sampleGroup } from './bench/procstat.js';
+import { printScenario, slope, type ScenarioReport } from './bench/report.js';
+import { startServices, type Services } from './bench/services.js';
+import { scrape, total } from '../test/support/metrics-scrape.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const SCENARIOS = ['closed', 'streaming', 'idle', 'storm', 'soak'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      scenario: { type: 'string', default: 'closed' },
+      topology: { type: 'string', default: 'split' },
+      clients: { type: 'string' },
+      turns: { type: 'string' },
+      words: { type: 'string' },
+      'token-delay-ms': { type: 'string' },
+      followers: { type: 'string' },
+      'idle-sockets': { type: 'string', default: '10000' },
+      'idle-step': { type: 'string', default: '2000' },
+      'storm-followers': { type: 'string', default: '1000' },
+      'storm-threads': { type: 'string', default: '20' },
+      'soak-minutes': { type: 'string', default: '10' },
+      'worker-concurrency': { type: 'string' },
+      'log-level': { type: 'string', default: 'warn' },
+      'database-url': { type: 'string' },
+      'redis-url': { type: 'string' },
+      out: { type: 'string' },
+      'deadline-s': { type: 'string', default: '900' },
+      'no-ceiling': { type: 'boolean', default: false },
+    },
+  });
+  const int = (name: keyof typeof values, fallback: number, min: number, max: number) => {
+    const raw = values[name];
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
+    return value;
+  };
+  const scenarios = values.scenario === 'all' ? [...SCENARIOS.filter((s) => s !== 'soak')] : [values.scenario as Scenario];
+  if (!scenarios.every((s) => SCENARIOS.includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all`);
+  if (!(values.topology! in TOPOLOGIES)) throw new Error('--topology must be all, split or 2x2');
+  const streaming = (s: Scenario) => s === 'streaming';
+  return {
+    scenarios,
+    topology: values.topology as Topology,
+    turnsFor: (s: Scenario) => ({
+      clients: int('clients', streaming(s) ? 200 : s === 'soak' ? 50 : 100, 1, 20_000),
+      turns: int('turns', streaming(s) ? 1 : 5, 1, 10_000),
+      words: int('words', streaming(s) ? 50 : 20, 1, 10_000),
+      delayMs: int('token-delay-ms', streaming(s) ? 20 : 0, 0, 60_000),
+      followers: int('followers', streaming(s) ? 9 : 0, 0, 1_000),
+    }),
+    idle: { sockets: int('idle-sockets', 10_000, 1, 1_000_000), step: int('idle-step', 2_000, 1, 1_000_000) },
+    // 300 words at 20 ms: a 6 s answer, so the drop lands mid-stream even after a slow connect phase.
+    storm: { followers: int('storm-followers', 1_000, 1, 100_000), threads: int('storm-threads', 20, 1, 10_000), words: 300, delayMs: 20 },
+    soakMinutes: int('soak-minutes', 10, 1, 24 * 60),
+    workerConcurrency: values['worker-concurrency'] === undefined ? undefined : int('worker-concurrency', 8, 1, 1_000),
+    logLevel: values['log-level']!,
+    databaseUrl: values['database-url'],
+    redisUrl: values['redis-url'],
+    out: values.out,
+    deadlineS: int('deadline-s', 900, 10, 86_400),
+    ceiling: !values['no-ceiling'],
+  };
+}
+type Options = ReturnType<typeof options>;
+
+function machine(services: Services): Record<string, string | number> {
+  const cpus = os.cpus();
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    // not a git checkout
+  }
+  return {
+    cpu_model: cpus[0]?.model.trim() ?? 'unknown',
+    cpus: cpus.length,
+    memory_gib: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    kernel: `${os.platform()} ${os.release()} ${os.arch()}`,
+    load_avg_1m_at_start: Math.round(os.loadavg()[0]! * 100) / 100,
+    commit,
+    services: services.private ? 'private Postgres cluster and redis-server (started by the benchmark)' : 'existing servers (--database-url/--redis-url)',
+    ...services.facts,
+  };
+}
+
+/** Runs a child over IPC: answers its marks with `go` after `onMark`, resolves with its result. */
+function converse<R>(proc: Proc, first: object, onMark: (message: any) => Promise<void>): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    proc.child.on('message', (message: FromDriver | FromCeiling) => {
+      if (message.type === 'result') resolve(message.result as R);
+      else if (message.type === 'failed') reject(new Error(`${proc.name} failed: ${message.error}`));
+      else onMark(message).then(() => proc.child.send({ type: 'go' }), reject);
+    });
+    proc.child.once('exit', (code) => reject(new Error(`${proc.name} exited (${code}) without a result\n${proc.output().slice(-3000)}`)));
+    proc.child.send(first);
+  });
+}
+
+interface Stack {
+  server: Proc[];
+  sim: Proc;
+  gateways: string[];
+}
+
+async function startStack(opts: Options, services: Services, buildDir: string, secret: string, words: number, delayMs: number, extraEnv: Record<string, string> = {}): Promise<Stack> {
+  const { proc: sim, baseUrl } = await startLlmSim({ root: ROOT, buildDir, tokenDelayMs: delayMs, words });
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOST: '127.0.0.1',
+    NODE_ENV: 'production',
+    DATABASE_URL: services.databaseUrl,
+    REDIS_URL: services.redisUrl,
+    REDIS_PREFIX: services.redisPrefix,
+    JWT_SECRET: secret,
+    OPENAI_BASE_URL: baseUrl,
+    OPENAI_API_KEY: 'bench',
+    OPENAI_MODEL: 'sim-1',
+    LOG_LEVEL: opts.logLevel,
+    // Per-user budgets off (a scenario opens many sockets per user); the per-connection frame limit stays on.
+    RATE_LIMIT_MESSAGES_PER_MIN: '0',
+    RATE_LIMIT_RUNS_PER_USER: '0',
+    RATE_LIMIT_CONNECTIONS_PER_USER: '0',
+    ...(opts.workerConcurrency ? { WORKER_CONCURRENCY: String(opts.workerConcurrency) } : {}),
+    ...extraEnv,
+  };
+  const server = await startServer(opts.topology, { root: ROOT, buildDir, env, fds: 1_048_576 });
+  const gateways = server.filter((p) => p.port).map((p) => `ws://127.0.0.1:${p.port}/v1/ws`);
+  return { server, sim, gateways };
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  await Promise.all(stack.server.map((p) => p.stop()));
+  await stack.sim.stop();
+}
+
+function driverConfig(opts: Options, scenario: DriverConfig['scenario'], gateways: string[], secret: string, services: Services, turns: ReturnType<Options['turnsFor']>, startedAt: number): DriverConfig {
+  return {
+    scenario, gateways, secret, databaseUrl: services.databaseUrl, ...turns,
+    idle: opts.idle, storm: opts.storm, paced: { ratePerS: 1, durationS: 60 },
+    startedAt, deadlineS: opts.deadlineS,
+  };
+}
+
+function shape(scenario: string, opts: Options, result: DriverResult, procs: GroupFigures[], before: Snapshot, after: Snapshot, extraOptions: Record<string, unknown>): ScenarioReport {
+  const perTurn = (x: number | undefined) => (x === undefined || result.turns === 0 ? null : x / result.turns);
+  const window = result.windowS;
+  const processes = procs.map((p) => ({ ...p, cpu_pct: (p.cpuS / window) * 100, cpu_ms_per_turn: result.turns ? (p.cpuS * 1000) / result.turns : null }));
+  const serverCpu = procs.filter((p) => p.kind === 'server' || p.kind === 'postgres' || p.kind === 'redis').reduce((s, p) => s + p.cpuS, 0);
+  const delta = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : b - a);
+  return {
+    scenario,
+    topology: opts.topology,
+    options: extraOptions,
+    window_s: window,
+    turns: result.turns,
+    turns_per_s: result.turns / window,
+    events: result.events,
+    events_per_s: result.events / window,
+    events_per_turn: result.turns ? result.events / result.turns : 0,
+    mean_event_chars: result.meanEventChars,
+    sockets: result.sockets,
+    processes,
+    server_cpu_ms_per_turn: result.turns ? (serverCpu * 1000) / result.turns : null,
+    statements_per_turn: perTurn(delta(before.statements, after.statements)),
+    transaction_control_per_turn: perTurn(delta(before.transactionControl, after.transactionControl)),
+    transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
+    pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),
+    latency_ms: result.latencyMs,
+    checks: result.checks,
+    passed: result.checks.every((c) => c.ok === c.total) && result.problemCount === 0,
+    problems: result.problems,
+  };
+}
+
+/** One measured run of the driver against a running stack: marks answered with snapshots. */
+async function drive(meter: Meter, stack: Stack, config: DriverConfig, onIdleStep?: (sockets: number) => void) {
+  const driver = startTsChild('driver', 'driver', 'loadtest/bench/driver.ts', ROOT, 1_048_576);
+  const procs = [...stack.server, stack.sim, driver];
+  let before: Snapshot | undefined;
+  let after: Snapshot | undefined;
+  const result = await converse<DriverResult>(driver, { type: 'run', config }, async (message: FromDriver) => {
+    if (message.type === 'mark' && message.name === 'start') before = await meter.snapshot(procs);
+    else if (message.type === 'mark' && message.name === 'end') after = await meter.snapshot(procs);
+    else if (message.type === 'idle-step') onIdleStep?.(message.sockets);
+  });
+  await driver.stop();
+  if (after && Meter.settleMs) {
+    // pg_stat_database lags by up to a second: re-read the transaction count once it has settled.
+    await new Promise((resolve) => setTimeout(resolve, Meter.settleMs));
+    const late = await meter.snapshot([]);
+    after.transactions = late.transactions;
+  }
+  return { result, before, after, procs };
+}
+
+async function ceiling(meter: Meter, services: Services, opts: Options, ours: ScenarioReport, clients: number): Promise<ScenarioReport['ceiling']> {
+  const proc = startTsChild('ceiling', 'ceiling', 'loadtest/bench/ceiling.ts', ROOT, 65_536);
+  const eventBytes = Math.round(ours.mean_event_chars) || 300;
+  let before: Snapshot | undefined;
+  let after: Snapshot | undefined;
+  const result = await converse<CeilingResult>(proc, {
+    type: 'run',
+    config: {
+      databaseUrl: services.databaseUrl, redisUrl: services.redisUrl, prefix: services.redisPrefix,
+      // Long enough to be measured (a few seconds), bounded in time.
+      turns: Math.max(ours.turns, 3_000), concurrency: clients, eventsPerTurn: ours.events_per_turn, eventBytes, deadlineS: 20,
+    },
+  }, async (message) => {
+    if (message.name === 'start') before = await meter.snapshot([proc]);
+    else after = await meter.snapshot([proc]);
+  });
+  await proc.stop();
+  const procs = figures(before!, after!, [proc]);
+  const machineCpu = procs.reduce((s, p) => s + p.cpuS, 0);
+  const cpuPerTurn = (machineCpu * 1000) / result.turns;
+  const turnsPerS = result.turns / result.windowS;
+  return {
+    turns: result.turns,
+    turns_per_s: turnsPerS,
+    machine_cpu_ms_per_turn: cpuPerTurn,
+    processes: procs,
+    events_per_turn: ours.events_per_turn,
+    cpu_ratio: (ours.server_cpu_ms_per_turn ?? NaN) / cpuPerTurn,
+    throughput_ratio: ours.turns_per_s / turnsPerS,
+  };
+}
+
+async function runScenario(scenario: Scenario, opts: Options, services: Services, meter: Meter, buildDir: string): Promise<ScenarioReport> {
+  const secret = randomBytes(32).toString('hex');
+  const startedAt = Date.now();
+  const turns = opts.turnsFor(scenario);
+  if (scenario === 'closed' || scenario === 'streaming') {
+    // Streaming measures delivery, not queueing: unless told otherwise, every turn can run at once.
+    const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
+    const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? Math.ceil(turns.clients / workers) : undefined);
+    const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
+    const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt));
+    await stopStack(stack);
+    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...turns, sockets: result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
+    if (opts.ceiling && result.turns > 0) report.ceiling = await ceiling(meter, services, opts, report, turns.clients);
+    return report;
+  }
+  if (scenario === 'idle') {
+    const stack = await startStack(opts, services, buildDir, secret, 5, 0);
+    const gateways = stack.server.filter((p) => p.port);
+    const steps: Array<{ sockets: number; gateway_rss_mib: number }> = [];
+    const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'idle', stack.gateways, secret, services, turns, startedAt), (sockets) => {
+      steps.push({ sockets, gateway_rss_mib: rssOf(sampleGroup(gateways.map((g) => g.pid))) / 2 ** 20 });
+    });
+    await stopStack(stack);
+    const points = steps.filter((s) => s.sockets > 0).map((s) => [s.sockets, s.gateway_rss_mib * 2 ** 20] as [number, number]);
+    const perSocket = points.length >= 2 ? slope(points) : NaN;
+    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.idle });
+    report.idle = { steps, kib_per_socket: perSocket / 1024, sockets_per_gib: 2 ** 30 / perSocket, base_rss_mib: steps[0]?.gateway_rss_mib ?? NaN };
+    return report;
+  }
+  if (scenario === 'storm') {
+    // Every thread streams at once, so every follower is dropped mid-stream.
+    const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
+    const concurrency = opts.workerConcurrency ?? Math.ceil(opts.storm.threads / workers);
+    const stack = await startStack(opts, services, buildDir, secret, opts.storm.words, opts.storm.delayMs, { WORKER_CONCURRENCY: String(concurrency) });
+    const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'storm', stack.gateways, secret, services, turns, startedAt));
+    await stopStack(stack);
+    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.storm, worker_concurrency: concurrency });
+    report.storm = { dropped: result.storm!.dropped, mid_stream: result.storm!.midStream, all_caught_up_s: result.storm!.allCaughtUpS, all_complete_s: result.storm!.allCompleteS };
+    return report;
+  }
+  // soak: the closed-loop rate first, then half of it for soak-minutes, server RSS sampled every 10 s.
+  const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs);
+  const probe = await drive(meter, stack, driverConfig(opts, 'turns', stack.gateways, secret, services, { ...turns, turns: 3 }, startedAt));
+  const rate = probe.result.turns / probe.result.windowS / 2;
+  const samples: Array<{ t_s: number; mib: number }> = [];
+  // Per process, RSS beside the V8 heap in use (from its /metrics): a heap that climbs is a leak,
+  // RSS that climbs over a flat heap is the allocator or V8 keeping pages.
+  const perProcess: Array<{ t_s: number; process: string; rss_mib: number; heap_used_mib: number }> = [];
+  const t0 = performance.now();
+  const timer = setInterval(() => {
+    const t = Math.round((performance.now() - t0) / 1000);
+    samples.push({ t_s: t, mib: rssOf(sampleGroup(stack.server.map((p) => p.pid))) / 2 ** 20 });
+    for (const proc of stack.server) {
+      void scrape(proc.metricsUrl!).then((metrics) => perProcess.push({
+        t_s: t,
+        process: proc.name,
+        rss_mib: rssOf(sampleGroup([proc.pid])) / 2 ** 20,
+        heap_used_mib: total(metrics, 'convo_nodejs_heap_size_used_bytes') / 2 ** 20,
+      }), () => {});
+    }
+  }, 10_000);
+  const config = driverConfig(opts, 'paced', stack.gateways, secret, services, turns, Date.now());
+  config.paced = { ratePerS: rate, durationS: opts.soakMinutes * 60 };
+  config.deadlineS = opts.soakMinutes * 60 + 300;
+  const { result, before, after, procs } = await drive(meter, stack, config).finally(() => clearInterval(timer));
+  await stopStack(stack);
+  const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...turns, minutes: opts.soakMinutes });
+  // Growth: the last minute against the second (the first minute is warm-up: pools, JIT, caches).
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const early = samples.filter((s) => s.t_s > 60 && s.t_s <= 120).map((s) => s.mib);
+  const late = samples.slice(-6).map((s) => s.mib);
+  const growth = early.length && late.length ? ((mean(late) - mean(early)) / mean(early)) * 100 : NaN;
+  report.soak = { minutes: opts.soakMinutes, rate_per_s: rate, rss_mib: samples, per_process: perProcess, growth_pct: growth, passed: growth <= 5 && report.passed };
+  report.passed = report.soak.passed;
+  return report;
+}
+
+async function main(): Promise<number> {
+  const opts = options();
+  installSignalHandlers();
+  const started = Date.now();
+  const overall = setTimeout(() => {
+    process.stderr.write(`bench: the deadline of ${opts.deadlineS} s passed; stopping\n`);
+    void cleanupAll().finally(() => process.exit(1));
+  }, (opts.deadlineS + (opts.scenarios.includes('soak') ? opts.soakMinutes * 60 + 600 : 120)) * 1000);
+  overall.unref();
+  const buildDir = path.join(ROOT, 'bench-results', `.build-${process.pid}`);
+  onCleanup('build', async () => rmSync(buildDir, { recursive: true, force: true }), () => rmSync(buildDir, { recursive: true, force: true }));
+  await buildServer({ outdir: path.relative(ROOT, buildDir), quiet: true });
+  const services = await startServices({ databaseUrl: opts.databaseUrl, redisUrl: opts.redisUrl });
+  const meter = await Meter.open(services);
+  onCleanup('meter', () => meter.close());
+  const facts = machine(services);
+  console.log(`bench: ${opts.scenarios.join(', ')} on topology ${opts.topology} (${TOPOLOGIES[opts.topology].join(' + ')})`);
+  console.log(`machine: ${facts.cpus} x ${facts.cpu_model}, ${facts.memory_gib} GiB, node ${facts.node}, ${facts.kernel}, load avg ${facts.load_avg_1m_at_start}, commit ${facts.commit}`);
+  console.log(`services: ${facts.services}; postgres ${facts['postgres server_version']} (fsync ${facts['postgres fsync']}, synchronous_commit ${facts['postgres synchronous_commit']}, shared_buffers ${facts['postgres shared_buffers']}), redis ${facts['redis version']}`);
+  const reports: ScenarioReport[] = [];
+  for (const scenario of opts.scenarios) {
+    const report = await runScenario(scenario, opts, services, meter, buildDir);
+    reports.push(report);
+    console.log(printScenario(report));
+  }
+  const out = opts.out ?? path.join(ROOT, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}-${opts.scenarios.join('+')}-${opts.topology}.json`);
+  mkdirSync(path.dirname(out), { recursive: true });
+  const passed = reports.every((r) => r.passed);
+  writeFileSync(out, JSON.stringify({ result: passed ? 'pass' : 'fail', machine: facts, topology: opts.topology, duration_s: (Date.now() - started) / 1000, scenarios: reports }, null, 2) + '\n');
+  console.log(`\nRESULT: ${passed ? 'PASS' : 'FAIL'}; report written to ${out}`);
+  return passed ? 0 : 1;
+}
+
+main().then(
+  async (code) => {
+    const failures = await cleanupAll();
+    for (const failure of failures) console.error(`cleanup: ${failure}`);
+    process.exit(failures.length > 0 ? 1 : code);
+  },
+  async (error: unknown) => {
+    if (interrupted) return; // the signal handler cleans up and exits
+    console.error(`bench failed: ${(error as Error)?.stack ?? error}`);
+    await cleanupAll();
+    process.exit(1);
+  },
+);

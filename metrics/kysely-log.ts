@@ -1,0 +1,14 @@
+/**
+ * The store's statement metrics, as kysely's `log` option: kysely calls it once per statement
+ * (inside transactions too) with the SQL text and the time it took, and once per failed one.
+ */
+import type { LogEvent } from 'kysely';
+import { metrics, statementKind } from './record.js';
+
+export function observeQuery(event: LogEvent): void {
+  if (event.level === 'error') {
+    metrics.dbError((event.error as { code?: unknown })?.code as string | undefined);
+    return;
+  }
+  metrics.observeStatement(statementKind(event.query.sql), event.queryDurationMillis / 1000);
+}
