@@ -24,6 +24,8 @@ export interface GroupCommitOptions {
   maxBatch?: number;
   /** Called after every batch write (size in items, duration, whether it was stored), e.g. for metrics. */
   onBatch?: (size: number, ms: number, stored: boolean) => void;
+  /** Called with the events a caller stored in a transaction of its own, when it hands them over for publishing. */
+  onStoredElsewhere?: (count: number) => void;
 }
 
 /** A batch that deadlocks (40P01: Postgres aborted it to let another go on) is written again, this often. */
@@ -41,6 +43,7 @@ export class GroupCommitEventLog implements EventLog {
   readonly stats: EventLogStats = { batches: 0, events: 0, refused: 0, failedBatches: 0, deadlockRetries: 0, maxBatch: 0, writeMs: 0 };
   private readonly maxBatch: number;
   private readonly onBatch?: GroupCommitOptions['onBatch'];
+  private readonly onStoredElsewhere?: GroupCommitOptions['onStoredElsewhere'];
   private queue: Pending[] = [];
   private draining?: Promise<void>;
   private closed = false;
@@ -53,6 +56,7 @@ export class GroupCommitEventLog implements EventLog {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.onBatch = options.onBatch;
+    this.onStoredElsewhere = options.onStoredElsewhere;
   }
 
   append(items: readonly AppendItem[]): Promise<AppendedEvent[]> {
@@ -71,7 +75,12 @@ export class GroupCommitEventLog implements EventLog {
   }
 
   async publish(threadId: string, events: readonly StoredEvent[]): Promise<void> {
-    // Issued in order, at once: the broker keeps the order of publishes on its one connection.
+    this.onStoredElsewhere?.(events.length);
+    await this.send(threadId, events);
+  }
+
+  /** Publishes stored events, issued in order at once: the broker keeps the order of publishes on its one connection. */
+  private async send(threadId: string, events: readonly StoredEvent[]): Promise<void> {
     await Promise.all(events.map((event) => publishStoredEvent(this.broker, threadId, event, this.log)));
   }
 
@@ -165,6 +174,6 @@ export class GroupCommitEventLog implements EventLog {
     }
     // A writer's items are all of one thread (see EventLog.append).
     const threadId = pending.items[0]!.threadId;
-    void this.publish(threadId, written.events).then(() => pending.resolve(written.events));
+    void this.send(threadId, written.events).then(() => pending.resolve(written.events));
   }
 }

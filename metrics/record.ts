@@ -82,6 +82,10 @@ export const metrics = {
     m.appendBatchSize.observe(size);
     m.appendBatchSeconds.observe(seconds);
   },
+  /** Events stored by a transaction of their own (a user's message with its run), not by a batch. */
+  eventsStored(count: number): void {
+    m.eventsAppended.inc(count);
+  },
   eventPublished(ok: boolean): void {
     m.eventsPublished.labels(ok ? 'ok' : 'failed').inc();
   },

@@ -127,6 +127,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       onBatch: (size, ms, stored) => {
         if (stored) metrics.observeAppendBatch(size, ms / 1000);
       },
+      onStoredElsewhere: (count) => metrics.eventsStored(count),
     });
     cleanups.push(() => events.close());
     const queue = embeddedBus

@@ -35,7 +35,9 @@ export class TokenClock {
   cancel(entry: ClockEntry | undefined): void {
     if (!entry || entry.index < 0) return;
     this.removeAt(entry.index);
-    // The armed timer may now be early; it finds nothing due and re-arms.
+    // Nothing left: no timer either. Otherwise the armed timer may now be early; it finds nothing
+    // due and re-arms.
+    if (this.heap.length === 0) this.arm();
   }
 
   /** Entries waiting (leak checks). */
