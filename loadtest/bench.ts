@@ -10,7 +10,7 @@
  *     [--clients N] [--turns N] [--words N] [--token-delay-ms N] [--followers M]
  *     [--idle-sockets K] [--idle-step N] [--storm-followers N] [--storm-threads N]
  *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn]
- *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling]
+ *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling] [--cpu-prof DIR]
  */
 import { randomBytes } from 'node:crypto';
 import { execSync } from 'node:child_process';
@@ -54,6 +54,7 @@ function options() {
       out: { type: 'string' },
       'deadline-s': { type: 'string', default: '900' },
       'no-ceiling': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
     },
   });
   const int = (name: keyof typeof values, fallback: number, min: number, max: number) => {
@@ -88,6 +89,8 @@ function options() {
     out: values.out,
     deadlineS: int('deadline-s', 900, 10, 86_400),
     ceiling: !values['no-ceiling'],
+    /** A folder: every server process writes a V8 CPU profile there when it stops (node --cpu-prof). */
+    cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
   };
 }
 type Options = ReturnType<typeof options>;
@@ -153,7 +156,7 @@ async function startStack(opts: Options, services: Services, buildDir: string, s
     ...(opts.workerConcurrency ? { WORKER_CONCURRENCY: String(opts.workerConcurrency) } : {}),
     ...extraEnv,
   };
-  const server = await startServer(opts.topology, { root: ROOT, buildDir, env, fds: 1_048_576 });
+  const server = await startServer(opts.topology, { root: ROOT, buildDir, env, fds: 1_048_576, cpuProf: opts.cpuProf });
   const gateways = server.filter((p) => p.port).map((p) => `ws://127.0.0.1:${p.port}/v1/ws`);
   return { server, sim, gateways };
 }

@@ -100,6 +100,8 @@ export interface ServerSetup {
   buildDir: string;
   env: Record<string, string>;
   fds: number;
+  /** Each server process writes a V8 CPU profile into this folder when it stops. */
+  cpuProf?: string;
 }
 
 export async function startServer(topology: Topology, setup: ServerSetup): Promise<Proc[]> {
@@ -109,7 +111,10 @@ export async function startServer(topology: Topology, setup: ServerSetup): Promi
     const name = TOPOLOGIES[topology].filter((r) => r === role).length > 1 ? `${role}-${counts[role]}` : role;
     const port = await freePort();
     const metricsPort = await freePort();
-    const flags = nodeFlags(setup.root, role === 'all' ? 'start' : role);
+    const flags = [
+      ...nodeFlags(setup.root, role === 'all' ? 'start' : role),
+      ...(setup.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${setup.cpuProf}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : []),
+    ];
     const child = spawnWithFds([process.execPath, ...flags, path.join(setup.buildDir, 'server.js'), role], {
       cwd: setup.root,
       env: { ...setup.env, PORT: String(port), METRICS_PORT: String(metricsPort) },
