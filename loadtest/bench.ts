@@ -20,7 +20,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildServer } from '../scripts/build-server.mjs';
 import { cleanupAll, installSignalHandlers, interrupted, onCleanup } from './bench/cleanup.js';
-import { figures, Meter, type GroupFigures, type Snapshot } from './bench/measure.js';
+import { figures, Meter, type GroupFigures, type Snapshot, topStatements } from './bench/measure.js';
 import type { CeilingResult, DriverConfig, DriverResult, FromCeiling, FromDriver } from './bench/messages.js';
 import { startLlmSim, startServer, startTsChild, TOPOLOGIES, type Proc, type Topology } from './bench/processes.js';
 import { rssOf, sampleGroup } from './bench/procstat.js';
@@ -195,6 +195,8 @@ function shape(scenario: string, opts: Options, result: DriverResult, procs: Gro
     processes,
     server_cpu_ms_per_turn: result.turns ? (serverCpu * 1000) / result.turns : null,
     statements_per_turn: perTurn(delta(before.statements, after.statements)),
+    round_trips_per_turn: perTurn(delta(before.topLevel, after.topLevel)),
+    top_statements: topStatements(before, after, result.turns),
     transaction_control_per_turn: perTurn(delta(before.transactionControl, after.transactionControl)),
     transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
     pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),

@@ -12,8 +12,12 @@ import type { Services } from './services.js';
 export interface Snapshot {
   groups: Map<string, GroupSample>;
   statements?: number;
+  /** Of `statements`: those the servers sent (pg_stat_statements `toplevel`), i.e. round trips; the rest ran inside functions. */
+  topLevel?: number;
   /** Of `statements`: BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE. */
   transactionControl?: number;
+  /** Per statement text: calls and execution time (ms), for the most expensive statements of a window. */
+  byStatement?: Map<string, { calls: number; ms: number; toplevel: boolean }>;
   transactions?: number;
   /** Statements the servers timed themselves (convo_db_statement_seconds), summed over processes. */
   poolStatements: number;
@@ -62,16 +66,25 @@ export class Meter {
     if (this.services.redisPid) groups.set('redis', sampleGroup([this.services.redisPid]));
     const at = performance.now();
     let statements: number | undefined;
+    let topLevel: number | undefined;
     let transactionControl: number | undefined;
+    let byStatement: Snapshot['byStatement'];
     if (this.services.statements) {
       const { rows } = await this.client.query(
-        `select coalesce(sum(calls), 0) as calls,
-           coalesce(sum(calls) filter (where query ~* '^\\s*(begin|commit|rollback|savepoint|release)'), 0) as control
+        `select query, toplevel, sum(calls) as calls, sum(total_exec_time) as ms
          from pg_stat_statements
-         where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%'`,
+         where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%'
+         group by query, toplevel`,
       );
-      statements = Number(rows[0].calls);
-      transactionControl = Number(rows[0].control);
+      byStatement = new Map();
+      statements = topLevel = transactionControl = 0;
+      for (const row of rows) {
+        const calls = Number(row.calls);
+        statements += calls;
+        if (row.toplevel) topLevel += calls;
+        if (/^\s*(begin|commit|rollback|savepoint|release)/i.test(row.query)) transactionControl += calls;
+        byStatement.set(`${row.toplevel ? 'top' : 'in'}\u0000${row.query}`, { calls, ms: Number(row.ms), toplevel: row.toplevel });
+      }
     }
     const { rows } = await this.client.query('select xact_commit + xact_rollback as xacts from pg_stat_database where datname = current_database()');
     const transactions = Number(rows[0].xacts);
@@ -84,11 +97,22 @@ export class Meter {
       poolStatements += total(metrics, 'convo_db_statement_seconds');
       eventsAppended += total(metrics, 'convo_events_appended_total');
     }
-    return { groups, statements, transactionControl, transactions, poolStatements, eventsAppended, at };
+    return { groups, statements, topLevel, transactionControl, byStatement, transactions, poolStatements, eventsAppended, at };
   }
 
   /** Statistics in pg_stat_database are flushed by each backend about once a second: wait before the last read. */
   static settleMs = 1_200;
+}
+
+/** The statements that took the most database time in the window: what to look at first. */
+export function topStatements(before: Snapshot, after: Snapshot, turns: number, count = 8) {
+  if (!after.byStatement || turns === 0) return [];
+  const rows = [...after.byStatement].map(([key, b]) => {
+    const a = before.byStatement?.get(key);
+    const text = key.slice(key.indexOf('\u0000') + 1).replace(/\s+/g, ' ').trim();
+    return { statement: text.length > 110 ? `${text.slice(0, 107)}...` : text, toplevel: b.toplevel, calls_per_turn: (b.calls - (a?.calls ?? 0)) / turns, ms_per_turn: (b.ms - (a?.ms ?? 0)) / turns };
+  });
+  return rows.filter((r) => r.calls_per_turn > 0).sort((x, y) => y.ms_per_turn - x.ms_per_turn).slice(0, count);
 }
 
 export function figures(before: Snapshot, after: Snapshot, procs: Proc[]): GroupFigures[] {

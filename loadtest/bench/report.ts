@@ -19,6 +19,10 @@ export interface ScenarioReport {
   processes: Array<GroupFigures & { cpu_pct: number; cpu_ms_per_turn: number | null }>;
   server_cpu_ms_per_turn: number | null;
   statements_per_turn: number | null;
+  /** Of those, the ones a server sent (each a round trip); the rest ran inside the write functions. */
+  round_trips_per_turn: number | null;
+  /** The statements that took the most database time, per turn. */
+  top_statements: Array<{ statement: string; toplevel: boolean; calls_per_turn: number; ms_per_turn: number }>;
   /** Of those, BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE. */
   transaction_control_per_turn: number | null;
   transactions_per_turn: number | null;
@@ -67,7 +71,8 @@ export function printScenario(r: ScenarioReport): string {
       ['events stored (per turn)', `${r.events} (${fixed(r.events_per_turn)})`],
       ['events/s', fixed(r.events_per_s)],
       ['server-side CPU per turn (ms): gateways + workers + Postgres + Redis', fixed(r.server_cpu_ms_per_turn, 2)],
-      ['SQL statements per turn (pg_stat_statements), of which BEGIN/COMMIT/...', `${fixed(r.statements_per_turn)}, ${fixed(r.transaction_control_per_turn)}`],
+      ['SQL statements per turn (pg_stat_statements, nested included), of which BEGIN/COMMIT/...', `${fixed(r.statements_per_turn)}, ${fixed(r.transaction_control_per_turn)}`],
+      ['round trips per turn (statements the servers sent)', fixed(r.round_trips_per_turn)],
       ['transactions per turn (pg_stat_database)', fixed(r.transactions_per_turn)],
       ['statements per turn seen by the servers\' pools (/metrics)', fixed(r.pool_statements_per_turn)],
     ]));
@@ -76,6 +81,12 @@ export function printScenario(r: ScenarioReport): string {
   lines.push(table(['process', 'CPU s', 'CPU % of a core', 'CPU ms/turn', 'RSS MiB', 'peak MiB'], r.processes.map((p) => [
     `${p.name}${p.kind === 'postgres' ? ' (all backends; private memory)' : ''}`, fixed(p.cpuS, 2), fixed(p.cpu_pct), fixed(p.cpu_ms_per_turn, 2), fixed(p.rssMiB), fixed(p.peakRssMiB),
   ])));
+  if (r.top_statements?.length) {
+    lines.push('');
+    lines.push(table(['statement (most database time first)', 'sent/nested', 'calls/turn', 'ms/turn'], r.top_statements.map((t) => [
+      t.statement, t.toplevel ? 'sent' : 'nested', fixed(t.calls_per_turn, 2), fixed(t.ms_per_turn, 3),
+    ])));
+  }
   if (Object.keys(r.latency_ms).length > 0) {
     lines.push('');
     lines.push(latencyTable(r.latency_ms));
