@@ -35,7 +35,16 @@ export class RedisBroker implements Broker {
     const retryStrategy = (times: number) => Math.min(times * 100, 1_000);
     // A command written just as the connection is cut can wait for a reply that never comes:
     // commandTimeout fails it after 5 s (it is then published again on reconnect, see below).
-    this.pub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: false, retryStrategy, commandTimeout: 5_000 });
+    // Auto-pipelining: the publishes of one event batch, issued in one tick, go out in one write
+    // (one syscall) instead of one each; their order on the connection is unchanged.
+    this.pub = new Redis(url, {
+      lazyConnect: false,
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: false,
+      retryStrategy,
+      commandTimeout: 5_000,
+      enableAutoPipelining: true,
+    });
     this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy });
     // Errors surface through failed commands; without a listener ioredis would log them loudly.
     this.pub.on('error', () => metrics.redisError('broker'));

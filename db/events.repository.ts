@@ -155,6 +155,31 @@ export async function listEventsAfter(
   return rows.map((r) => ({ seq: r.seq, frame: toFrame(r.type, r.payload) }));
 }
 
+/**
+ * listEventsAfter, and in the same round trip whether the thread still exists (a replay that finds
+ * nothing must tell "no new events" from "the thread was deleted").
+ */
+export async function readEventsAfter(
+  db: Kysely<Database>,
+  threadId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<{ events: StoredEvent[]; threadExists: boolean }> {
+  const result = await sql<{ live: boolean; seq: number | null; type: string | null; payload: Record<string, unknown> | null }>`
+    select t.id is not null as live, e.seq, e.type, e.payload
+    from (select 1) one
+    left join threads t on t.id = ${threadId}
+    left join lateral (
+      select seq, type, payload from events where thread_id = ${threadId} and seq > ${afterSeq} order by seq limit ${limit}
+    ) e on true
+    order by e.seq`.execute(db);
+  const rows = result.rows;
+  return {
+    threadExists: rows[0]?.live ?? false,
+    events: rows.filter((r) => r.seq !== null).map((r) => ({ seq: r.seq!, frame: toFrame(r.type!, r.payload) })),
+  };
+}
+
 /** A page of the log ending before `beforeSeq` (newest page first), returned oldest first. */
 export async function listEventsBefore(
   db: Kysely<Database>,

@@ -197,6 +197,7 @@ function shape(scenario: string, opts: Options, result: DriverResult, procs: Gro
     statements_per_turn: perTurn(delta(before.statements, after.statements)),
     round_trips_per_turn: perTurn(delta(before.topLevel, after.topLevel)),
     top_statements: topStatements(before, after, result.turns),
+    most_sent_statements: topStatements(before, after, result.turns, 6, 'calls_per_turn').filter((t) => t.toplevel),
     transaction_control_per_turn: perTurn(delta(before.transactionControl, after.transactionControl)),
     transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
     pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),

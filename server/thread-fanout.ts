@@ -14,7 +14,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { decodeBrokerEvent, encodeThreadDeleted, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../broker/index.js';
-import { listEventsAfter } from '../db/events.repository.js';
+import { listEventsAfter, readEventsAfter } from '../db/events.repository.js';
 import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
 import { metrics } from '../metrics/index.js';
@@ -120,16 +120,20 @@ export class ThreadFanout {
       await state.ready;
       for (let stalled = 0, first = true; ; first = false) {
         if (gone()) return;
-        const page = await this.asRequestOf(connection, () => listEventsAfter(this.db, threadId, follower.sentSeq, 500));
+        // The first read also says whether the thread still exists: one deleted before this
+        // gateway's subscription was live (its thread_deleted went by unheard) is told now.
+        const read = await this.asRequestOf(connection, () =>
+          first
+            ? readEventsAfter(this.db, threadId, follower.sentSeq, 500)
+            : listEventsAfter(this.db, threadId, follower.sentSeq, 500).then((events) => ({ events, threadExists: true })),
+        );
         if (gone()) return;
-        // Nothing to replay: the thread may have been deleted before this gateway's subscription
-        // was live (its thread_deleted went by unheard). Then the socket is told now.
-        if (first && page.length === 0 && !(await this.threadExists(threadId))) {
-          if (gone()) return;
+        if (!read.threadExists) {
           connection.send(deletedFrame(threadId));
           await this.unfollow(connection, threadId);
           return;
         }
+        const page = read.events;
         // Paced: a page is written as fast as the client takes it, never all at once.
         for (let i = 0; i < page.length; ) {
           connection.cork(() => {

@@ -105,14 +105,14 @@ export class Meter {
 }
 
 /** The statements that took the most database time in the window: what to look at first. */
-export function topStatements(before: Snapshot, after: Snapshot, turns: number, count = 8) {
+export function topStatements(before: Snapshot, after: Snapshot, turns: number, count = 8, by: 'ms_per_turn' | 'calls_per_turn' = 'ms_per_turn') {
   if (!after.byStatement || turns === 0) return [];
   const rows = [...after.byStatement].map(([key, b]) => {
     const a = before.byStatement?.get(key);
     const text = key.slice(key.indexOf('\u0000') + 1).replace(/\s+/g, ' ').trim();
     return { statement: text.length > 110 ? `${text.slice(0, 107)}...` : text, toplevel: b.toplevel, calls_per_turn: (b.calls - (a?.calls ?? 0)) / turns, ms_per_turn: (b.ms - (a?.ms ?? 0)) / turns };
   });
-  return rows.filter((r) => r.calls_per_turn > 0).sort((x, y) => y.ms_per_turn - x.ms_per_turn).slice(0, count);
+  return rows.filter((r) => r.calls_per_turn > 0).sort((x, y) => y[by] - x[by]).slice(0, count);
 }
 
 export function figures(before: Snapshot, after: Snapshot, procs: Proc[]): GroupFigures[] {

@@ -23,6 +23,8 @@ export interface ScenarioReport {
   round_trips_per_turn: number | null;
   /** The statements that took the most database time, per turn. */
   top_statements: Array<{ statement: string; toplevel: boolean; calls_per_turn: number; ms_per_turn: number }>;
+  /** The statements the servers sent most often, per turn. */
+  most_sent_statements: Array<{ statement: string; toplevel: boolean; calls_per_turn: number; ms_per_turn: number }>;
   /** Of those, BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE. */
   transaction_control_per_turn: number | null;
   transactions_per_turn: number | null;
@@ -85,6 +87,12 @@ export function printScenario(r: ScenarioReport): string {
     lines.push('');
     lines.push(table(['statement (most database time first)', 'sent/nested', 'calls/turn', 'ms/turn'], r.top_statements.map((t) => [
       t.statement, t.toplevel ? 'sent' : 'nested', fixed(t.calls_per_turn, 2), fixed(t.ms_per_turn, 3),
+    ])));
+  }
+  if (r.most_sent_statements?.length) {
+    lines.push('');
+    lines.push(table(['statement (sent most often first)', 'calls/turn', 'ms/turn'], r.most_sent_statements.map((t) => [
+      t.statement, fixed(t.calls_per_turn, 2), fixed(t.ms_per_turn, 3),
     ])));
   }
   if (Object.keys(r.latency_ms).length > 0) {
