@@ -155,6 +155,19 @@ export async function listEventsAfter(
   return rows.map((r) => ({ seq: r.seq, frame: toFrame(r.type, r.payload) }));
 }
 
+/** The newest stored event of a run (its agent_completed once it has finished), or undefined. */
+export async function lastRunEvent(db: Kysely<Database>, threadId: string, runId: string): Promise<StoredEvent | undefined> {
+  const row = await db
+    .selectFrom('events')
+    .select(['seq', 'type', 'payload'])
+    .where('thread_id', '=', threadId)
+    .where('run_id', '=', runId)
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? { seq: row.seq, frame: toFrame(row.type, row.payload) } : undefined;
+}
+
 /**
  * listEventsAfter, and in the same round trip whether the thread still exists (a replay that finds
  * nothing must tell "no new events" from "the thread was deleted").

@@ -83,10 +83,19 @@ function withDates<T>(row: Record<string, unknown>, columns: string[]): T {
 /** Refreshes the heartbeat of the runs this worker holds (each fenced by its attempt). */
 export async function beatRuns(db: Kysely<Database>, fences: WriteFence[]): Promise<void> {
   if (fences.length === 0) return;
+  // Rows locked in id order, and a run a batch is finishing right now skipped (its beat no longer
+  // matters): otherwise the beat and a batch that finishes several runs could deadlock, and the
+  // whole event log of the process would wait out deadlock_timeout.
   await sql`
     update runs set heartbeat_at = clock_timestamp()
-    from (select unnest(${fences.map((f) => f.runId)}::text[]) as id, unnest(${fences.map((f) => f.attempt)}::int[]) as attempt) held
-    where runs.id = held.id and runs.attempt = held.attempt and runs.status = 'running'`.execute(db);
+    where id in (
+      select r.id from runs r
+      join (select unnest(${fences.map((f) => f.runId)}::text[]) as id, unnest(${fences.map((f) => f.attempt)}::int[]) as attempt) held
+        on r.id = held.id and r.attempt = held.attempt
+      where r.status = 'running'
+      order by r.id
+      for no key update skip locked
+    )`.execute(db);
 }
 
 /** Running runs whose heartbeat is older than `staleMs`: their worker is gone or cut off. */

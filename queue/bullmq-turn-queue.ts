@@ -42,13 +42,17 @@ export class BullmqTurnQueue implements TurnQueue {
     if (this.worker) throw new Error('worker already started');
     this.worker = new Worker<TurnJob>(
       QUEUE_NAME,
-      async (job, _token, signal) =>
-        processor(job.data, {
+      async (job, _token, signal) => {
+        const { claimedAttempt, ...data } = job.data as TurnJob & { claimedAttempt?: number };
+        return processor(data, {
           signal: signal ?? new AbortController().signal,
           // Only the run's own job (id = run id) re-delivered after a stall or a failed attempt.
           takeover: job.id === job.data.runId && (job.stalledCounter > 0 || job.attemptsMade > 0),
           enqueuedAt: job.timestamp,
-        }),
+          claimedAttempt,
+          recordAttempt: (attempt) => job.updateData({ ...data, claimedAttempt: attempt } as TurnJob),
+        });
+      },
       {
         connection: { url: this.url, maxRetriesPerRequest: null },
         prefix: `${this.prefix}bull`,

@@ -6,6 +6,8 @@ interface Pending {
   /** The dedupe key in `known`. */
   key: string;
   enqueuedAt: number;
+  /** The attempt the last delivery claimed (TurnContext.claimedAttempt). */
+  claimedAttempt?: number;
 }
 
 export interface InlineQueueOptions {
@@ -59,7 +61,13 @@ export class InlineTurnQueue implements TurnQueue {
 
   private run(item: Pending): void {
     const controller = new AbortController();
-    const task = this.processor!(item.job, { signal: controller.signal, takeover: item.attempt > 1, enqueuedAt: item.enqueuedAt }).then(
+    const task = this.processor!(item.job, {
+      signal: controller.signal,
+      takeover: item.attempt > 1,
+      enqueuedAt: item.enqueuedAt,
+      claimedAttempt: item.claimedAttempt,
+      recordAttempt: async (attempt) => void (item.claimedAttempt = attempt),
+    }).then(
       () => {
         this.known.delete(item.key);
       },

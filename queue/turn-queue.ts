@@ -25,6 +25,14 @@ export interface TurnContext {
   takeover: boolean;
   /** When this job was created (ms since the epoch), for the queue-wait metric. */
   enqueuedAt?: number;
+  /**
+   * The attempt an earlier delivery of this job claimed, if it said (see `recordAttempt`): a
+   * re-delivery takes over from that attempt only, never from a newer one that replaced it meanwhile
+   * (a sweeper's takeover, say), which is alive.
+   */
+  claimedAttempt?: number;
+  /** Remembers on the job the attempt this delivery claimed, for a re-delivery (`claimedAttempt`). */
+  recordAttempt(attempt: number): Promise<void>;
 }
 
 /**

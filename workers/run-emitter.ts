@@ -4,7 +4,7 @@
  * stored). A publish that fails is only logged: the event is stored, and gateways fill gaps from
  * the log (and re-sync from it when their broker connection comes back).
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { runEventsAfter, type AppendItem, type RunMessage, type StoredEvent, type WriteFence } from '../db/events.repository.js';
@@ -120,7 +120,13 @@ export class RunEmitter {
    * never have happened).
    */
   private async landed(items: AppendItem[]): Promise<StoredEvent[] | undefined> {
-    const rows = await runEventsAfter(this.db, this.threadId, this.fence.runId, this.lastSeq, items.length);
+    // Looked at under the thread's lock: a lost write that is still running on its old connection
+    // (a network cut the server has not noticed) holds or waits for that lock, so it has committed
+    // or aborted by the time this read runs, and cannot commit after it to be written twice.
+    const rows = await this.db.transaction().execute(async (trx) => {
+      await sql`select 1 from threads where id = ${this.threadId} for no key update`.execute(trx);
+      return runEventsAfter(trx, this.threadId, this.fence.runId, this.lastSeq, items.length);
+    });
     if (rows.length !== items.length || rows.some((row, i) => row.type !== items[i]!.draft.type)) return undefined;
     const events = rows.map(({ seq, frame }) => ({ seq, frame }));
     await this.events.publish(this.threadId, events);

@@ -8,15 +8,15 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortEr
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { claimRun, nextQueuedRun, type RunOutcome } from '../db/runs.repository.js';
+import { claimRun, nextQueuedRun, type Claim, type RunOutcome } from '../db/runs.repository.js';
 import { listThreadMessages } from '../db/messages.repository.js';
-import { FencedError, ThreadGoneError, type RunMessage, type WriteFence } from '../db/events.repository.js';
+import { FencedError, lastRunEvent, ThreadGoneError, type RunMessage, type WriteFence } from '../db/events.repository.js';
 import type { Agent, Database, ToolCallRecord } from '../db/schema.js';
 import { newId } from '../db/ids.js';
 import type { RunErrorCode } from '../protocol/codes.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 import type { Usage } from '../protocol/frames.js';
-import { enqueueTakeover, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/turn-queue.js';
+import { enqueueTakeover, type TurnContext, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/turn-queue.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { isConnectionError } from '../server/errors.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
@@ -99,14 +99,19 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
   return async (job, ctx) => {
     const claim = await claimRun(deps.db, job.runId, {
       takeover: ctx.takeover || job.takeover !== undefined,
-      fromAttempt: job.takeover?.fromAttempt,
+      // A re-delivered job replaces the attempt its earlier delivery claimed, never a newer one.
+      fromAttempt: job.takeover?.fromAttempt ?? (ctx.takeover ? ctx.claimedAttempt : undefined),
       staleMs: job.takeover?.staleMs,
     });
     if (claim.kind !== 'claimed') {
       deps.log.debug({ run_id: job.runId, claim: claim.kind }, 'run not started');
+      await afterUnclaimed(deps, job, ctx, claim);
       return;
     }
     const { run, thread, agent, fence } = claim;
+    // Not awaited: the turn need not wait for it, and a re-delivery that finds nothing recorded
+    // takes over as before.
+    void ctx.recordAttempt(fence.attempt).catch((error: unknown) => deps.log.warn({ err: error, run_id: run.id }, 'claimed attempt not recorded on the job'));
     if (ctx.enqueuedAt !== undefined) metrics.queueWait((Date.now() - ctx.enqueuedAt) / 1000);
     const claimedAt = performance.now();
     let ended: TurnMetricOutcome = 'error';
@@ -147,6 +152,26 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
       if (!released) await wakeNext(deps, thread.id, log, next);
     }
   };
+}
+
+/**
+ * A job that found nothing to start. A re-delivery of a run that has finished meanwhile (its last
+ * write committed, but the answer was lost and the retries ran out) publishes the run's last event
+ * again: otherwise live followers would never hear the end of the turn. And a run that ended (a
+ * queued run cancelled, say) may leave the thread's next queued run waiting for a wake-up: it gets
+ * one.
+ */
+async function afterUnclaimed(deps: TurnDeps, job: TurnJob, ctx: TurnContext, claim: Exclude<Claim, { kind: 'claimed' }>): Promise<void> {
+  if (claim.kind !== 'gone' || !claim.status || claim.status === 'queued' || claim.status === 'running') return;
+  try {
+    if (ctx.takeover) {
+      const last = await lastRunEvent(deps.db, job.threadId, job.runId);
+      if (last) await deps.events.publish(job.threadId, [last]);
+    }
+    await wakeNext(deps, job.threadId, deps.log);
+  } catch (error) {
+    deps.log.warn({ err: error, run_id: job.runId }, 'after a finished run: republish or wake-up failed; the sweeper will wake');
+  }
 }
 
 /** Queues the takeover of a run this worker released; if that fails the heartbeat sweeper will. */
@@ -383,7 +408,7 @@ async function runTool(
   const deadline = AbortSignal.timeout(deps.toolTimeoutMs);
   const toolSignal = anySignal([signal, deadline]);
   try {
-    result = await untilAborted(deps.tools.run(call.function.name, call.function.arguments, { signal: toolSignal }), toolSignal);
+    result = wellFormed(await untilAborted(deps.tools.run(call.function.name, call.function.arguments, { signal: toolSignal }), toolSignal));
   } catch (error) {
     if (signal.aborted) throw error;
     isError = true;

@@ -11,11 +11,24 @@ import { CANCEL_QUEUED_RUN_FUNCTION, CLAIM_RUN_FUNCTION, NEW_ID_FUNCTION } from 
  */
 const CREATE = [APPEND_EVENTS_TYPE, APPEND_EVENTS_FUNCTION, NEW_ID_FUNCTION, CANCEL_QUEUED_RUN_FUNCTION, CLAIM_RUN_FUNCTION, RECORD_TURN_FUNCTION];
 
+/**
+ * Indexes the functions' lookups need so they stay index probes on large tables: a send with a
+ * client_message_id finds the original message_created of its run (the dedupe) without walking
+ * the user's events, and the busy check, the claim's "anything ahead of it" and the next run to
+ * wake read only a thread's unfinished runs, not all of them.
+ */
+const INDEXES = [
+  `create index events_message_created_idx on events (thread_id, run_id) where type = 'message_created'`,
+  `create index runs_thread_unfinished_idx on runs (thread_id, created_at, id) where status in ('queued', 'running')`,
+];
+
 export async function up(db: Kysely<any>): Promise<void> {
-  for (const statement of CREATE) await sql.raw(statement).execute(db);
+  for (const statement of [...CREATE, ...INDEXES]) await sql.raw(statement).execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await sql`drop index if exists runs_thread_unfinished_idx`.execute(db);
+  await sql`drop index if exists events_message_created_idx`.execute(db);
   await sql`drop function if exists record_turn(text, text, text, text, text, text, text, text, text, int, text, text, text)`.execute(db);
   await sql`drop function if exists claim_run(text, boolean, int, double precision, text)`.execute(db);
   await sql`drop function if exists cancel_queued_run(text)`.execute(db);

@@ -16,7 +16,8 @@
  *   attempt's items. A refused item takes no seq and does not fail the others.
  * - Each touched thread's last_seq goes up once, by its count of items: last_seq is in no index, so
  *   this is a HOT update. updated_at (in threads_owner_idx) moves only when the batch stores a
- *   message for the thread (message_created, agent_completed), not on every event.
+ *   message for the thread (a user's message_created, a run's answer), not on every event (nor
+ *   on a queued run's cancellation, which stores no message).
  * - Seqs follow the input order within a thread, and the stored payload gets its seq and timestamp
  *   here, so the returned payload is byte for byte what is sent.
  * - An item may carry a message of its run (tool calls, a tool result, the final answer) and the
@@ -70,7 +71,7 @@ begin
     left join threads t on t.id = i.thread_id
     left join runs r on r.id = i.fence_run and r.attempt = i.fence_attempt and r.status = 'running'
   ), counts as (
-    select c.thread_id, count(*)::int as n, bool_or(c.type in ('message_created', 'agent_completed')) as active
+    select c.thread_id, count(*)::int as n, bool_or(c.type = 'message_created' or c.message is not null) as active
     from checked c
     where c.refused is null
     group by c.thread_id
