@@ -8,13 +8,23 @@
  * transaction.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Agent, Database, Run, RunStatus, Thread } from './schema.js';
+import type { Agent, Database, Message, Run, RunStatus, Thread } from './schema.js';
 import type { Owner } from './threads.repository.js';
 import { newId } from './ids.js';
 import { appendEvent, toFrame, type StoredEvent, type WriteFence } from './events.repository.js';
 
 export type Claim =
-  | { kind: 'claimed'; run: Run; thread: Thread; agent: Agent; fence: WriteFence; restarted: boolean }
+  | {
+      kind: 'claimed';
+      run: Run;
+      thread: Thread;
+      agent: Agent;
+      fence: WriteFence;
+      restarted: boolean;
+      /** With `start`: the opening events, stored (publish them), and the thread's messages, oldest first. */
+      opened?: StoredEvent[];
+      messages?: Message[];
+    }
   /** Another run of the thread is running or queued ahead: this one waits for its wake-up. */
   | { kind: 'wait' }
   /** Finished, cancelled or missing: nothing to do. */
@@ -35,6 +45,11 @@ export interface ClaimOptions {
   fromAttempt?: number;
   /** Take over only if the run's heartbeat is older than this (the sweeper's takeovers). */
   staleMs?: number;
+  /**
+   * The claim is the turn's first step too: append the opening events and read the thread's
+   * messages in the same round trip (see `opened`, `messages`).
+   */
+  start?: boolean;
 }
 
 /**
@@ -47,7 +62,7 @@ export interface ClaimOptions {
 export async function claimRun(db: Kysely<Database>, runId: string, options: ClaimOptions = {}): Promise<Claim> {
   const { rows } = await sql<{ claim: ClaimRow }>`
     select claim_run(${runId}, ${options.takeover ?? false}, ${options.fromAttempt ?? null}::int,
-      ${options.staleMs ?? null}::double precision, ${newId('m')}) as claim`.execute(db);
+      ${options.staleMs ?? null}::double precision, ${newId('m')}, ${options.start ?? false}) as claim`.execute(db);
   const claim = rows[0]!.claim;
   switch (claim.kind) {
     case 'gone':
@@ -63,6 +78,8 @@ export async function claimRun(db: Kysely<Database>, runId: string, options: Cla
         agent: withDates<Agent>(claim.agent, ['created_at', 'updated_at', 'deleted_at']),
         fence: { runId, attempt: run.attempt },
         restarted: claim.restarted,
+        ...(claim.opened ? { opened: claim.opened.map((e) => ({ seq: e.seq, frame: toFrame(e.type, e.payload) })) } : {}),
+        ...(claim.messages ? { messages: claim.messages.map((m) => withDates<Message>(m, ['created_at'])) } : {}),
       };
     }
   }
@@ -71,7 +88,16 @@ export async function claimRun(db: Kysely<Database>, runId: string, options: Cla
 type ClaimRow =
   | { kind: 'gone'; status?: RunStatus }
   | { kind: 'wait' }
-  | { kind: 'claimed'; restarted: boolean; run: Record<string, unknown>; thread: Record<string, unknown>; agent: Record<string, unknown> };
+  | {
+      kind: 'claimed';
+      restarted: boolean;
+      run: Record<string, unknown>;
+      thread: Record<string, unknown>;
+      agent: Record<string, unknown>;
+      opened: Array<{ seq: number; type: string; payload: Record<string, unknown> }> | null;
+      messages: Array<Record<string, unknown>> | null;
+    };
+
 
 /** A row that came back as JSON, with its timestamp columns as Dates (as pg gives them). */
 function withDates<T>(row: Record<string, unknown>, columns: string[]): T {

@@ -56,6 +56,13 @@ export class RunEmitter {
     this.events = options.events ?? new GroupCommitEventLog(db, broker, log);
   }
 
+  /** Events of this attempt stored elsewhere (the claim's opening events): published, and counted as this attempt's. */
+  async opened(events: StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    this.lastSeq = Math.max(this.lastSeq, ...events.map((event) => event.seq));
+    await this.events.publish(this.threadId, events);
+  }
+
   async emit<T extends EventType>(type: T, payload: EventPayloads[T], message?: RunMessage): Promise<void> {
     await this.emitAll([{ type, payload, message } as RunEvent]);
   }

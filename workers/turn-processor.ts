@@ -9,9 +9,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { claimRun, nextQueuedRun, type Claim, type RunOutcome } from '../db/runs.repository.js';
-import { listThreadMessages } from '../db/messages.repository.js';
-import { FencedError, lastRunEvent, ThreadGoneError, type RunMessage, type WriteFence } from '../db/events.repository.js';
-import type { Agent, Database, ToolCallRecord } from '../db/schema.js';
+import { FencedError, lastRunEvent, ThreadGoneError, type RunMessage, type StoredEvent, type WriteFence } from '../db/events.repository.js';
+import type { Agent, Database, Message, ToolCallRecord } from '../db/schema.js';
 import { newId } from '../db/ids.js';
 import type { RunErrorCode } from '../protocol/codes.js';
 import { RunErrorCodes } from '../protocol/codes.js';
@@ -102,6 +101,8 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
       // A re-delivered job replaces the attempt its earlier delivery claimed, never a newer one.
       fromAttempt: job.takeover?.fromAttempt ?? (ctx.takeover ? ctx.claimedAttempt : undefined),
       staleMs: job.takeover?.staleMs,
+      // The claim also stores the opening events and reads the context: one round trip.
+      start: true,
     });
     if (claim.kind !== 'claimed') {
       deps.log.debug({ run_id: job.runId, claim: claim.kind }, 'run not started');
@@ -128,6 +129,8 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
         messageId: run.assistant_message_id!,
         restarted: claim.restarted,
         afterSeq: thread.last_seq,
+        opened: claim.opened ?? [],
+        messages: claim.messages ?? [],
       });
       ended = result.status;
       next = result.next;
@@ -194,8 +197,12 @@ interface TurnState {
   signal: AbortSignal;
   /** This attempt took the run over from one that died. */
   restarted: boolean;
-  /** The thread's last seq when the run was claimed. */
+  /** The thread's last seq when the run was claimed (before its opening events). */
   afterSeq: number;
+  /** The opening events the claim stored (agent_started and agent_thinking, or the restart's agent_thinking). */
+  opened: StoredEvent[];
+  /** The thread's messages as the claim read them, oldest first: the context. */
+  messages: Message[];
   log: Logger;
 }
 
@@ -211,18 +218,12 @@ async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<{ status: 
   const text = new DeltaCoalescer(emitter, messageId);
   const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   let outcome: RunOutcome;
-  if (turn.restarted) {
-    // Taking over from an attempt that died: agent_started was sent by it. This agent_thinking
-    // names the new message id, and clients restart the streamed text there (protocol: reset).
-    await emitter.emit('agent_thinking', { attempt: fence.attempt, message_id: messageId, restarted: true });
-  } else {
-    await emitter.emitAll([
-      { type: 'agent_started', payload: { agent_id: agent.id, agent_name: agent.name } },
-      { type: 'agent_thinking', payload: {} },
-    ]);
-  }
+  // Stored by the claim: agent_started and agent_thinking, or for a takeover from an attempt that
+  // died (which sent agent_started) an agent_thinking that names the new message id, where
+  // clients restart the streamed text (protocol: reset). Published now, before anything after them.
+  await emitter.opened(turn.opened);
   try {
-    const prompt = buildPrompt(agent, await listThreadMessages(deps.db, job.threadId), {
+    const prompt = buildPrompt(agent, turn.messages, {
       budgetTokens: deps.contextTokens ?? DEFAULT_CONTEXT_TOKENS,
       runId: job.runId,
     });

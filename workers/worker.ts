@@ -51,7 +51,14 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   const unsubscribeCancel = await options.broker.subscribe(RUN_CANCEL_CHANNEL, (runId) => {
     activeRuns.get(runId)?.cancel.abort(new Error('cancelled by the user'));
   });
-  const processor = createTurnProcessor({ ...options, activeRuns, writeRetryMs: options.writeRetryMs ?? runStaleMs });
+  const turnProcessor = createTurnProcessor({ ...options, activeRuns, writeRetryMs: options.writeRetryMs ?? runStaleMs });
+  let stopping = false;
+  // A job the queue hands over while this worker is stopping (fetched just as it stopped
+  // consuming) is given back unclaimed: the queue retries it elsewhere, and the run stays queued.
+  const processor: typeof turnProcessor = async (job, ctx) => {
+    if (stopping) throw new Error('this worker is stopping; the job is retried by another worker');
+    return turnProcessor(job, ctx);
+  };
   await options.queue.startWorker(processor, options.concurrency);
 
   const heartbeat = setInterval(() => {
@@ -101,6 +108,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     activeCount: () => activeRuns.size,
     close() {
       closing ??= (async () => {
+        stopping = true;
         clearInterval(timer);
         const graceMs = options.shutdownGraceMs ?? 10_000;
         const deadline = Date.now() + graceMs;

@@ -30,7 +30,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop index if exists runs_thread_unfinished_idx`.execute(db);
   await sql`drop index if exists events_message_created_idx`.execute(db);
   await sql`drop function if exists record_turn(text, text, text, text, text, text, text, text, text, int, text, text, text)`.execute(db);
-  await sql`drop function if exists claim_run(text, boolean, int, double precision, text)`.execute(db);
+  await sql`drop function if exists claim_run(text, boolean, int, double precision, text, boolean)`.execute(db);
   await sql`drop function if exists cancel_queued_run(text)`.execute(db);
   await sql`drop function if exists new_id(text)`.execute(db);
   await sql`drop function if exists append_events(jsonb)`.execute(db);

@@ -53,16 +53,21 @@ end
 $fn$`;
 
 /**
- * `claim_run(run, takeover, from_attempt, stale_ms, message_id)`: claims a queued run for a new
- * attempt, or with `takeover` a run still marked running by an attempt that died (only from
+ * `claim_run(run, takeover, from_attempt, stale_ms, message_id, start)`: claims a queued run for a
+ * new attempt, or with `takeover` a run still marked running by an attempt that died (only from
  * `from_attempt` when given, only if its heartbeat is older than `stale_ms` when given). The run
  * starts only if no other run of its thread is running and none older is queued. Returns
  * `{kind: 'gone', status?}`, `{kind: 'wait'}` or `{kind: 'claimed', restarted, run, thread, agent}`
  * (rows as JSON). A takeover gets `message_id` as its new assistant message id; a first claim
  * keeps the run's id if it has one.
+ *
+ * With `start`, the claim is also the turn's first step, in the same round trip: the opening events
+ * are appended (agent_started and agent_thinking, or for a takeover agent_thinking {restarted,
+ * attempt, message_id}) and returned as `opened` (seq and payload, to publish), and the thread's
+ * messages, oldest first, as `messages` (the model's context).
  */
 export const CLAIM_RUN_FUNCTION = `
-create function claim_run(p_run text, p_takeover boolean, p_from_attempt int, p_stale_ms double precision, p_message text)
+create function claim_run(p_run text, p_takeover boolean, p_from_attempt int, p_stale_ms double precision, p_message text, p_start boolean)
 returns jsonb
 language plpgsql volatile as $fn$
 #variable_conflict use_column
@@ -72,6 +77,9 @@ declare
   v_run runs;
   v_agent agents;
   v_taking_over boolean;
+  v_opening jsonb;
+  v_opened jsonb;
+  v_messages jsonb;
 begin
   select r.thread_id into v_thread_id from runs r where r.id = p_run;
   if not found then return jsonb_build_object('kind', 'gone'); end if;
@@ -103,7 +111,33 @@ begin
       assistant_message_id = case when v_taking_over then p_message else coalesce(r.assistant_message_id, p_message) end
   where r.id = p_run
   returning * into v_run;
+  if coalesce(p_start, false) then
+    v_opening := case when v_taking_over then
+      jsonb_build_array(jsonb_build_object('idx', 0, 'thread_id', v_thread.id, 'run_id', p_run, 'type', 'agent_thinking',
+        'fence_run', p_run, 'fence_attempt', v_run.attempt,
+        'payload', jsonb_build_object('thread_id', v_thread.id, 'run_id', p_run,
+          'attempt', v_run.attempt, 'message_id', v_run.assistant_message_id, 'restarted', true)))
+    else
+      jsonb_build_array(
+        jsonb_build_object('idx', 0, 'thread_id', v_thread.id, 'run_id', p_run, 'type', 'agent_started',
+          'fence_run', p_run, 'fence_attempt', v_run.attempt,
+          'payload', jsonb_build_object('thread_id', v_thread.id, 'run_id', p_run, 'agent_id', v_agent.id, 'agent_name', v_agent.name)),
+        jsonb_build_object('idx', 1, 'thread_id', v_thread.id, 'run_id', p_run, 'type', 'agent_thinking',
+          'fence_run', p_run, 'fence_attempt', v_run.attempt,
+          'payload', jsonb_build_object('thread_id', v_thread.id, 'run_id', p_run)))
+    end;
+    select coalesce(jsonb_agg(jsonb_build_object('seq', a.seq, 'type', v_opening->a.idx->>'type', 'payload', a.payload) order by a.idx), '[]'::jsonb)
+    into v_opened
+    from append_events(v_opening) a;
+    select coalesce(jsonb_agg(jsonb_build_object(
+        'id', m.id, 'thread_id', m.thread_id, 'run_id', m.run_id, 'role', m.role, 'content', m.content,
+        'tool_calls', m.tool_calls, 'tool_call_id', m.tool_call_id, 'client_message_id', m.client_message_id,
+        'created_at', m.created_at) order by m.created_at, m.id), '[]'::jsonb)
+    into v_messages
+    from messages m where m.thread_id = v_thread.id;
+  end if;
   return jsonb_build_object('kind', 'claimed', 'restarted', v_taking_over,
-    'run', to_jsonb(v_run), 'thread', to_jsonb(v_thread), 'agent', to_jsonb(v_agent));
+    'run', to_jsonb(v_run), 'thread', to_jsonb(v_thread), 'agent', to_jsonb(v_agent),
+    'opened', v_opened, 'messages', v_messages);
 end
 $fn$`;
