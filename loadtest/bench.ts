@@ -153,6 +153,11 @@ async function startStack(opts: Options, services: Services, buildDir: string, s
     RATE_LIMIT_MESSAGES_PER_MIN: '0',
     RATE_LIMIT_RUNS_PER_USER: '0',
     RATE_LIMIT_CONNECTIONS_PER_USER: '0',
+    // A scenario's sockets share a few users (a storm's 1,000 followers, say): the per-user shares
+    // are off too; the per-connection limits (frames per second, frames waiting) stay on.
+    RATE_LIMIT_IN_FLIGHT_PER_USER: '0',
+    RATE_LIMIT_THREADS_PER_MIN: '0',
+    RATE_LIMIT_REST_PER_SEC: '0',
     ...(opts.workerConcurrency ? { WORKER_CONCURRENCY: String(opts.workerConcurrency) } : {}),
     ...extraEnv,
   };
