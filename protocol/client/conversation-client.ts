@@ -8,6 +8,7 @@ import type { ClientFrameType, ClientPayloads, ErrorPayload, MessageSendResult, 
 import type {
   CancelResult, HistoryResult, RefreshResult, SearchResult, ThreadDeletedResult, ThreadListResult, ThreadView, UnsubscribeResult,
 } from '../results.js';
+import { CloseCodes } from '../codes.js';
 import { Emitter } from './emitter.js';
 import { ConversationError } from './errors.js';
 import { Link, type InboundFrame } from './link.js';
@@ -16,6 +17,9 @@ import { applyEvent, emptyThread, prependEvents, type ThreadState } from './thre
 import type { ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, SendOptions } from './types.js';
 
 export { socketUrl } from './link.js';
+
+/** The server's MAX_FRAME_BYTES unless told otherwise. */
+const DEFAULT_MAX_FRAME_BYTES = 65_536;
 
 /** Requests that may be written again after a drop without changing their effect. */
 const RESENDABLE: ReadonlySet<ClientFrameType> = new Set<ClientFrameType>([
@@ -28,13 +32,23 @@ export class ConversationClient extends Emitter<ClientEvents> {
   private readonly book = new RequestBook();
   private readonly link: Link;
   private session?: SessionReadyPayload;
+  /** The largest frame the server reads, as far as this client knows (lowered by a 1009 close). */
+  private frameLimit: number;
+  /** Requests on the wire at once: opens up to maxInFlight again after a rate_limited halved it. */
+  private window: number;
+  /** A rate_limited refusal holds the whole queue until then (the limit is the connection's). */
+  private pausedUntil = 0;
+  private pauseTimer?: ReturnType<typeof setTimeout>;
 
   constructor(private readonly options: ConversationClientOptions) {
     super();
+    this.frameLimit = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.window = this.maxInFlight;
     this.link = new Link(options, {
       ready: (session) => this.onReady(session),
       frame: (frame) => this.onFrame(frame),
-      lost: () => {
+      lost: (end) => {
+        if (end?.code === CloseCodes.too_large) this.refuseTooLarge(end.reason);
         this.book.disconnected();
         this.emit('outbox', this.outbox);
       },
@@ -71,7 +85,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   get outbox(): OutboxEntry[] {
     return this.book.all().filter((r) => r.type === 'message.send').map((r) => {
       const p = r.payload() as ClientPayloads['message.send'];
-      return { clientMessageId: p.client_message_id!, threadId: p.thread_id, content: p.content, state: r.sent ? 'sent' : 'queued' };
+      return { clientMessageId: p.client_message_id!, threadId: p.thread_id, content: p.content, state: r.state === 'sent' ? 'sent' : 'queued' };
     });
   }
 
@@ -82,6 +96,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   /** Closes the socket for good; pending requests reject with `client_closed`. */
   close(): void {
+    clearTimeout(this.pauseTimer);
     this.link.close();
     this.book.rejectAll(new ConversationError('client_closed', 'The client was closed.'));
     this.emit('outbox', this.outbox);
@@ -93,7 +108,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   send(content: string, options: SendOptions = {}): Promise<MessageSendResult> {
     const payload: ClientPayloads['message.send'] = {
       content,
-      client_message_id: options.clientMessageId ?? newId(),
+      client_message_id: options.clientMessageId ?? newClientMessageId(),
       ...(options.threadId ? { thread_id: options.threadId } : {}),
       ...(options.agentId ? { agent_id: options.agentId } : {}),
       ...(options.onBusy ? { on_busy: options.onBusy } : {}),
@@ -129,14 +144,19 @@ export class ConversationClient extends Emitter<ClientEvents> {
       this.threadStates.set(threadId, (state = emptyThread(threadId, options.afterSeq ?? 0)));
     }
     state.following = true;
-    return this.subscribe(threadId, 1);
+    this.touch(threadId);
+    return this.subscribe(threadId, false);
   }
 
-  /** Stops following; the state is kept (pass `forget` to drop it). */
+  /**
+   * Stops following. The state is kept for a return (pass `forget` to drop it now); only the
+   * `keepThreads` most recently used states of threads not followed are kept.
+   */
   unfollow(threadId: string, options: { forget?: boolean } = {}): Promise<UnsubscribeResult> {
     const state = this.threadStates.get(threadId);
     if (state) state.following = false;
     if (options.forget) this.threadStates.delete(threadId);
+    this.prune();
     return this.request('thread.unsubscribe', { thread_id: threadId });
   }
 
@@ -154,6 +174,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
     });
     const state = this.stateOf(threadId);
     prependEvents(state, result.events as unknown as ThreadEvent[], result.has_more);
+    this.touch(threadId);
     this.emit('thread', state);
     return result;
   }
@@ -191,7 +212,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
    * Any request frame, answered by its ack payload (or rejected with a ConversationError).
    * `timeoutMs` counts from when the frame is written.
    */
-  request<R>(type: ClientFrameType, payload: ClientPayloads[ClientFrameType] | (() => ClientPayloads[ClientFrameType]), options: { timeoutMs?: number; priority?: number } = {}): Promise<R> {
+  request<R>(type: ClientFrameType, payload: ClientPayloads[ClientFrameType] | (() => ClientPayloads[ClientFrameType]), options: { timeoutMs?: number; urgent?: boolean } = {}): Promise<R> {
     if (this.link.finished) {
       return Promise.reject(new ConversationError('client_closed', `The client is ${this.link.status}; call connect() first.`));
     }
@@ -199,10 +220,12 @@ export class ConversationClient extends Emitter<ClientEvents> {
       type,
       payload: typeof payload === 'function' ? payload : () => payload,
       resend: RESENDABLE.has(type),
-      priority: options.priority ?? 2,
+      urgent: options.urgent ?? false,
       timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 15_000,
     });
-    this.write(request);
+    // Too large for the server: refused now, offline too, instead of a 1009 close later.
+    if (!this.fits(request)) return promise as Promise<R>;
+    this.pump();
     return promise as Promise<R>;
   }
 
@@ -210,11 +233,18 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   private onReady(session: SessionReadyPayload): void {
     this.session = session;
+    this.window = this.maxInFlight;
     const queued = new Set(this.book.unsent().filter((r) => r.type === 'thread.subscribe').map((r) => (r.payload() as { thread_id: string }).thread_id));
     for (const state of this.threadStates.values()) {
-      if (state.following && !queued.has(state.threadId)) void this.subscribe(state.threadId, 0).catch(() => {});
+      if (state.following && !queued.has(state.threadId)) {
+        // A thread that cannot be resumed is told (not_found has already dropped it: threadDeleted).
+        void this.subscribe(state.threadId, true).catch((error: unknown) => {
+          if (error instanceof ConversationError && (error.code === 'not_found' || error.code === 'client_closed')) return;
+          this.emit('error', error instanceof ConversationError ? error : new ConversationError('internal_error', String(error)));
+        });
+      }
     }
-    for (const request of this.book.unsent()) this.write(request);
+    this.pump();
     this.emit('outbox', this.outbox);
     this.emit('ready', session);
   }
@@ -224,12 +254,18 @@ export class ConversationClient extends Emitter<ClientEvents> {
     switch (frame.type) {
       case 'ack':
       case 'pong':
-        if (frame.id) this.book.settle(frame.id, undefined, payload);
+        if (frame.id && this.book.settle(frame.id, undefined, payload)) this.answered();
         return;
       case 'error': {
         const error = payload as unknown as ErrorPayload;
         const failure = new ConversationError(error.code, error.message, error.retryable, error.retry_after_ms, error.last_seq);
-        if (!frame.id || !this.book.settle(frame.id, failure)) this.emit('error', failure);
+        const request = frame.id ? this.book.get(frame.id) : undefined;
+        if (!request || request.state !== 'sent') {
+          this.emit('error', failure);
+        } else if (!this.retryLater(request, failure)) {
+          this.book.settle(request.id, failure);
+          this.answered();
+        }
         return;
       }
       case 'auth.expiring':
@@ -251,16 +287,16 @@ export class ConversationClient extends Emitter<ClientEvents> {
   }
 
   /** thread.subscribe from the newest seq held when the frame is written; out of range: start over. */
-  private subscribe(threadId: string, priority: number): Promise<ThreadSubscribeResult> {
+  private subscribe(threadId: string, urgent: boolean): Promise<ThreadSubscribeResult> {
     const payload = () => ({ thread_id: threadId, after_seq: this.threadStates.get(threadId)?.lastSeq ?? 0 });
-    return this.request<ThreadSubscribeResult>('thread.subscribe', payload, { priority }).catch((error: unknown) => {
+    return this.request<ThreadSubscribeResult>('thread.subscribe', payload, { urgent }).catch((error: unknown) => {
       if (error instanceof ConversationError && error.code === 'seq_out_of_range') {
         // This client is ahead of the server (a restored database): what it holds is not the log.
         const state = emptyThread(threadId);
         state.following = true;
         this.threadStates.set(threadId, state);
         this.emit('thread', state);
-        return this.request<ThreadSubscribeResult>('thread.subscribe', { thread_id: threadId, after_seq: 0 }, { priority });
+        return this.request<ThreadSubscribeResult>('thread.subscribe', { thread_id: threadId, after_seq: 0 }, { urgent });
       }
       if (error instanceof ConversationError && error.code === 'not_found') this.dropThread(threadId);
       throw error;
@@ -270,7 +306,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   private async refreshToken(): Promise<void> {
     try {
       const token = await this.options.token();
-      const ack = await this.request<RefreshResult>('auth.refresh', { token }, { priority: 0 });
+      const ack = await this.request<RefreshResult>('auth.refresh', { token }, { urgent: true });
       this.emit('tokenRefreshed', ack.token_expires_at);
     } catch (error) {
       // The socket closes at the token's exp (4001) and the next connect asks for a token again.
@@ -280,19 +316,124 @@ export class ConversationClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** Writes a queued request if a session is open; its timeout starts now. */
-  private write(request: PendingRequest): void {
-    if (!this.link.send(JSON.stringify({ type: request.type, id: request.id, payload: request.payload() }))) return;
-    this.book.sent(request, (late) => {
-      this.book.settle(late.id, new ConversationError('request_timeout', `No answer to ${late.type} within ${late.timeoutMs} ms.`, true));
-      this.emit('outbox', this.outbox);
-    });
+  // ---- the queue ---------------------------------------------------------------------------------
+
+  private get maxInFlight(): number {
+    return Math.max(1, this.options.maxInFlight ?? 16);
   }
+
+  /** Writes queued requests, in order, while a session is open and the window has room. */
+  private pump(): void {
+    if (this.link.status !== 'open' || Date.now() < this.pausedUntil) return;
+    while (this.book.inFlight < this.window) {
+      const request = this.book.next();
+      if (!request) return;
+      const text = frameText(request);
+      const bytes = utf8Length(text);
+      if (bytes > this.frameLimit) {
+        this.rejectTooLarge(request, bytes);
+        continue;
+      }
+      if (!this.link.send(text)) return;
+      this.book.sent(request, bytes, (late) => {
+        this.book.settle(late.id, new ConversationError('request_timeout', `No answer to ${late.type} within ${late.timeoutMs} ms.`, true));
+        this.emit('outbox', this.outbox);
+        this.pump();
+      });
+    }
+  }
+
+  /** An answer came: the window opens by one (back up to maxInFlight) and the queue moves on. */
+  private answered(): void {
+    this.window = Math.min(this.maxInFlight, this.window + 1);
+    this.pump();
+  }
+
+  /**
+   * A refusal worth waiting out: `rate_limited` (the server did not act on the frame) or, for a
+   * request safe to repeat, `unavailable`, with a wait the caller can live with. The whole queue
+   * waits for a rate limit (it is the connection's or the user's), and the window shrinks to one,
+   * so the retries do not trip the limit again.
+   */
+  private retryLater(request: PendingRequest, failure: ConversationError): boolean {
+    const transient = failure.code === 'rate_limited' || (failure.code === 'unavailable' && request.resend);
+    const delayMs = failure.retryAfterMs ?? 250 * 2 ** request.retries;
+    if (!transient || request.retries >= (this.options.retries ?? 5) || delayMs > (this.options.maxRetryDelayMs ?? 5_000)) return false;
+    this.book.hold(request, delayMs, () => this.pump());
+    if (failure.code === 'rate_limited') {
+      this.window = 1;
+      this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delayMs);
+      clearTimeout(this.pauseTimer);
+      this.pauseTimer = setTimeout(() => {
+        this.pausedUntil = 0;
+        this.pump();
+      }, this.pausedUntil - Date.now());
+    }
+    this.pump();
+    return true;
+  }
+
+  /** Rejects at once a request whose frame is over the limit (it would close the socket with 1009). */
+  private fits(request: PendingRequest): boolean {
+    const bytes = utf8Length(frameText(request));
+    if (bytes <= this.frameLimit) return true;
+    this.rejectTooLarge(request, bytes);
+    return false;
+  }
+
+  private rejectTooLarge(request: PendingRequest, bytes: number): void {
+    this.book.settle(request.id, new ConversationError('too_large', `The ${request.type} frame is ${bytes} bytes of UTF-8; the server reads at most ${this.frameLimit}.`));
+  }
+
+  /**
+   * The server closed with 1009: a frame on the wire was over its limit, which the reason names
+   * (`frame over N bytes`). Requests over it are rejected instead of being resent after the
+   * reconnect (which would close the socket again, forever); without a readable limit, the largest
+   * request on the wire is taken to be the one.
+   */
+  private refuseTooLarge(reason: string): void {
+    const onWire = this.book.all().filter((r) => r.state === 'sent');
+    const limit = Number(/over (\d+) bytes/.exec(reason)?.[1]);
+    if (Number.isInteger(limit) && limit > 0) {
+      this.frameLimit = Math.min(this.frameLimit, limit);
+      // Every request over the limit now known, waiting or on the wire.
+      const over = this.book.all().filter((r) => !this.fits(r));
+      if (over.some((r) => r.state === 'sent')) return;
+    }
+    const largest = onWire.sort((a, b) => b.bytes - a.bytes)[0];
+    if (largest && this.book.get(largest.id)) this.rejectTooLarge(largest, largest.bytes);
+  }
+
+  // ---- thread states -----------------------------------------------------------------------------
 
   private stateOf(threadId: string, afterSeq = 0): ThreadState {
     let state = this.threadStates.get(threadId);
-    if (!state) this.threadStates.set(threadId, (state = emptyThread(threadId, afterSeq)));
+    if (!state) {
+      this.threadStates.set(threadId, (state = emptyThread(threadId, afterSeq)));
+      this.prune();
+    }
     return state;
+  }
+
+  /** Marks a thread most recently used (a Map iterates in insertion order: oldest first). */
+  private touch(threadId: string): void {
+    const state = this.threadStates.get(threadId);
+    if (!state) return;
+    this.threadStates.delete(threadId);
+    this.threadStates.set(threadId, state);
+  }
+
+  /** Drops the least recently used states of threads not followed, past `keepThreads`. */
+  private prune(): void {
+    const keep = this.options.keepThreads ?? 10;
+    let unfollowed = 0;
+    for (const state of this.threadStates.values()) if (!state.following) unfollowed += 1;
+    for (const [threadId, state] of this.threadStates) {
+      if (unfollowed <= keep) return;
+      if (state.following) continue;
+      this.threadStates.delete(threadId);
+      unfollowed -= 1;
+    }
   }
 
   private dropThread(threadId: string): void {
@@ -301,8 +442,25 @@ export class ConversationClient extends Emitter<ClientEvents> {
   }
 }
 
-/** A client_message_id: random, and also available outside secure contexts (no randomUUID there). */
-function newId(): string {
+function frameText(request: PendingRequest): string {
+  return JSON.stringify({ type: request.type, id: request.id, payload: request.payload() });
+}
+
+/** UTF-8 size of a string, counted without encoding it (a surrogate pair counts 2 + 1 + 1). */
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0x80) bytes += unit >= 0x800 && (unit < 0xd800 || unit > 0xdfff) ? 2 : 1;
+  }
+  return bytes;
+}
+
+/**
+ * A client_message_id: random, and also available outside secure contexts (no randomUUID there).
+ * Pass one to `send` (and again to resend the same message) to make a retry safe.
+ */
+export function newClientMessageId(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
