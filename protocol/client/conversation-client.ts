@@ -60,7 +60,9 @@ export class ConversationClient extends Emitter<ClientEvents> {
       },
       error: (error) => this.emit('error', error),
     });
-    if (options.autoConnect ?? true) this.connect();
+    // In a microtask, so that listeners added right after the constructor hear every event, even
+    // a refusal that comes at once (a token provider that throws synchronously).
+    if (options.autoConnect ?? true) queueMicrotask(() => this.link.status === 'idle' && this.connect());
   }
 
   get status(): ConnectionStatus {

@@ -55,7 +55,7 @@ export interface ConversationClientOptions {
    * followed threads are always kept. @defaultValue 10
    */
   keepThreads?: number;
-  /** Connect in the constructor. @defaultValue true */
+  /** Connect as soon as the constructor returns (in a microtask, so listeners added at once hear every event). @defaultValue true */
   autoConnect?: boolean;
 }
 
