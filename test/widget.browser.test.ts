@@ -1,8 +1,8 @@
 /**
  * The `<convo-chat>` widget in a real browser (Debian's Chromium via playwright-core), on the demo
- * page at `/` of a gateway in embedded development mode (a generated secret, so `/dev/token`
- * answers), against a live worker on Postgres + Redis. Screenshots of the final states go to
- * artifacts/browser/.
+ * page at `/` of a node in embedded development mode (a generated secret, the embedded store and
+ * bus: what serves `/dev/token`, tested in web-routes.test.ts), with its live worker.
+ * Screenshots of the final states go to artifacts/browser/.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -21,7 +21,8 @@ interface Ctx extends StackCtx {
 
 const test = suite<Ctx>('chat widget in a browser');
 useStack(test, {
-  // No JWT_SECRET: the node generates a development secret, which is what serves /dev/token.
+  // No JWT_SECRET, no DATABASE_URL or REDIS_URL: embedded development mode, which serves /dev/token.
+  backend: 'embedded',
   env: { JWT_SECRET: '' },
   setup: async (ctx) => {
     await buildWeb({ quiet: true, types: false });
@@ -291,19 +292,6 @@ test('a refused token in the browser: read from the close code, shown as signed 
   } finally {
     await page.close();
   }
-});
-
-test('GET /dev/token answers only in embedded development mode', async (ctx) => {
-  const dev = await fetch(`${ctx.base}/dev/token`);
-  assert.equal(dev.status, 200);
-  const { token } = (await dev.json()) as { token: string };
-  assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
-  // A node with a configured secret serves no such route.
-  const configured = await ctx.stack.start({ worker: false }, { JWT_SECRET: 'c'.repeat(40) });
-  const base = `http://127.0.0.1:${configured.gateway!.port}`;
-  assert.equal((await fetch(`${base}/dev/token`)).status, 404);
-  assert.equal((await fetch(`${base}/dev/token`, { method: 'POST' })).status, 404);
-  assert.equal((await fetch(`${base}/`)).status, 200, 'the demo page is still served');
 });
 
 test.run();
