@@ -31,7 +31,7 @@ export const styles = `
 .layout { display: flex; height: 100%; min-height: 0; }
 .threads {
   flex: 0 0 var(--convo-sidebar-width, 210px);
-  display: flex; flex-direction: column; min-height: 0;
+  display: flex; flex-direction: column; min-height: 0; min-width: 0;
   border-right: 1px solid var(--convo-border, #d9dde3);
   background: var(--convo-sidebar-bg, #f6f7f9);
 }
