@@ -104,8 +104,14 @@ export class Link {
   private async open(): Promise<void> {
     const generation = ++this.generation;
     this.clearRetry();
-    // One socket at a time: an attempt this one replaces is let go.
-    if (this.attempt) this.discard(this.attempt, 'replaced by a new connection');
+    // One socket at a time: an attempt this one replaces is let go (its requests go back to the queue).
+    const replaced = this.attempt;
+    if (replaced) {
+      this.attempt = undefined;
+      this.discard(replaced, 'replaced by a new connection');
+      clearInterval(this.heartbeatTimer);
+      this.hooks.lost();
+    }
     this.setStatus(this.backoff.attempts === 0 ? 'connecting' : 'reconnecting', { attempt: this.backoff.attempts });
     if (!this.Impl) {
       return this.stop({ code: 'client_closed', message: 'No WebSocket implementation: pass one as options.WebSocket (in Node: the ws package).' });
