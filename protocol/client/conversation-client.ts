@@ -1,8 +1,9 @@
 /**
  * `ConversationClient`: protocol v1 over one socket that is kept open (link.ts). It keeps a state
- * per thread and resumes every followed thread from the last seq it applied after a reconnect,
- * answers `auth.expiring` with a fresh token, and turns requests into promises that wait in a
- * queue while offline. It has no dependencies, so it runs in browsers and in Node (pass `ws`).
+ * per thread (thread-state.ts, held in thread-store.ts) and resumes every followed thread from the
+ * last seq it applied after a reconnect, answers `auth.expiring` with a fresh token, and turns
+ * requests into promises that wait in a queue while offline (request-queue.ts: their order, their
+ * pace and their size). It has no dependencies, so it runs in browsers and in Node (pass `ws`).
  */
 import type { ClientFrameType, ClientPayloads, ErrorPayload, MessageSendResult, SessionReadyPayload, ThreadEvent, ThreadSubscribeResult } from '../frames.js';
 import type {
@@ -12,49 +13,37 @@ import { CloseCodes } from '../codes.js';
 import { Emitter } from './emitter.js';
 import { ConversationError } from './errors.js';
 import { Link, type InboundFrame } from './link.js';
-import { RequestBook, type PendingRequest } from './requests.js';
+import { RequestQueue } from './request-queue.js';
 import { applyEvent, emptyThread, prependEvents, type ThreadState } from './thread-state.js';
+import { ThreadStore } from './thread-store.js';
 import type { ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, SendOptions } from './types.js';
 
 export { socketUrl } from './link.js';
 
-/** The server's MAX_FRAME_BYTES unless told otherwise. */
-const DEFAULT_MAX_FRAME_BYTES = 65_536;
-
-/** Requests that may be written again after a drop without changing their effect. */
-const RESENDABLE: ReadonlySet<ClientFrameType> = new Set<ClientFrameType>([
-  'message.send', 'thread.subscribe', 'thread.unsubscribe', 'run.cancel', 'ping',
-  'thread.list', 'thread.get', 'thread.history', 'search', 'thread.update',
-]);
-
 export class ConversationClient extends Emitter<ClientEvents> {
-  private readonly threadStates = new Map<string, ThreadState>();
-  private readonly book = new RequestBook();
+  private readonly threadStates: ThreadStore;
+  private readonly queue: RequestQueue;
   private readonly link: Link;
   private session?: SessionReadyPayload;
-  /** The largest frame the server reads, as far as this client knows (lowered by a 1009 close). */
-  private frameLimit: number;
-  /** Requests on the wire at once: opens up to maxInFlight again after a rate_limited halved it. */
-  private window: number;
-  /** A rate_limited refusal holds the whole queue until then (the limit is the connection's). */
-  private pausedUntil = 0;
-  private pauseTimer?: ReturnType<typeof setTimeout>;
 
   constructor(private readonly options: ConversationClientOptions) {
     super();
-    this.frameLimit = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.window = this.maxInFlight;
+    this.threadStates = new ThreadStore(options.keepThreads ?? 10);
+    this.queue = new RequestQueue(options, {
+      write: (text) => this.link.send(text),
+      open: () => this.link.status === 'open',
+      timedOut: () => this.emit('outbox', this.outbox),
+    });
     this.link = new Link(options, {
       ready: (session) => this.onReady(session),
       frame: (frame) => this.onFrame(frame),
       lost: (end) => {
-        if (end?.code === CloseCodes.too_large) this.refuseTooLarge(end.reason);
-        this.book.disconnected();
+        this.queue.lost(end?.code === CloseCodes.too_large ? end : undefined);
         this.emit('outbox', this.outbox);
       },
       status: (status, detail) => this.emit('status', status, detail),
       refused: (refusal) => {
-        this.book.rejectAll(new ConversationError('client_closed', `The client stopped: ${refusal.message}`));
+        this.queue.rejectAll(new ConversationError('client_closed', `The client stopped: ${refusal.message}`));
         this.emit('outbox', this.outbox);
         this.emit('refused', refusal);
       },
@@ -76,7 +65,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   /** Every thread this client holds state for. */
   get threads(): ThreadState[] {
-    return [...this.threadStates.values()];
+    return this.threadStates.all();
   }
 
   thread(threadId: string): ThreadState | undefined {
@@ -85,7 +74,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   /** Sends waiting for their ack, oldest first. */
   get outbox(): OutboxEntry[] {
-    return this.book.all().filter((r) => r.type === 'message.send').map((r) => {
+    return this.queue.book.all().filter((r) => r.type === 'message.send').map((r) => {
       const p = r.payload() as ClientPayloads['message.send'];
       return { clientMessageId: p.client_message_id!, threadId: p.thread_id, content: p.content, state: r.state === 'sent' ? 'sent' : 'queued' };
     });
@@ -98,9 +87,8 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   /** Closes the socket for good; pending requests reject with `client_closed`. */
   close(): void {
-    clearTimeout(this.pauseTimer);
     this.link.close();
-    this.book.rejectAll(new ConversationError('client_closed', 'The client was closed.'));
+    this.queue.rejectAll(new ConversationError('client_closed', 'The client was closed.'));
     this.emit('outbox', this.outbox);
   }
 
@@ -120,7 +108,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
     return result.then(
       (ack) => {
         // The server follows the thread for this socket from the message on; so do we.
-        this.stateOf(ack.thread_id).following = true;
+        this.threadStates.ensure(ack.thread_id).following = true;
         this.emit('outbox', this.outbox);
         return ack;
       },
@@ -141,12 +129,10 @@ export class ConversationClient extends Emitter<ClientEvents> {
    * held) and then live, resumed after every reconnect.
    */
   follow(threadId: string, options: { afterSeq?: number } = {}): Promise<ThreadSubscribeResult> {
-    let state = this.threadStates.get(threadId);
-    if (!state || (options.afterSeq !== undefined && options.afterSeq < state.lastSeq)) {
-      this.threadStates.set(threadId, (state = emptyThread(threadId, options.afterSeq ?? 0)));
-    }
+    const held = this.threadStates.get(threadId);
+    const state = !held || (options.afterSeq !== undefined && options.afterSeq < held.lastSeq) ? emptyThread(threadId, options.afterSeq ?? 0) : held;
     state.following = true;
-    this.touch(threadId);
+    this.threadStates.set(threadId, state);
     return this.subscribe(threadId, false);
   }
 
@@ -158,7 +144,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
     const state = this.threadStates.get(threadId);
     if (state) state.following = false;
     if (options.forget) this.threadStates.delete(threadId);
-    this.prune();
+    this.threadStates.prune();
     return this.request('thread.unsubscribe', { thread_id: threadId });
   }
 
@@ -174,9 +160,9 @@ export class ConversationClient extends Emitter<ClientEvents> {
       ...(beforeSeq !== undefined ? { before_seq: beforeSeq } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
     });
-    const state = this.stateOf(threadId);
+    const state = this.threadStates.ensure(threadId);
     prependEvents(state, result.events as unknown as ThreadEvent[], result.has_more);
-    this.touch(threadId);
+    this.threadStates.touch(threadId);
     this.emit('thread', state);
     return result;
   }
@@ -218,26 +204,15 @@ export class ConversationClient extends Emitter<ClientEvents> {
     if (this.link.finished) {
       return Promise.reject(new ConversationError('client_closed', `The client is ${this.link.status}; call connect() first.`));
     }
-    const { request, promise } = this.book.add({
-      type,
-      payload: typeof payload === 'function' ? payload : () => payload,
-      resend: RESENDABLE.has(type),
-      urgent: options.urgent ?? false,
-      timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 15_000,
-    });
-    // Too large for the server: refused now, offline too, instead of a 1009 close later.
-    if (!this.fits(request)) return promise as Promise<R>;
-    this.pump();
-    return promise as Promise<R>;
+    return this.queue.add(type, typeof payload === 'function' ? payload : () => payload, options) as Promise<R>;
   }
 
   // ---- frames ----------------------------------------------------------------------------------
 
   private onReady(session: SessionReadyPayload): void {
     this.session = session;
-    this.window = this.maxInFlight;
-    const queued = new Set(this.book.unsent().filter((r) => r.type === 'thread.subscribe').map((r) => (r.payload() as { thread_id: string }).thread_id));
-    for (const state of this.threadStates.values()) {
+    const queued = new Set(this.queue.book.unsent().filter((r) => r.type === 'thread.subscribe').map((r) => (r.payload() as { thread_id: string }).thread_id));
+    for (const state of this.threadStates.all()) {
       if (state.following && !queued.has(state.threadId)) {
         // A thread that cannot be resumed is told (not_found has already dropped it: threadDeleted).
         void this.subscribe(state.threadId, true).catch((error: unknown) => {
@@ -246,7 +221,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
         });
       }
     }
-    this.pump();
+    this.queue.opened();
     this.emit('outbox', this.outbox);
     this.emit('ready', session);
   }
@@ -256,18 +231,12 @@ export class ConversationClient extends Emitter<ClientEvents> {
     switch (frame.type) {
       case 'ack':
       case 'pong':
-        if (frame.id && this.book.settle(frame.id, undefined, payload)) this.answered();
+        if (frame.id) this.queue.answer(frame.id, payload);
         return;
       case 'error': {
         const error = payload as unknown as ErrorPayload;
         const failure = new ConversationError(error.code, error.message, error.retryable, error.retry_after_ms, error.last_seq);
-        const request = frame.id ? this.book.get(frame.id) : undefined;
-        if (!request || request.state !== 'sent') {
-          this.emit('error', failure);
-        } else if (!this.retryLater(request, failure)) {
-          this.book.settle(request.id, failure);
-          this.answered();
-        }
+        if (!frame.id || !this.queue.refuse(frame.id, failure)) this.emit('error', failure);
         return;
       }
       case 'auth.expiring':
@@ -282,7 +251,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   }
 
   private onEvent(event: ThreadEvent): void {
-    const state = this.stateOf(event.payload.thread_id);
+    const state = this.threadStates.ensure(event.payload.thread_id);
     if (!applyEvent(state, event)) return;
     this.emit('event', event);
     this.emit('thread', state);
@@ -318,144 +287,10 @@ export class ConversationClient extends Emitter<ClientEvents> {
     }
   }
 
-  // ---- the queue ---------------------------------------------------------------------------------
-
-  private get maxInFlight(): number {
-    return Math.max(1, this.options.maxInFlight ?? 16);
-  }
-
-  /** Writes queued requests, in order, while a session is open and the window has room. */
-  private pump(): void {
-    if (this.link.status !== 'open' || Date.now() < this.pausedUntil) return;
-    while (this.book.inFlight < this.window) {
-      const request = this.book.next();
-      if (!request) return;
-      const text = frameText(request);
-      const bytes = utf8Length(text);
-      if (bytes > this.frameLimit) {
-        this.rejectTooLarge(request, bytes);
-        continue;
-      }
-      if (!this.link.send(text)) return;
-      this.book.sent(request, bytes, (late) => {
-        this.book.settle(late.id, new ConversationError('request_timeout', `No answer to ${late.type} within ${late.timeoutMs} ms.`, true));
-        this.emit('outbox', this.outbox);
-        this.pump();
-      });
-    }
-  }
-
-  /** An answer came: the window opens by one (back up to maxInFlight) and the queue moves on. */
-  private answered(): void {
-    this.window = Math.min(this.maxInFlight, this.window + 1);
-    this.pump();
-  }
-
-  /**
-   * A refusal worth waiting out: `rate_limited` (the server did not act on the frame) or, for a
-   * request safe to repeat, `unavailable`, with a wait the caller can live with. The whole queue
-   * waits for a rate limit (it is the connection's or the user's), and the window shrinks to one,
-   * so the retries do not trip the limit again.
-   */
-  private retryLater(request: PendingRequest, failure: ConversationError): boolean {
-    const transient = failure.code === 'rate_limited' || (failure.code === 'unavailable' && request.resend);
-    const delayMs = failure.retryAfterMs ?? 250 * 2 ** request.retries;
-    if (!transient || request.retries >= (this.options.retries ?? 5) || delayMs > (this.options.maxRetryDelayMs ?? 5_000)) return false;
-    this.book.hold(request, delayMs, () => this.pump());
-    if (failure.code === 'rate_limited') {
-      this.window = 1;
-      this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delayMs);
-      clearTimeout(this.pauseTimer);
-      this.pauseTimer = setTimeout(() => {
-        this.pausedUntil = 0;
-        this.pump();
-      }, this.pausedUntil - Date.now());
-    }
-    this.pump();
-    return true;
-  }
-
-  /** Rejects at once a request whose frame is over the limit (it would close the socket with 1009). */
-  private fits(request: PendingRequest): boolean {
-    const bytes = utf8Length(frameText(request));
-    if (bytes <= this.frameLimit) return true;
-    this.rejectTooLarge(request, bytes);
-    return false;
-  }
-
-  private rejectTooLarge(request: PendingRequest, bytes: number): void {
-    this.book.settle(request.id, new ConversationError('too_large', `The ${request.type} frame is ${bytes} bytes of UTF-8; the server reads at most ${this.frameLimit}.`));
-  }
-
-  /**
-   * The server closed with 1009: a frame on the wire was over its limit, which the reason names
-   * (`frame over N bytes`). Requests over it are rejected instead of being resent after the
-   * reconnect (which would close the socket again, forever); without a readable limit, the largest
-   * request on the wire is taken to be the one.
-   */
-  private refuseTooLarge(reason: string): void {
-    const onWire = this.book.all().filter((r) => r.state === 'sent');
-    const limit = Number(/over (\d+) bytes/.exec(reason)?.[1]);
-    if (Number.isInteger(limit) && limit > 0) {
-      this.frameLimit = Math.min(this.frameLimit, limit);
-      // Every request over the limit now known, waiting or on the wire.
-      const over = this.book.all().filter((r) => !this.fits(r));
-      if (over.some((r) => r.state === 'sent')) return;
-    }
-    const largest = onWire.sort((a, b) => b.bytes - a.bytes)[0];
-    if (largest && this.book.get(largest.id)) this.rejectTooLarge(largest, largest.bytes);
-  }
-
-  // ---- thread states -----------------------------------------------------------------------------
-
-  private stateOf(threadId: string, afterSeq = 0): ThreadState {
-    let state = this.threadStates.get(threadId);
-    if (!state) {
-      this.threadStates.set(threadId, (state = emptyThread(threadId, afterSeq)));
-      this.prune();
-    }
-    return state;
-  }
-
-  /** Marks a thread most recently used (a Map iterates in insertion order: oldest first). */
-  private touch(threadId: string): void {
-    const state = this.threadStates.get(threadId);
-    if (!state) return;
-    this.threadStates.delete(threadId);
-    this.threadStates.set(threadId, state);
-  }
-
-  /** Drops the least recently used states of threads not followed, past `keepThreads`. */
-  private prune(): void {
-    const keep = this.options.keepThreads ?? 10;
-    let unfollowed = 0;
-    for (const state of this.threadStates.values()) if (!state.following) unfollowed += 1;
-    for (const [threadId, state] of this.threadStates) {
-      if (unfollowed <= keep) return;
-      if (state.following) continue;
-      this.threadStates.delete(threadId);
-      unfollowed -= 1;
-    }
-  }
-
   private dropThread(threadId: string): void {
     if (!this.threadStates.delete(threadId)) return;
     this.emit('threadDeleted', threadId);
   }
-}
-
-function frameText(request: PendingRequest): string {
-  return JSON.stringify({ type: request.type, id: request.id, payload: request.payload() });
-}
-
-/** UTF-8 size of a string, counted without encoding it (a surrogate pair counts 2 + 1 + 1). */
-function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit >= 0x80) bytes += unit >= 0x800 && (unit < 0xd800 || unit > 0xdfff) ? 2 : 1;
-  }
-  return bytes;
 }
 
 /**
