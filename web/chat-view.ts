@@ -15,13 +15,17 @@ export type Item =
 export function itemsOf(state: ThreadState | undefined, outbox: OutboxEntry[], threadId: string | undefined): Item[] {
   const items: Item[] = [];
   const placed = new Set<string>();
+  // Each run's answer, found in one pass (a paint must not scan the messages once per message).
+  const answers = new Map<string, ChatMessage>();
+  for (const message of state?.messages ?? []) {
+    if (message.role === 'assistant' && message.runId && !answers.has(message.runId)) answers.set(message.runId, message);
+  }
   const turnOf = (runId: string | undefined, message?: ChatMessage) => {
     const run = runId ? state?.runs[runId] : undefined;
     const key = `turn:${runId ?? message?.id}`;
     if (placed.has(key)) return;
     placed.add(key);
-    const text = message ?? state?.messages.find((m) => m.role === 'assistant' && m.runId === runId);
-    items.push({ kind: 'turn', key, run, message: text });
+    items.push({ kind: 'turn', key, run, message: message ?? (runId ? answers.get(runId) : undefined) });
   };
   for (const message of state?.messages ?? []) {
     if (message.role === 'user') {

@@ -301,12 +301,16 @@ export class ConvoChat extends Base {
     if (!state || !state.hasOlder || this.loadingOlder) return;
     this.loadingOlder = true;
     try {
+      const chat = this.chat!;
       await this.log.busy(() => this.log.keepingPosition(async () => {
-        await this.chat!.history(state.threadId, { limit: this.pageSize });
+        await chat.history(state.threadId, { limit: this.pageSize });
+        // The reader may have moved to another conversation meanwhile: its log stays as it is.
+        if (this.chat !== chat || this.current !== state.threadId) return false;
         this.paint();
+        return true;
       }));
     } catch (error) {
-      this.fail(error);
+      if (this.current === state.threadId) this.fail(error);
     } finally {
       this.loadingOlder = false;
       this.schedule();

@@ -68,11 +68,10 @@ export class LogView {
     if (state?.hasOlder && log.scrollHeight <= log.clientHeight + 80) this.wantOlder();
   }
 
-  /** Runs `load` (which adds older items above) without moving what the reader is looking at. */
-  async keepingPosition(load: () => Promise<void>): Promise<void> {
+  /** Runs `load` (which adds older items above, and says whether it did) without moving what the reader is looking at. */
+  async keepingPosition(load: () => Promise<boolean>): Promise<void> {
     const fromBottom = this.element.scrollHeight - this.element.scrollTop;
-    await load();
-    this.element.scrollTop = this.element.scrollHeight - fromBottom;
+    if (await load()) this.element.scrollTop = this.element.scrollHeight - fromBottom;
   }
 
   private olderButton(): HTMLElement {
