@@ -36,7 +36,7 @@ export interface Gateway {
 export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log' | 'limits'> & {
   log: Logger;
   checkReady: () => Promise<void>;
-  /** The generated development secret, in embedded development mode only (serves GET /dev/token). */
+  /** The generated development secret, in embedded development mode only (serves GET /dev/token to this machine). */
   devTokenSecret?: string;
 };
 
@@ -173,7 +173,10 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   }
   app.get('/ready', guard(log, '/ready', (res: HttpResponse) => ready(res)));
   app.head('/ready', guard(log, '/ready', (res: HttpResponse) => ready(res, true)));
-  mountWebRoutes(app, { log, devTokenSecret: deps.devTokenSecret, workspaceClaim: config.auth.workspaceClaim });
+  mountWebRoutes(app, {
+    log, devTokenSecret: deps.devTokenSecret, workspaceClaim: config.auth.workspaceClaim,
+    issuer: config.auth.issuer, audience: config.auth.audience, corsOrigin: config.corsOrigin,
+  });
   app.get('/metrics', guard(log, '/metrics', (res: HttpResponse) => {
     const state = watchAborted(res);
     void renderMetrics().then((text) => {

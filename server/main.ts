@@ -4,7 +4,7 @@
  * configuration once, starts the parts, prints how to connect, and shuts down cleanly on
  * SIGTERM/SIGINT.
  */
-import { loadConfig, ConfigError } from './config.js';
+import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { startNode, type RunningNode } from './node.js';
 import { signToken } from './auth.js';
@@ -53,10 +53,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   log.info({ role, port: node.gateway?.port, metrics_port: node.metricsPort ?? node.gateway?.port, ...node.modes }, 'started');
-  if (node.gateway) await printBanner(node, config.host, config.auth.workspaceClaim, devMode);
+  if (node.gateway) await printBanner(node, config, devMode);
 }
 
-async function printBanner(node: RunningNode, host: string, workspaceClaim: string, devMode: boolean): Promise<void> {
+async function printBanner(node: RunningNode, config: Readonly<Config>, devMode: boolean): Promise<void> {
+  const { host, auth } = config;
   // 127.0.0.1 rather than localhost: Node resolves localhost to ::1 first, and 0.0.0.0 is IPv4.
   const shownHost = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host;
   const url = `ws://${shownHost}:${node.gateway!.port}/v1/ws`;
@@ -73,10 +74,12 @@ async function printBanner(node: RunningNode, host: string, workspaceClaim: stri
       "    npm run -s token -- --sub alice --workspace acme --ttl 1h",
     );
   } else if (node.jwtSecret) {
-    const token = await signToken(node.jwtSecret, { sub: 'dev', workspace: 'dev', ttlSeconds: 3600, workspaceClaim });
+    const token = await signToken(node.jwtSecret, {
+      sub: 'dev', workspace: 'dev', ttlSeconds: 3600, workspaceClaim: auth.workspaceClaim, issuer: auth.issuer, audience: auth.audience,
+    });
+    // The demo page signs in with GET /dev/token, which only the embedded store and bus serve.
+    if (node.devTokens) lines.push('', `  Chat in a browser (the <convo-chat> widget): http://${shownHost}:${node.gateway!.port}/`);
     lines.push(
-      '',
-      `  Chat in a browser (the <convo-chat> widget): http://${shownHost}:${node.gateway!.port}/`,
       '',
       '  Connect as user "dev" (token valid for 1 hour):',
       `    npx wscat -c '${url}' -H 'Authorization: Bearer ${token}'`,

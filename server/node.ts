@@ -45,6 +45,8 @@ export interface RunningNode {
   /** The HS256 secret in use (configured or generated), for printing development tokens. */
   jwtSecret?: string;
   devSecretFile?: string;
+  /** The gateway serves GET /dev/token (embedded development mode): the demo page signs itself in. */
+  devTokens: boolean;
   llmDescription: string;
   modes: Record<string, string>;
   close(): Promise<void>;
@@ -208,6 +210,9 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     modes.llm = llmDescription;
 
     let gateway: Gateway | undefined;
+    // GET /dev/token only in embedded development mode: the generated secret, outside production,
+    // on the embedded store and bus (a node on shared Postgres or Redis is not a developer's own).
+    const devTokens = Boolean(devSecretFile) && config.nodeEnv !== 'production' && embeddedStore && embeddedBus;
     if (roles.gateway) {
       const verifyToken = overrides.verifyToken ?? createTokenVerifier({ ...config.auth, jwtSecret, log: log.child({ role: 'gateway' }) });
       const tickets = embeddedBus
@@ -225,7 +230,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         toolNames: createDefaultRegistry().names(),
         adminRole: config.auth.adminRole,
         log: log.child({ role: 'gateway' }),
-        devTokenSecret: devSecretFile && config.nodeEnv !== 'production' ? jwtSecret : undefined,
+        devTokenSecret: devTokens ? jwtSecret : undefined,
         checkReady: async () => {
           await sql`select 1`.execute(db);
           await broker.ping();
@@ -233,7 +238,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       });
       cleanups.push(() => gateway!.close());
     }
-    return { db, statements: store.statements, events, broker, gateway, worker, metricsPort, jwtSecret, devSecretFile, llmDescription, modes, close };
+    return { db, statements: store.statements, events, broker, gateway, worker, metricsPort, jwtSecret, devSecretFile, devTokens: devTokens && Boolean(gateway), llmDescription, modes, close };
   } catch (error) {
     await close();
     throw error;

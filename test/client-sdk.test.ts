@@ -13,7 +13,7 @@ import {
 } from '../protocol/client/index.js';
 import { useStack, type StackCtx } from './support/fixture.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
-import { waitFor, within } from './support/wait.js';
+import { Gate, waitFor, within } from './support/wait.js';
 
 interface Ctx extends StackCtx {
   sdks: ConversationClient[];
@@ -393,6 +393,193 @@ test('seq_out_of_range: a client ahead of the server (a restored database) start
   assert.equal(result.last_seq, total);
   await waitFor(() => again.sdk.thread(ack.thread_id)?.lastSeq === total, 5_000, 'the thread from 0');
   assert.equal(seqs(again.sdk.thread(ack.thread_id)!), range(1, total));
+});
+
+/** 22,000 CJK characters: under the 32,000-character content limit, but 66,000 bytes of UTF-8. */
+const OVERSIZED = '字'.repeat(22_000);
+
+test('a message over MAX_FRAME_BYTES in UTF-8 is refused with too_large before it is written; the socket stays open', async (ctx) => {
+  const olivia = client(ctx, 'olivia-large');
+  await opened(olivia);
+  const error = await within(olivia.sdk.send(OVERSIZED).then(() => undefined, (e: unknown) => e), 1_000, 'the refusal');
+  assert.instance(error, ConversationError);
+  assert.equal((error as ConversationError).code, 'too_large');
+  assert.equal((error as ConversationError).retryable, false);
+  assert.equal(olivia.sdk.outbox, [], 'not left in the outbox');
+  assert.equal(olivia.statuses.filter((s) => s === 'open').length, 1, 'the same socket');
+  const ack = await olivia.sdk.send('A short one [[words:3]]');
+  await completedRun(olivia.sdk, ack.thread_id, ack.run_id);
+  const stored = await ctx.stack.db.selectFrom('messages').select('id').where('content', '=', OVERSIZED).execute();
+  assert.equal(stored.length, 0);
+});
+
+test('the server closes with 1009: the request on the wire is rejected with too_large instead of resent for ever, and the limit it named is kept', async (ctx) => {
+  // A client that believes the server reads a megabyte: the frame goes out and the server closes.
+  const paul = client(ctx, 'paul-1009', { maxFrameBytes: 1_000_000 });
+  await opened(paul);
+  const error = await within(paul.sdk.send(OVERSIZED).then(() => undefined, (e: unknown) => e), 5_000, 'the send to settle');
+  assert.instance(error, ConversationError);
+  assert.equal((error as ConversationError).code, 'too_large');
+  await opened(paul);
+  assert.equal(paul.statuses.filter((s) => s === 'open').length, 2, 'one reconnect, not a loop');
+  // The limit from the close reason (frame over 65536 bytes) holds from now on: refused at once.
+  const again = await within(paul.sdk.send(OVERSIZED).then(() => undefined, (e: unknown) => e), 1_000, 'the second refusal');
+  assert.equal((again as ConversationError).code, 'too_large');
+  const ack = await paul.sdk.send('Still here [[words:3]]');
+  await completedRun(paul.sdk, ack.thread_id, ack.run_id);
+  assert.equal(paul.statuses.filter((s) => s === 'open').length, 2, 'no further drops');
+});
+
+test('resume after a drop with more followed threads than the server lets wait: every thread is subscribed again, none refused silently', async (ctx) => {
+  // The server's own default: 32 frames may wait on a connection, the rest are refused.
+  const strict = await ctx.stack.start({ worker: false }, { MAX_QUEUED_FRAMES: '32' });
+  const quinn = client(ctx, 'quinn-resume', { url: ctx.stack.wsUrl(strict) });
+  await opened(quinn);
+  const threads = await Promise.all(Array.from({ length: 60 }, (_, i) => quinn.sdk.createThread({ title: `resume ${i}` })));
+  const acks = await Promise.all(threads.map((t) => quinn.sdk.follow(t.id)));
+  assert.equal(acks.length, 60);
+  const followed = () => threads.filter((t) => strict.gateway!.fanout.followersOf(t.id).length === 1).length;
+  assert.equal(followed(), 60, 'all followed before the drop');
+  const errors: string[] = [];
+  quinn.sdk.on('error', (error) => errors.push(error.code));
+
+  strict.gateway!.fanout.followersOf(threads[0]!.id)[0]!.connection.ws!.close();
+  await waitFor(() => quinn.statuses.includes('reconnecting'), 5_000, 'the drop');
+  await opened(quinn);
+  await waitFor(() => followed() === 60, 10_000, 'every thread followed again').catch((error) => {
+    throw new Error(`${(error as Error).message}: ${followed()} of 60; errors ${JSON.stringify(errors)}`);
+  });
+  assert.equal(errors, []);
+  // And the last one is live: a turn sent on it from another client streams into this state.
+  const other = client(ctx, 'quinn-resume');
+  await opened(other);
+  const last = threads[59]!.id;
+  const ack = await other.sdk.send('Are you there? [[words:4]]', { threadId: last });
+  await completedRun(quinn.sdk, last, ack.run_id);
+});
+
+test('rate_limited refusals are waited out and retried: a burst over RATE_LIMIT_FRAMES_PER_SEC all succeeds on one socket', async (ctx) => {
+  const slow = await ctx.stack.start({ worker: false }, { RATE_LIMIT_FRAMES_PER_SEC: '5' });
+  const rita = client(ctx, 'rita-burst', { url: ctx.stack.wsUrl(slow) });
+  await opened(rita);
+  const results = await within(Promise.allSettled(Array.from({ length: 12 }, () => rita.sdk.listThreads({ limit: 1 }))), 10_000, 'the burst');
+  const failures = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason?.code);
+  assert.equal(failures, [], 'every request answered');
+  assert.equal(rita.statuses.filter((s) => s === 'open').length, 1, 'no 4008 close, no reconnect');
+});
+
+test('an online event during a handshake does not open a second socket', async (ctx) => {
+  // Node has no window: the client listens for online on globalThis, so give it an event target.
+  const target = new EventTarget();
+  const scope = globalThis as unknown as { addEventListener?: unknown; removeEventListener?: unknown };
+  scope.addEventListener = target.addEventListener.bind(target);
+  scope.removeEventListener = target.removeEventListener.bind(target);
+  try {
+    const proxy = await startTcpProxy(ctx.node.gateway!.port);
+    ctx.proxies.push(proxy);
+    proxy.refuse(true);
+    const gate = new Gate();
+    const sockets: WebSocket[] = [];
+    class Recording extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    }
+    let calls = 0;
+    const sam = client(ctx, 'sam-online', {
+      url: `ws://127.0.0.1:${proxy.port}/v1/ws`,
+      WebSocket: Recording as unknown as WebSocketConstructor,
+      token: async () => {
+        calls += 1;
+        // The second connect waits for its token: the handshake is under way when online fires.
+        if (calls === 2) await gate.promise;
+        return ctx.stack.token('sam-online');
+      },
+    });
+    await waitFor(() => calls === 2, 5_000, 'the second connect');
+    proxy.refuse(false);
+    target.dispatchEvent(new Event('online'));
+    gate.open();
+    await opened(sam);
+    await waitFor(() => sockets.length >= 2 && sockets.at(-1)!.readyState !== WebSocket.CONNECTING, 5_000, 'the handshake');
+    const open = () => sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
+    assert.equal(open(), 1, `one socket open, of ${sockets.length} made`);
+    assert.equal(calls, 2, 'no extra connect');
+    await sam.sdk.listThreads();
+    assert.equal(open(), 1);
+  } finally {
+    delete scope.addEventListener;
+    delete scope.removeEventListener;
+  }
+});
+
+test('a token provider that says "not signed in" (status 401) stops the client with one refused event, and is not asked again', async (ctx) => {
+  const tina = client(ctx, 'tina-signed-out', {
+    token: () => {
+      throw Object.assign(new Error('/api/auth/token did not give a chat token (HTTP 401): are you signed in?'), { status: 401 });
+    },
+  });
+  const queued = tina.sdk.send('never sent').then(() => undefined, (error: unknown) => error);
+  await waitFor(() => tina.sdk.status === 'stopped', 5_000, 'the client to stop');
+  assert.equal(tina.refusals.length, 1);
+  assert.equal(tina.refusals[0]!.code, 'unauthenticated');
+  assert.equal(tina.refusals[0]!.httpStatus, 401);
+  assert.match(tina.refusals[0]!.message, /signed in/);
+  assert.equal(((await within(queued, 1_000, 'the queued send')) as ConversationError).code, 'client_closed');
+  // Backoff here is 20-200 ms: a loop would have asked many times within this window.
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  assert.equal(tina.tokens, 1, 'asked once');
+  // A fatal flag works the same way, and a plain failure is still retried.
+  const fatal = client(ctx, 'tina-fatal', { token: () => Promise.reject(Object.assign(new Error('no session'), { fatal: true })) });
+  await waitFor(() => fatal.sdk.status === 'stopped', 5_000, 'the fatal provider to stop the client');
+  let flaky = 0;
+  const retried = client(ctx, 'tina-flaky', { token: () => (++flaky === 1 ? Promise.reject(new Error('network down')) : ctx.stack.token('tina-flaky')) });
+  await opened(retried);
+  assert.equal(retried.refusals.length, 0);
+});
+
+test('requests made offline go out in the order they were made: an unfollow then a follow leaves the thread followed', async (ctx) => {
+  const proxy = await startTcpProxy(ctx.node.gateway!.port);
+  ctx.proxies.push(proxy);
+  const uma = client(ctx, 'uma-order', { url: `ws://127.0.0.1:${proxy.port}/v1/ws` });
+  await opened(uma);
+  const first = await uma.sdk.send('First [[words:3]]');
+  await completedRun(uma.sdk, first.thread_id, first.run_id);
+  const second = await uma.sdk.send('Second [[words:3]]');
+  await completedRun(uma.sdk, second.thread_id, second.run_id);
+  proxy.refuse(true);
+  proxy.cut();
+  await waitFor(() => uma.statuses.includes('reconnecting'), 5_000, 'the drop');
+  // Offline: thread 1 unfollowed then followed again; thread 2 followed then unfollowed.
+  const requests = [
+    uma.sdk.unfollow(first.thread_id), uma.sdk.follow(first.thread_id),
+    uma.sdk.follow(second.thread_id), uma.sdk.unfollow(second.thread_id),
+  ];
+  proxy.refuse(false);
+  await within(Promise.all(requests), 10_000, 'the queued requests');
+  const followers = (threadId: string) => ctx.node.gateway!.fanout.followersOf(threadId).length;
+  assert.equal(followers(first.thread_id), 1, 'thread 1 ends followed');
+  assert.equal(followers(second.thread_id), 0, 'thread 2 ends unfollowed');
+  const other = client(ctx, 'uma-order');
+  await opened(other);
+  const next = await other.sdk.send('Third [[words:3]]', { threadId: first.thread_id });
+  await completedRun(uma.sdk, first.thread_id, next.run_id);
+});
+
+test('keepThreads bounds the states of threads not followed; followed ones are kept', async (ctx) => {
+  const vera = client(ctx, 'vera-keep', { keepThreads: 2 });
+  await opened(vera);
+  const threads = await Promise.all(Array.from({ length: 5 }, (_, i) => vera.sdk.createThread({ title: `keep ${i}` })));
+  await vera.sdk.follow(threads[0]!.id);
+  for (const thread of threads.slice(1)) await vera.sdk.history(thread.id);
+  assert.equal(vera.sdk.threads.map((t) => t.threadId).sort(), [threads[0]!.id, threads[3]!.id, threads[4]!.id].sort());
+  // A state used again moves to the front.
+  await vera.sdk.history(threads[3]!.id);
+  await vera.sdk.history(threads[1]!.id);
+  assert.equal(vera.sdk.threads.map((t) => t.threadId).sort(), [threads[0]!.id, threads[1]!.id, threads[3]!.id].sort());
+  await vera.sdk.unfollow(threads[0]!.id);
+  assert.equal(vera.sdk.threads.length, 2, 'an unfollowed state counts against the bound');
 });
 
 test.run();

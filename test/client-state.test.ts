@@ -81,4 +81,81 @@ test('agent_thinking {restarted} drops the text streamed by the attempt that die
   assert.equal(paged.lastSeq, 8);
 });
 
+test('a restarted attempt leaves no tool running for ever: the dead attempt\'s running tools are abandoned, and so is any still running at agent_completed', () => {
+  const state = emptyThread('t1');
+  const events = [
+    ev(1, 'message_created', { message: { id: 'u1', role: 'user', content: 'what time is it?' } }),
+    ev(2, 'agent_started', { agent_id: 'a', agent_name: 'Assistant' }),
+    ev(3, 'agent_thinking', {}),
+    ev(4, 'tool_executing', { tool_call_id: 'c1', name: 'calculator', arguments: { expression: '1+1' } }),
+    ev(5, 'tool_completed', { tool_call_id: 'c1', name: 'calculator', result: '2', is_error: false, duration_ms: 3 }),
+    ev(6, 'tool_executing', { tool_call_id: 'c2', name: 'get_current_time', arguments: {} }),
+    // The worker died here; another attempt takes the run over.
+    ev(7, 'agent_thinking', { restarted: true, attempt: 2, message_id: 'm2' }),
+    ev(8, 'tool_executing', { tool_call_id: 'c3', name: 'get_current_time', arguments: {} }),
+  ];
+  for (const event of events) applyEvent(state, event);
+  const statusOf = () => Object.fromEntries(state.runs.r1!.tools.map((t) => [t.toolCallId, t.status]));
+  assert.equal(statusOf(), { c1: 'completed', c2: 'abandoned', c3: 'running' }, 'the finished tool stays done; the cut-off one is abandoned');
+  // The run ends without c3's result (cancelled mid-tool, say): nothing stays running.
+  applyEvent(state, ev(9, 'agent_completed', { status: 'cancelled', message: { id: 'm2', role: 'assistant', content: '' } }));
+  assert.equal(statusOf(), { c1: 'completed', c2: 'abandoned', c3: 'abandoned' });
+  assert.equal(state.activeRunId, undefined);
+});
+
+/** A thread of three turns: tools, a restart, a queued second send, a failure, a cancel. */
+function longLog(): ThreadEvent[] {
+  const log: ThreadEvent[] = [];
+  let seq = 0;
+  const add = (type: ThreadEvent['type'], payload: Record<string, unknown>, run?: string) => log.push(ev(++seq, type, payload, run as string));
+  add('message_created', { message: { id: 'u1', role: 'user', content: 'one', run_id: 'r1' } }, 'r1');
+  add('agent_started', { agent_id: 'a', agent_name: 'A' }, 'r1');
+  add('agent_thinking', {}, 'r1');
+  add('message_delta', { message_id: 'm1', delta: 'lost ' }, 'r1');
+  add('agent_thinking', { restarted: true, attempt: 2, message_id: 'm1b' }, 'r1');
+  add('tool_executing', { tool_call_id: 'c1', name: 'calculator', arguments: { expression: '2*3' } }, 'r1');
+  // A second message arrives while r1 runs (enqueued behind it).
+  add('message_created', { message: { id: 'u2', role: 'user', content: 'two', run_id: 'r2' } }, 'r2');
+  add('tool_completed', { tool_call_id: 'c1', name: 'calculator', result: '6', is_error: false, duration_ms: 1 }, 'r1');
+  for (const word of ['The ', 'answer ', 'is ', '6.']) add('message_delta', { message_id: 'm1b', delta: word }, 'r1');
+  add('agent_completed', { status: 'completed', message: { id: 'm1b', role: 'assistant', content: 'The answer is 6.' } }, 'r1');
+  add('agent_started', { agent_id: 'a', agent_name: 'A' }, 'r2');
+  add('agent_thinking', {}, 'r2');
+  for (const word of ['Half ', 'an ']) add('message_delta', { message_id: 'm2', delta: word }, 'r2');
+  add('agent_completed', { status: 'failed', message: { id: 'm2', role: 'assistant', content: 'Half an ' }, error: { code: 'llm_error', message: 'boom' } }, 'r2');
+  add('message_created', { message: { id: 'u3', role: 'user', content: 'three', run_id: 'r3' } }, 'r3');
+  add('agent_started', { agent_id: 'a', agent_name: 'A' }, 'r3');
+  add('agent_thinking', {}, 'r3');
+  add('tool_executing', { tool_call_id: 'c3', name: 'get_current_time', arguments: {} }, 'r3');
+  add('message_delta', { message_id: 'm3', delta: 'Still going' }, 'r3');
+  return log;
+}
+
+test('history pages fold to the same state as the live log, wherever the page boundaries fall', () => {
+  const log = longLog();
+  const live = emptyThread('t1');
+  for (const event of log) applyEvent(live, event);
+  assert.equal(live.activeRunId, 'r3');
+  assert.equal(live.messages.map((m) => m.id), ['u1', 'u2', 'm1b', 'm2', 'u3', 'm3']);
+  for (let size = 1; size <= log.length; size++) {
+    const paged = emptyThread('t1');
+    // The newest page first, then older ones, as thread.history serves them.
+    for (let end = log.length; end > 0; end -= size) prependEvents(paged, log.slice(Math.max(0, end - size), end), end - size > 0);
+    const what = `pages of ${size}`;
+    assert.equal(paged.messages, live.messages, `${what}: messages`);
+    assert.equal(paged.runs, live.runs, `${what}: runs`);
+    assert.equal(paged.activeRunId, live.activeRunId, `${what}: active run`);
+    assert.equal(paged.events.map((e) => e.payload.seq), log.map((e) => e.payload.seq), `${what}: events`);
+    assert.equal([paged.firstSeq, paged.lastSeq, paged.hasOlder], [1, log.length, false], what);
+  }
+  // Live events after a history page, then older pages: the same again.
+  for (let split = 1; split < log.length; split++) {
+    const mixed = emptyThread('t1');
+    prependEvents(mixed, log.slice(split - 1, split), true);
+    for (const event of log.slice(split)) applyEvent(mixed, event);
+    prependEvents(mixed, log.slice(0, split - 1), false);
+    assert.equal([mixed.messages, mixed.runs, mixed.activeRunId], [live.messages, live.runs, live.activeRunId], `split at ${split}`);
+  }
+});
+
 test.run();

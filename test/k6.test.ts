@@ -7,10 +7,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, run } from './support/process.js';
 import { useStack, type StackCtx } from './support/fixture.js';
+import { waitFor } from './support/wait.js';
 
 interface Ctx extends StackCtx {
   tmp: string;
@@ -84,6 +86,63 @@ test('a script that breaks the protocol fails the run', async (ctx) => {
   } finally {
     await rm(broken, { force: true });
   }
+});
+
+test('a server that accepts the connection and then says nothing fails the run at the handshake deadline', async (ctx) => {
+  // Accepts TCP connections and never answers the upgrade.
+  const held = new Set<net.Socket>();
+  const stalled = net.createServer((socket) => {
+    held.add(socket);
+    socket.on('close', () => held.delete(socket));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (stalled.address() as net.AddressInfo).port;
+    const started = Date.now();
+    const { code, summary, output } = await k6(ctx, 'loadtest/k6/chat.js', {
+      URL: `ws://127.0.0.1:${port}/v1/ws`, JWT_SECRET: ctx.stack.secret, STAGES: '100ms:1,500ms:1', TURNS: '1', HANDSHAKE_TIMEOUT_MS: '1000',
+    }, 'stalled');
+    assert.equal(code, 99, output);
+    // Failed by its own checks, not by the runner cutting off an iteration that never ended.
+    assert.equal(summary!.errors, [], output);
+    assert.ok(summary!.checks['session.ready within HANDSHAKE_TIMEOUT_MS']!.fails >= 1, output);
+    assert.ok(summary!.thresholds.some((t) => t.metric === 'checks' && !t.passed));
+    assert.ok(Date.now() - started < 25_000, 'well before gracefulStop');
+  } finally {
+    for (const socket of held) socket.destroy();
+    await new Promise<void>((resolve) => stalled.close(() => resolve()));
+  }
+});
+
+test('a socket the server closes in the middle of a turn fails a check at once (not only when the turn deadline passes)', async (ctx) => {
+  const workspace = 'k6-cut';
+  const running = k6(ctx, 'loadtest/k6/chat.js', {
+    URL: ctx.url, JWT_SECRET: ctx.stack.secret, WORKSPACE: workspace, STAGES: '100ms:1,500ms:1', TURNS: '1',
+    MESSAGE: 'Keep talking [[words:300]] [[delay:20]]', TURN_TIMEOUT_MS: '120000',
+  }, 'cut');
+  // Once the turn streams, the gateway drops the socket following it.
+  await waitFor(async () => {
+    const runs = await ctx.stack.db.selectFrom('runs').innerJoin('threads', 'threads.id', 'runs.thread_id')
+      .select(['runs.thread_id']).where('threads.workspace_id', '=', workspace).where('runs.status', '=', 'running').execute();
+    const follower = runs.flatMap((r) => ctx.node.gateway!.fanout.followersOf(r.thread_id))[0];
+    follower?.connection.ws?.close();
+    return follower !== undefined;
+  }, 20_000, 'a running turn to cut');
+  const { code, summary, output } = await running;
+  assert.equal(code, 99, output);
+  assert.equal(summary!.errors, [], output);
+  assert.ok(summary!.checks['socket open until the turns end']!.fails >= 1, output);
+  assert.equal(summary!.checks['agent_completed within TURN_TIMEOUT_MS'], undefined, 'failed by the close, not by the turn deadline');
+});
+
+test('tokens minted in the script carry JWT_ISSUER and JWT_AUDIENCE for a server that requires them', async (ctx) => {
+  const strict = await ctx.stack.start({ worker: false }, { JWT_ISSUER: 'https://auth.example.com', JWT_AUDIENCE: 'convo' });
+  const { code, output } = await k6(ctx, 'loadtest/k6/chat.js', {
+    URL: ctx.stack.wsUrl(strict), JWT_SECRET: ctx.stack.secret, JWT_ISSUER: 'https://auth.example.com', JWT_AUDIENCE: 'convo',
+    STAGES: '100ms:1,1s:1', TURNS: '1', WORKSPACE: 'k6-iss',
+  }, 'issuer');
+  assert.equal(code, 0, output);
 });
 
 test.run();

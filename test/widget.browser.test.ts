@@ -1,8 +1,8 @@
 /**
  * The `<convo-chat>` widget in a real browser (Debian's Chromium via playwright-core), on the demo
- * page at `/` of a gateway in embedded development mode (a generated secret, so `/dev/token`
- * answers), against a live worker on Postgres + Redis. Screenshots of the final states go to
- * artifacts/browser/.
+ * page at `/` of a node in embedded development mode (a generated secret, the embedded store and
+ * bus: what serves `/dev/token`, tested in web-routes.test.ts), with its live worker.
+ * Screenshots of the final states go to artifacts/browser/.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,6 +11,7 @@ import type { Page } from 'playwright-core';
 import { buildWeb } from '../scripts/build-web.mjs';
 import { useStack, type StackCtx } from './support/fixture.js';
 import { ARTIFACTS, launchBrowser, type Browser } from './support/browser.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 import { waitFor } from './support/wait.js';
 
 interface Ctx extends StackCtx {
@@ -21,7 +22,8 @@ interface Ctx extends StackCtx {
 
 const test = suite<Ctx>('chat widget in a browser');
 useStack(test, {
-  // No JWT_SECRET: the node generates a development secret, which is what serves /dev/token.
+  // No JWT_SECRET, no DATABASE_URL or REDIS_URL: embedded development mode, which serves /dev/token.
+  backend: 'embedded',
   env: { JWT_SECRET: '' },
   setup: async (ctx) => {
     await buildWeb({ quiet: true, types: false });
@@ -293,17 +295,248 @@ test('a refused token in the browser: read from the close code, shown as signed 
   }
 });
 
-test('GET /dev/token answers only in embedded development mode', async (ctx) => {
-  const dev = await fetch(`${ctx.base}/dev/token`);
-  assert.equal(dev.status, 200);
-  const { token } = (await dev.json()) as { token: string };
-  assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
-  // A node with a configured secret serves no such route.
-  const configured = await ctx.stack.start({ worker: false }, { JWT_SECRET: 'c'.repeat(40) });
-  const base = `http://127.0.0.1:${configured.gateway!.port}`;
-  assert.equal((await fetch(`${base}/dev/token`)).status, 404);
-  assert.equal((await fetch(`${base}/dev/token`, { method: 'POST' })).status, 404);
-  assert.equal((await fetch(`${base}/`)).status, 200, 'the demo page is still served');
+/** A page of its own with one more widget, `#w`, configured by `setup` (run in the page) before it is added. */
+async function widgetPage(ctx: Ctx, setup = 'element.setAttribute("token-endpoint", "/dev/token"); element.setAttribute("token-method", "GET");', onPage?: (page: Page) => void): Promise<Page> {
+  const page = await ctx.browser.context.newPage();
+  page.on('pageerror', (error) => ctx.pageErrors.push(error.message));
+  onPage?.(page);
+  await page.goto(`${ctx.base}/`);
+  await page.evaluate((code) => {
+    const element = document.createElement('convo-chat');
+    element.id = 'w';
+    new Function('element', code)(element);
+    document.body.append(element);
+  }, setup);
+  return page;
+}
+
+const followers = (ctx: Ctx, threadId: string) => ctx.node.gateway!.fanout.followersOf(threadId).length;
+
+test('a Markdown image in an answer is a link, not an image: nothing is fetched until someone follows it', async (ctx) => {
+  const { page } = ctx;
+  const fetched: string[] = [];
+  page.on('request', (request) => request.url().includes('/exfil') && fetched.push(request.url()));
+  // As a prompt injection would have the model write it: the address carries what it wants out.
+  const turn = await say(page, '![leak](/exfil?secret=42) [[words:6]]');
+  await waitFor(async () => (await turn.getAttribute('data-status')) === 'completed', 15_000, 'the turn to complete');
+  const link = turn.locator('.text a', { hasText: 'leak' });
+  assert.equal(await link.count(), 1, 'the image is shown as a link named by its alt text');
+  assert.match((await link.getAttribute('href'))!, /\/exfil\?secret=42$/);
+  assert.equal(await link.getAttribute('rel'), 'noopener noreferrer nofollow');
+  assert.equal(await chat(page).locator('img').count(), 0, 'no image element');
+  assert.equal(fetched, [], 'nothing fetched');
+  await shot(page, '8-image-as-link');
+});
+
+test('a streaming turn is aria-busy and updated in place: its text element is kept, not rebuilt, and the busy mark goes when it ends', async (ctx) => {
+  const { page } = ctx;
+  const turn = await say(page, 'Stream it slowly [[words:60]] [[delay:20]]');
+  await turn.locator('.text').waitFor({ timeout: 15_000 });
+  assert.equal(await turn.getAttribute('aria-busy'), 'true');
+  // Marks on the elements as they are now: a rebuilt turn would lose them.
+  await turn.evaluate((element) => {
+    (element.querySelector('.text') as HTMLElement).dataset.probe = 'kept';
+    (element.querySelector('.agent') as HTMLElement).dataset.probe = 'kept';
+  });
+  const early = (await turn.locator('.text').innerText()).length;
+  await waitFor(async () => (await turn.getAttribute('data-status')) === 'completed', 20_000, 'the turn to complete');
+  assert.ok((await turn.locator('.text').innerText()).length > early, 'more text arrived after the marks were set');
+  assert.equal(await turn.locator('.text[data-probe="kept"]').count(), 1, 'the same text element');
+  assert.equal(await turn.locator('.agent[data-probe="kept"]').count(), 1, 'the same agent line');
+  assert.equal(await turn.getAttribute('aria-busy'), null, 'not busy once it ended');
+  const stored = (await assistantTexts(ctx, threadIdOf(page))).at(-1)!;
+  assert.equal((await turn.locator('.text').innerText()).trim(), stored);
+});
+
+test('the log is aria-busy while a conversation\'s history loads, and not after', async (ctx) => {
+  const threadId = threadIdOf(ctx.page);
+  const page = await widgetPage(ctx, `
+    element.setAttribute('token-endpoint', '/dev/token');
+    element.setAttribute('token-method', 'GET');
+    element.setAttribute('history-page', '500');
+    element.setAttribute('thread', ${JSON.stringify(threadId)});
+    const log = element.shadowRoot.querySelector('[role="log"]');
+    // Each change of aria-busy, as the value it had before.
+    const seen = (window.busySeen = []);
+    new MutationObserver((records) => seen.push(...records.map((r) => r.oldValue))).observe(log, { attributes: true, attributeFilter: ['aria-busy'], attributeOldValue: true });`);
+  try {
+    const widget = page.locator('#w');
+    await widget.locator('.turn[data-status="completed"]').first().waitFor({ timeout: 15_000 });
+    // One page holds the whole thread: one load, busy from its start to its end.
+    await waitFor(async () => (await page.evaluate(() => (window as unknown as { busySeen: unknown[] }).busySeen.length)) >= 2, 10_000, 'the load to end');
+    const seen = await page.evaluate(() => (window as unknown as { busySeen: Array<string | null> }).busySeen);
+    assert.equal(seen, [null, 'true'], 'set, then removed');
+    assert.equal(await widget.getByRole('log').getAttribute('aria-busy'), null);
+  } finally {
+    await page.close();
+  }
+});
+
+test('setting the token property again (React makes a new function every render) does not reconnect; the newest function gives the next token', async (ctx) => {
+  const page = await widgetPage(ctx, `
+    const calls = (window.tokenCalls = { first: 0, later: 0 });
+    const statuses = (window.statuses = []);
+    element.addEventListener('convo-status', (e) => statuses.push(e.detail.status));
+    element.token = async () => { calls.first += 1; return (await (await fetch('/dev/token')).json()).token; };`);
+  try {
+    const widget = page.locator('#w');
+    await widget.getByRole('status').filter({ hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+    const connectionId = await widget.evaluate((element) => (element as unknown as { client: { sessionInfo: { connection_id: string } } }).client.sessionInfo.connection_id);
+    await page.evaluate(() => {
+      const element = document.querySelector('#w') as HTMLElement & { token: () => Promise<string> };
+      const calls = (window as unknown as { tokenCalls: { later: number } }).tokenCalls;
+      // Five renders, five new inline functions.
+      for (let i = 0; i < 5; i++) element.token = async () => { calls.later += 1; return (await (await fetch('/dev/token')).json()).token; };
+    });
+    const box = widget.getByRole('textbox', { name: 'Message' });
+    await box.fill('Hello after five renders [[words:4]]');
+    await box.press('Enter');
+    await widget.locator('.turn[data-status="completed"]').waitFor({ timeout: 15_000 });
+    const state = await page.evaluate(() => ({ calls: (window as any).tokenCalls, statuses: (window as any).statuses }));
+    assert.equal(state.calls, { first: 1, later: 0 }, 'no new token asked for');
+    assert.equal(state.statuses.filter((s: string) => s === 'open').length, 1, `one session: ${JSON.stringify(state.statuses)}`);
+    assert.equal(await widget.evaluate((element) => (element as any).client.sessionInfo.connection_id), connectionId, 'the same connection');
+    // The next connect asks the function set last.
+    const threadId = await widget.evaluate((element) => (element as any).client.threads[0].threadId as string);
+    ctx.node.gateway!.fanout.followersOf(threadId).find((f) => true)!.connection.ws!.close();
+    await waitFor(async () => (await page.evaluate(() => (window as any).tokenCalls.later)) === 1, 10_000, 'the newest function to be asked');
+    await widget.getByRole('status').filter({ hasText: 'Connected' }).waitFor({ timeout: 10_000 });
+    assert.equal(await page.evaluate(() => (window as any).tokenCalls.first), 1);
+  } finally {
+    await page.close();
+  }
+});
+
+test('switching conversations quickly follows only the one shown; one left while it streams is let go when its run ends', async (ctx) => {
+  const page = await widgetPage(ctx);
+  try {
+    const widget = page.locator('#w');
+    await widget.getByRole('status').filter({ hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+    const [a, b, c] = await widget.evaluate(async (element) => {
+      const client = (element as any).client;
+      const made = [];
+      for (let i = 0; i < 3; i++) made.push((await client.createThread({ title: `switch ${i}` })).id as string);
+      return made;
+    }) as string[];
+    // Three clicks in a row, faster than a history page comes back.
+    await widget.evaluate((element, ids) => {
+      for (const id of ids) (element as HTMLElement & { thread: string }).thread = id;
+    }, [a!, b!, c!]);
+    await waitFor(() => followers(ctx, c!) === 1, 10_000, 'the shown thread to be followed');
+    assert.equal([followers(ctx, a!), followers(ctx, b!)], [0, 0], 'the threads passed through are not followed');
+    // A thread left while its answer streams stays followed until the run ends, then is let go.
+    const box = widget.getByRole('textbox', { name: 'Message' });
+    await box.fill('Take your time [[words:60]] [[delay:20]]');
+    await box.press('Enter');
+    await widget.locator('.turn .text').waitFor({ timeout: 15_000 });
+    await widget.evaluate((element, id) => ((element as HTMLElement & { thread: string }).thread = id), a!);
+    await waitFor(() => followers(ctx, a!) === 1, 10_000, 'the thread switched to');
+    assert.equal(followers(ctx, c!), 1, 'still followed while it streams');
+    const run = await ctx.stack.db.selectFrom('runs').select('id').where('thread_id', '=', c!).executeTakeFirstOrThrow();
+    await waitFor(async () => (await ctx.stack.db.selectFrom('runs').select('status').where('id', '=', run.id).executeTakeFirstOrThrow()).status === 'completed', 20_000, 'the run to end');
+    await waitFor(() => followers(ctx, c!) === 0, 5_000, 'the left thread to be let go');
+    assert.equal(followers(ctx, a!), 1);
+  } finally {
+    await page.close();
+  }
+});
+
+test('a send that timed out, sent again unchanged, keeps its client_message_id: stored once', async (ctx) => {
+  const proxy = await startTcpProxy(ctx.node.gateway!.port);
+  const page = await widgetPage(ctx, `
+    element.setAttribute('server', 'http://127.0.0.1:${proxy.port}');
+    element.setAttribute('token-endpoint', '/dev/token');
+    element.setAttribute('token-method', 'GET');`);
+  try {
+    const widget = page.locator('#w');
+    await widget.getByRole('status').filter({ hasText: 'Connected' }).waitFor({ timeout: 15_000 });
+    const text = 'Am I stored twice? [[words:4]]';
+    // The frame reaches the server, no answer comes back: the send times out (15 s).
+    proxy.mute();
+    const box = widget.getByRole('textbox', { name: 'Message' });
+    await box.fill(text);
+    await box.press('Enter');
+    await widget.getByRole('alert').filter({ hasText: 'did not answer in time' }).waitFor({ timeout: 25_000 });
+    assert.equal(await box.inputValue(), text, 'the text is back in the box');
+    const stored = () => ctx.stack.db.selectFrom('messages').select('id').where('content', '=', text).execute();
+    assert.equal((await stored()).length, 1, 'the first one was stored');
+    // A new connection, then the person presses Enter again on the same text.
+    proxy.cut();
+    await waitFor(async () => (await widget.getByRole('status').innerText()) === 'Connected' && proxy.accepted() >= 2, 15_000, 'a new connection');
+    await box.press('Enter');
+    await widget.locator('.turn[data-status="completed"]').waitFor({ timeout: 15_000 });
+    assert.equal((await stored()).length, 1, 'stored once');
+    assert.equal(await widget.locator('.msg.user').count(), 1, 'shown once');
+  } finally {
+    await page.close();
+    await proxy.close();
+  }
+});
+
+test('page styles that are inherited stay out, and the widget keeps its width in a parent that sizes to its content', async (ctx) => {
+  const page = await ctx.browser.context.newPage();
+  try {
+    await page.goto(`${ctx.base}/`);
+    await page.addStyleTag({ content: 'body { text-transform: uppercase; letter-spacing: 4px; font-style: italic; white-space: pre; word-spacing: 12px; text-align: right; line-height: 40px; }' });
+    const result = await page.evaluate(async () => {
+      const widgets: HTMLElement[] = [];
+      for (const parentStyle of ['display: inline-block', 'display: flex', 'position: absolute; top: 0; left: 0', 'display: grid; grid-template-columns: auto 1fr']) {
+        const parent = document.createElement('div');
+        parent.setAttribute('style', parentStyle);
+        const element = document.createElement('convo-chat');
+        element.setAttribute('token-endpoint', '/dev/token');
+        element.setAttribute('token-method', 'GET');
+        parent.append(element);
+        document.body.append(parent);
+        widgets.push(element);
+      }
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      // The connection indicator: text the widget styles only by its size and colour.
+      const style = getComputedStyle(widgets[0]!.shadowRoot!.querySelector('[role="status"]') as HTMLElement);
+      return {
+        widths: widgets.map((w) => Math.round(w.getBoundingClientRect().width)),
+        text: [style.textTransform, style.letterSpacing, style.fontStyle, style.whiteSpace, style.wordSpacing, style.textAlign],
+      };
+    });
+    assert.equal(result.text, ['none', 'normal', 'normal', 'normal', '0px', 'start'], 'nothing inherited from the page');
+    for (const width of result.widths) assert.ok(width >= 300, `not collapsed: ${JSON.stringify(result.widths)}`);
+  } finally {
+    await page.close();
+  }
+});
+
+test('/convo-client.js is imported as an ES module by a page on another origin', async (ctx) => {
+  const page = await ctx.browser.context.newPage();
+  try {
+    // localhost and 127.0.0.1 are two origins: this page is not the bundle's.
+    await page.goto(`http://localhost:${ctx.node.gateway!.port}/elsewhere`);
+    const loaded = await page.evaluate(async (url) => {
+      const sdk = await import(url);
+      return [typeof sdk.ConversationClient, typeof sdk.newClientMessageId, location.origin];
+    }, `${ctx.base}/convo-client.js`);
+    assert.equal(loaded.slice(0, 2), ['function', 'function']);
+    assert.not.equal(loaded[2], ctx.base);
+  } finally {
+    await page.close();
+  }
+});
+
+test('a token endpoint that answers 401 (not signed in) is asked once: the widget shows signed out and stops', async (ctx) => {
+  const requests: string[] = [];
+  // The REST API without a bearer token answers 401, like a host app's token route for a signed-out user.
+  const page = await widgetPage(ctx, 'element.setAttribute("token-endpoint", "/v1/threads"); element.setAttribute("token-method", "GET");', (page) => {
+    page.on('request', (request) => new URL(request.url()).pathname === '/v1/threads' && requests.push(request.url()));
+  });
+  try {
+    const widget = page.locator('#w');
+    await widget.getByRole('status').filter({ hasText: 'Disconnected' }).waitFor({ timeout: 10_000 });
+    await widget.getByRole('alert').filter({ hasText: 'signed out' }).waitFor({ timeout: 5_000 });
+    // A poll would ask again within its first backoff window (at most 500 ms).
+    await page.waitForTimeout(1_500);
+    assert.equal(requests.length, 1, 'asked once');
+  } finally {
+    await page.close();
+  }
 });
 
 test.run();

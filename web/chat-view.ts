@@ -1,7 +1,9 @@
 /**
  * What the message log shows for a thread's state: one item per user message and one per run
- * (its tool activity, thinking state, streamed text and how it ended), in seq order. Each item
- * has a key and a signature, so the element only rebuilds the items that changed.
+ * (its tool activity, thinking state, streamed text and how it ended), in seq order. Each item has
+ * a key and a view that updates its element in place: a streaming turn changes only its text (and
+ * a tool's label when it finishes), so a screen reader is not handed the whole turn again, and a
+ * paint costs what changed, not the size of every tool's arguments.
  */
 import type { ChatMessage, OutboxEntry, RunView, ThreadState, ToolActivity } from '../protocol/client/index.js';
 import { renderMarkdown } from './markdown.js';
@@ -13,13 +15,17 @@ export type Item =
 export function itemsOf(state: ThreadState | undefined, outbox: OutboxEntry[], threadId: string | undefined): Item[] {
   const items: Item[] = [];
   const placed = new Set<string>();
+  // Each run's answer, found in one pass (a paint must not scan the messages once per message).
+  const answers = new Map<string, ChatMessage>();
+  for (const message of state?.messages ?? []) {
+    if (message.role === 'assistant' && message.runId && !answers.has(message.runId)) answers.set(message.runId, message);
+  }
   const turnOf = (runId: string | undefined, message?: ChatMessage) => {
     const run = runId ? state?.runs[runId] : undefined;
     const key = `turn:${runId ?? message?.id}`;
     if (placed.has(key)) return;
     placed.add(key);
-    const text = message ?? state?.messages.find((m) => m.role === 'assistant' && m.runId === runId);
-    items.push({ kind: 'turn', key, run, message: text });
+    items.push({ kind: 'turn', key, run, message: message ?? (runId ? answers.get(runId) : undefined) });
   };
   for (const message of state?.messages ?? []) {
     if (message.role === 'user') {
@@ -35,43 +41,125 @@ export function itemsOf(state: ThreadState | undefined, outbox: OutboxEntry[], t
   return items;
 }
 
-export function signature(item: Item): string {
-  return item.kind === 'user'
-    ? `${item.pending}|${item.content}`
-    : JSON.stringify([item.run?.status, item.run?.thinking, item.run?.agentName, item.run?.tools, item.run?.error, item.message?.content, item.message?.streaming]);
+/** An item's element and how to bring it up to date. */
+export interface ItemView {
+  readonly element: HTMLElement;
+  update(item: Item): void;
 }
 
-export function renderItem(element: HTMLElement, item: Item): void {
-  // Tool details the reader opened stay open while the turn streams on.
-  const opened = new Set([...element.querySelectorAll<HTMLElement>('details[open]')].map((d) => d.dataset.id));
-  element.replaceChildren();
-  if (item.kind === 'user') {
-    element.className = `msg user${item.pending ? ' pending' : ''}`;
-    element.setAttribute('part', 'message user-message');
+export function createView(item: Item): ItemView {
+  return item.kind === 'user' ? new UserView() : new TurnView();
+}
+
+class UserView implements ItemView {
+  readonly element = el('div');
+  private shown?: string;
+
+  update(item: Item): void {
+    if (item.kind !== 'user') return;
+    const key = `${item.pending}|${item.content}`;
+    if (key === this.shown) return;
+    this.shown = key;
+    this.element.className = `msg user${item.pending ? ' pending' : ''}`;
+    this.element.setAttribute('part', 'message user-message');
     // The user's own text is shown as typed: text, never HTML.
-    element.textContent = item.content;
-    if (item.pending) element.title = 'Not sent yet';
-    return;
+    this.element.textContent = item.content;
+    if (item.pending) this.element.title = 'Not sent yet';
+    else this.element.removeAttribute('title');
   }
-  const { run, message } = item;
-  element.className = 'turn';
-  element.setAttribute('part', 'message assistant-message');
-  const active = run?.status === 'queued' || run?.status === 'running';
-  element.dataset.streaming = String(Boolean(active && message?.streaming && message.content));
-  element.dataset.status = run?.status ?? message?.status ?? 'completed';
-  if (run?.agentName) element.append(el('div', 'agent', run.agentName));
-  for (const tool of run?.tools ?? []) {
-    const view = toolView(tool);
-    view.open = opened.has(tool.toolCallId);
-    element.append(view);
+}
+
+class TurnView implements ItemView {
+  readonly element = el('article', 'turn');
+  private readonly tools = el('div', 'tools');
+  private readonly note = el('div', 'note');
+  private agent?: HTMLElement;
+  private text?: HTMLElement;
+  private readonly toolViews = new Map<string, ToolView>();
+  private shownText?: string;
+  private shownNote?: string;
+
+  constructor() {
+    this.element.setAttribute('part', 'message assistant-message');
+    this.tools.hidden = true;
+    this.note.hidden = true;
+    this.element.append(this.tools, this.note);
   }
-  if (message && message.content) {
-    const text = el('div', 'text');
-    text.innerHTML = renderMarkdown(message.content);
-    element.append(text);
+
+  update(item: Item): void {
+    if (item.kind !== 'turn') return;
+    const { run, message } = item;
+    const element = this.element;
+    const active = run?.status === 'queued' || run?.status === 'running';
+    // While the turn streams, assistive technology waits for it to settle instead of reading
+    // every change (the log is a polite live region).
+    setAttr(element, 'aria-busy', active ? 'true' : undefined);
+    setAttr(element, 'data-streaming', String(Boolean(active && message?.streaming && message.content)));
+    setAttr(element, 'data-status', run?.status ?? message?.status ?? 'completed');
+    if (run?.agentName && !this.agent) {
+      this.agent = el('div', 'agent', run.agentName);
+      element.prepend(this.agent);
+    }
+    for (const tool of run?.tools ?? []) {
+      let view = this.toolViews.get(tool.toolCallId);
+      if (!view) {
+        this.toolViews.set(tool.toolCallId, (view = new ToolView(tool)));
+        this.tools.append(view.element);
+        this.tools.hidden = false;
+      }
+      view.update(tool);
+    }
+    const content = message?.content ?? '';
+    if (content !== (this.shownText ?? '')) {
+      this.shownText = content;
+      if (!this.text) {
+        this.text = el('div', 'text');
+        element.insertBefore(this.text, this.note);
+      }
+      this.text.innerHTML = renderMarkdown(content);
+      this.text.hidden = content === '';
+    }
+    const note = noteOf(run, message);
+    const noteKey = note ? `${note.kind}|${note.text}` : '';
+    if (noteKey !== this.shownNote) {
+      this.shownNote = noteKey;
+      this.note.className = note ? `note ${note.kind}` : 'note';
+      this.note.textContent = note?.text ?? '';
+      this.note.hidden = !note;
+    }
   }
-  const note = noteOf(run, message);
-  if (note) element.append(el('div', `note ${note.kind}`, note.text));
+}
+
+class ToolView {
+  readonly element: HTMLDetailsElement;
+  private readonly summary: HTMLElement;
+  private shownStatus?: ToolActivity['status'];
+  private argumentsShown = false;
+
+  constructor(tool: ToolActivity) {
+    this.element = el('details', 'tool');
+    this.element.dataset.id = tool.toolCallId;
+    this.element.setAttribute('part', 'tool');
+    this.summary = el('summary');
+    this.element.append(this.summary);
+  }
+
+  /** Arguments are shown once; the label and the result when the status changes. */
+  update(tool: ToolActivity): void {
+    if (!this.argumentsShown && tool.arguments !== undefined) {
+      this.argumentsShown = true;
+      this.summary.after(el('div', 'note', 'Arguments'), el('pre', '', pretty(tool.arguments)));
+    }
+    if (tool.status === this.shownStatus) return;
+    this.shownStatus = tool.status;
+    this.element.dataset.status = tool.status;
+    const label = { running: '', completed: ' — done', error: ' — failed', abandoned: ' — not finished' }[tool.status];
+    this.summary.textContent = `Tool: ${tool.name}${label}`;
+    if (tool.result !== undefined) {
+      const heading = tool.status === 'error' ? 'Error' : `Result${tool.durationMs !== undefined ? ` (${tool.durationMs} ms)` : ''}`;
+      this.element.append(el('div', 'note', heading), el('pre', '', tool.result));
+    }
+  }
 }
 
 function noteOf(run: RunView | undefined, message: ChatMessage | undefined): { kind: string; text: string } | undefined {
@@ -83,26 +171,17 @@ function noteOf(run: RunView | undefined, message: ChatMessage | undefined): { k
   return undefined;
 }
 
-function toolView(tool: ToolActivity): HTMLDetailsElement {
-  const details = el('details', 'tool');
-  details.dataset.status = tool.status;
-  details.dataset.id = tool.toolCallId;
-  details.setAttribute('part', 'tool');
-  const label = tool.status === 'error' ? ' — failed' : tool.status === 'completed' ? ' — done' : '';
-  details.append(el('summary', '', `Tool: ${tool.name}${label}`));
-  if (tool.arguments !== undefined) details.append(el('div', 'note', 'Arguments'), el('pre', '', pretty(tool.arguments)));
-  if (tool.result !== undefined) {
-    details.append(el('div', 'note', tool.status === 'error' ? 'Error' : `Result${tool.durationMs !== undefined ? ` (${tool.durationMs} ms)` : ''}`), el('pre', '', tool.result));
-  }
-  return details;
-}
-
 function pretty(value: unknown): string {
   try {
     return typeof value === 'string' ? value : JSON.stringify(value, null, 2);
   } catch {
     return String(value);
   }
+}
+
+function setAttr(element: HTMLElement, name: string, value: string | undefined): void {
+  if (value === undefined) element.removeAttribute(name);
+  else if (element.getAttribute(name) !== value) element.setAttribute(name, value);
 }
 
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text?: string): HTMLElementTagNameMap[K] {

@@ -5,7 +5,7 @@
  * (`convo-status`, `convo-ready`, `convo-thread-change`, `convo-message`, `convo-error`), which
  * bubble and cross shadow roots.
  */
-import { ConversationClient, ConversationError, type ConnectionStatus, type StatusDetail } from '../protocol/client/index.js';
+import { ConversationClient, ConversationError, newClientMessageId, type ConnectionStatus, type StatusDetail } from '../protocol/client/index.js';
 import type { ThreadEvent } from '../protocol/frames.js';
 import type { ThreadView } from '../protocol/results.js';
 import { el } from './chat-view.js';
@@ -18,7 +18,7 @@ import { endpointTokenSource, type TokenCallback } from './token-source.js';
 const Base = (typeof HTMLElement === 'undefined' ? class {} : HTMLElement) as typeof HTMLElement;
 
 const TEMPLATE = `
-<div class="root" part="root">
+<div class="root" part="root"><div class="layout">
   <nav class="threads" part="thread-list" aria-label="Conversations">
     <button type="button" class="new" part="new-button">New conversation</button>
     <ul></ul>
@@ -33,7 +33,7 @@ const TEMPLATE = `
       <button type="submit" class="primary" part="send-button">Send</button>
     </form>
   </section>
-</div>`;
+</div></div>`;
 
 export class ConvoChat extends Base {
   static observedAttributes = ['server', 'token-endpoint', 'token-method', 'agent', 'thread', 'heading'];
@@ -46,6 +46,10 @@ export class ConvoChat extends Base {
   private frame = 0;
   private loadingOlder = false;
   private readonly opening = new Set<string>();
+  /** The last send that failed: sent again unchanged, it keeps its client_message_id (stored once). */
+  private failedSend?: { content: string; threadId?: string; clientMessageId: string };
+  /** What the thread list shows, so a paint rebuilds it only when that changes. */
+  private shownThreads?: { list: ThreadView[]; current?: string };
   private readonly ui!: {
     list: HTMLUListElement; log: HTMLElement; status: HTMLElement; title: HTMLElement; alert: HTMLElement;
     input: HTMLTextAreaElement; send: HTMLButtonElement; stop: HTMLButtonElement; form: HTMLFormElement; newButton: HTMLButtonElement;
@@ -91,11 +95,15 @@ export class ConvoChat extends Base {
   set agent(value: string | null) { this.toggleAttr('agent', value); }
   get thread(): string | null { return this.getAttribute('thread'); }
   set thread(value: string | null) { this.toggleAttr('thread', value); }
-  /** A function returning a JWT (or a promise of one); takes precedence over token-endpoint. */
+  /**
+   * A function returning a JWT (or a promise of one); takes precedence over token-endpoint. The
+   * client asks for each token through the element, so setting a new function (React passes a new
+   * inline one on every render) takes effect at the next token request, without a reconnect.
+   */
   get token(): TokenCallback | undefined { return this.tokenCallback; }
   set token(value: TokenCallback | undefined) {
     this.tokenCallback = value;
-    if (this.isConnected) this.restart();
+    if (this.isConnected && !this.chat) this.restart();
   }
   /** The client behind the element, for hosts that want its state or events. */
   get client(): ConversationClient | undefined { return this.chat; }
@@ -137,18 +145,29 @@ export class ConvoChat extends Base {
 
   // ---- the client ---------------------------------------------------------------------------------
 
+  /** Where the next token comes from: the token property, else the token-endpoint attribute. */
+  private tokenSource(): TokenCallback | undefined {
+    const endpoint = this.tokenEndpoint;
+    return this.tokenCallback ?? (endpoint ? endpointTokenSource(endpoint, this.getAttribute('token-method')?.toUpperCase() === 'GET' ? 'GET' : 'POST') : undefined);
+  }
+
   private restart(): void {
     this.chat?.close();
     this.chat = undefined;
     this.opening.clear();
+    this.failedSend = undefined;
     this.log.clear();
-    const endpoint = this.tokenEndpoint;
-    const token = this.tokenCallback ?? (endpoint ? endpointTokenSource(endpoint, this.getAttribute('token-method')?.toUpperCase() === 'GET' ? 'GET' : 'POST') : undefined);
-    if (!token) {
+    if (!this.tokenSource()) {
       this.showStatus('idle', { attempt: 0 });
       this.showError('Set a token-endpoint attribute or a token property to connect.');
       return;
     }
+    const token = () => {
+      const source = this.tokenSource();
+      // The source was taken away: asking again will not help (the client stops, see `refused`).
+      if (!source) throw Object.assign(new Error('Set a token-endpoint attribute or a token property to connect.'), { fatal: true });
+      return source();
+    };
     const chat = new ConversationClient({ url: this.server, token });
     this.chat = chat;
     chat.on('status', (status, detail) => {
@@ -168,6 +187,8 @@ export class ConvoChat extends Base {
       if (event.type !== 'agent_completed') return;
       const { thread_id, message, status } = (event as ThreadEvent<'agent_completed'>).payload;
       this.fire('convo-message', { threadId: thread_id, message, status });
+      // A thread left while it streamed is let go now that its run is over.
+      this.release(thread_id);
     });
     chat.on('outbox', () => this.schedule());
     chat.on('threadDeleted', (threadId) => {
@@ -191,29 +212,46 @@ export class ConvoChat extends Base {
     }
   }
 
-  /** Shows a thread: its newest page of history, then its live events. */
+  /**
+   * Shows a thread: its newest page of history, then its live events. The reader may move on while
+   * either is under way: after each step the thread must still be the one shown, or it is not
+   * followed (or let go again).
+   */
   private async open(threadId: string): Promise<void> {
     const chat = this.chat;
     if (!chat || this.opening.has(threadId) || chat.thread(threadId)?.following) return;
     this.opening.add(threadId);
+    const shown = () => this.chat === chat && this.current === threadId;
     try {
-      await chat.history(threadId, { limit: this.pageSize });
+      await this.log.busy(() => chat.history(threadId, { limit: this.pageSize }));
+      if (!shown()) return;
       await chat.follow(threadId);
+      if (!shown()) this.release(threadId);
     } catch (error) {
-      this.fail(error);
+      if (shown()) this.fail(error);
     } finally {
       this.opening.delete(threadId);
+      this.schedule();
     }
-    this.schedule();
+  }
+
+  /**
+   * A connection may follow only so many threads (MAX_SUBSCRIPTIONS_PER_CONNECTION): a thread no
+   * longer shown is let go, unless a run still streams on it (then at its agent_completed). Its
+   * state stays with the client for a return (the client keeps a few).
+   */
+  private release(threadId: string): void {
+    const chat = this.chat;
+    const state = chat?.thread(threadId);
+    if (!chat || !state?.following || state.activeRunId || threadId === this.current) return;
+    chat.unfollow(threadId).catch(() => {});
   }
 
   private select(threadId: string | undefined, announce: boolean): void {
     if (threadId === this.current) return;
-    // A connection may follow only so many threads (MAX_SUBSCRIPTIONS_PER_CONNECTION): the one left
-    // behind is let go unless a run is still streaming on it (its state is kept for a return).
-    const left = this.current ? this.chat?.thread(this.current) : undefined;
-    if (left?.following && !left.activeRunId) this.chat!.unfollow(left.threadId).catch(() => {});
+    const left = this.current;
     this.current = threadId;
+    if (left) this.release(left);
     this.log.clear();
     this.showError(undefined);
     if (threadId) void this.open(threadId);
@@ -228,7 +266,13 @@ export class ConvoChat extends Base {
     if (!content || !chat) return;
     this.ui.input.value = '';
     const threadId = this.current;
-    chat.send(content, { threadId, agentId: this.agent ?? undefined }).then(
+    // The text of a send that failed, sent again unchanged, keeps its client_message_id: if the
+    // first one was stored after all (a timeout, its answer lost), the server answers with that
+    // message instead of storing a second one.
+    const failed = this.failedSend;
+    const clientMessageId = failed && failed.content === content && failed.threadId === threadId ? failed.clientMessageId : newClientMessageId();
+    this.failedSend = undefined;
+    chat.send(content, { threadId, agentId: this.agent ?? undefined, clientMessageId }).then(
       (ack) => {
         this.showError(undefined);
         if (threadId === undefined && this.current === undefined) {
@@ -241,6 +285,7 @@ export class ConvoChat extends Base {
       (error: unknown) => {
         // Nothing typed is lost: the text goes back into the box when it is empty.
         if (!this.ui.input.value) this.ui.input.value = content;
+        if (this.chat === chat) this.failedSend = { content, threadId, clientMessageId };
         this.fail(error);
       },
     );
@@ -256,12 +301,16 @@ export class ConvoChat extends Base {
     if (!state || !state.hasOlder || this.loadingOlder) return;
     this.loadingOlder = true;
     try {
-      await this.log.keepingPosition(async () => {
-        await this.chat!.history(state.threadId, { limit: this.pageSize });
+      const chat = this.chat!;
+      await this.log.busy(() => this.log.keepingPosition(async () => {
+        await chat.history(state.threadId, { limit: this.pageSize });
+        // The reader may have moved to another conversation meanwhile: its log stays as it is.
+        if (this.chat !== chat || this.current !== state.threadId) return false;
         this.paint();
-      });
+        return true;
+      }));
     } catch (error) {
-      this.fail(error);
+      if (this.current === state.threadId) this.fail(error);
     } finally {
       this.loadingOlder = false;
       this.schedule();
@@ -290,6 +339,8 @@ export class ConvoChat extends Base {
   }
 
   private paintThreads(): void {
+    if (this.shownThreads?.list === this.threadList && this.shownThreads.current === this.current) return;
+    this.shownThreads = { list: this.threadList, current: this.current };
     const list = this.ui.list;
     list.replaceChildren(
       ...this.threadList.map((thread) => {

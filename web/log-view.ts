@@ -1,13 +1,15 @@
 /**
- * The message log of one thread: keyed items (chat-view.ts) kept in place, so a streaming turn
- * rebuilds only itself; the reader's scroll position respected (follows the bottom only when the
- * reader is there); and the way to older history, by scrolling up or by a button.
+ * The message log of one thread: keyed items (chat-view.ts) kept in place and updated where they
+ * changed; the reader's scroll position respected (follows the bottom only when the reader is
+ * there); the way to older history, by scrolling up or by a button; and `aria-busy` on the log
+ * while a page of history lands, so a screen reader does not read out a whole page as news.
  */
 import type { OutboxEntry, ThreadState } from '../protocol/client/index.js';
-import { el, itemsOf, renderItem, signature } from './chat-view.js';
+import { createView, el, itemsOf, type ItemView } from './chat-view.js';
 
 export class LogView {
-  private readonly rendered = new Map<string, { element: HTMLElement; signature: string }>();
+  private readonly rendered = new Map<string, ItemView>();
+  private loads = 0;
 
   /** `wantOlder` is called when the reader asks for older history (or the page is too short to scroll). */
   constructor(readonly element: HTMLElement, private readonly wantOlder: () => void) {
@@ -21,14 +23,25 @@ export class LogView {
     this.element.replaceChildren();
   }
 
+  /** Runs `load` with the log marked busy (loads may overlap: busy until the last one ends). */
+  async busy<T>(load: () => Promise<T>): Promise<T> {
+    this.loads += 1;
+    this.element.setAttribute('aria-busy', 'true');
+    try {
+      return await load();
+    } finally {
+      if (--this.loads === 0) this.element.removeAttribute('aria-busy');
+    }
+  }
+
   paint(state: ThreadState | undefined, outbox: OutboxEntry[], threadId: string | undefined): void {
     const log = this.element;
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
     const items = itemsOf(state, outbox, threadId);
     const keep = new Set(items.map((i) => i.key));
-    for (const [key, entry] of this.rendered) {
+    for (const [key, view] of this.rendered) {
       if (!keep.has(key)) {
-        entry.element.remove();
+        view.element.remove();
         this.rendered.delete(key);
       }
     }
@@ -42,19 +55,12 @@ export class LogView {
       log.querySelector(':scope > .older')?.remove();
     }
     for (const item of items) {
-      let entry = this.rendered.get(item.key);
-      if (!entry) {
-        entry = { element: el(item.kind === 'user' ? 'div' : 'article'), signature: '' };
-        this.rendered.set(item.key, entry);
-      }
-      const sig = signature(item);
-      if (entry.signature !== sig) {
-        renderItem(entry.element, item);
-        entry.signature = sig;
-      }
+      let view = this.rendered.get(item.key);
+      if (!view) this.rendered.set(item.key, (view = createView(item)));
+      view.update(item);
       const expected: Element | null = previous ? previous.nextElementSibling : log.firstElementChild;
-      if (expected !== entry.element) log.insertBefore(entry.element, expected);
-      previous = entry.element;
+      if (expected !== view.element) log.insertBefore(view.element, expected);
+      previous = view.element;
     }
     if (items.length === 0) log.append(el('p', 'empty', threadId ? 'Loading the conversation…' : 'Start a new conversation: type a message below.'));
     if (atBottom) log.scrollTop = log.scrollHeight;
@@ -62,11 +68,10 @@ export class LogView {
     if (state?.hasOlder && log.scrollHeight <= log.clientHeight + 80) this.wantOlder();
   }
 
-  /** Runs `load` (which adds older items above) without moving what the reader is looking at. */
-  async keepingPosition(load: () => Promise<void>): Promise<void> {
+  /** Runs `load` (which adds older items above, and says whether it did) without moving what the reader is looking at. */
+  async keepingPosition(load: () => Promise<boolean>): Promise<void> {
     const fromBottom = this.element.scrollHeight - this.element.scrollTop;
-    await load();
-    this.element.scrollTop = this.element.scrollHeight - fromBottom;
+    if (await load()) this.element.scrollTop = this.element.scrollHeight - fromBottom;
   }
 
   private olderButton(): HTMLElement {

@@ -1,12 +1,22 @@
 /**
- * The element's styles, inside its shadow root (nothing leaks into the page, and the page's CSS
- * does not reach in). Theming goes through the custom properties below, which do cross the
- * shadow boundary, and through `::part()` on the named parts.
+ * The element's styles, inside its shadow root. The page's selectors do not reach in, and
+ * `all: initial` on the host stops what would still be inherited from the page (its
+ * text-transform, letter-spacing, font-style, white-space…); theming goes through the custom
+ * properties below, which do cross the shadow boundary (`all` leaves them alone), and through
+ * `::part()` on the named parts. The page's own rules for the element (its size, margins) still
+ * win over the host's defaults here.
+ *
+ * The narrow layout is a container query on `.root`, not on the host: size containment makes an
+ * element's intrinsic width 0, so a host that is its own container collapses in a parent that
+ * sizes to its content (inline-block, a flex row, a grid `auto` column). `.root` gets an intrinsic
+ * width instead (`--convo-width`), which such a parent uses.
  */
 export const styles = `
 :host {
+  all: initial;
   display: block;
   box-sizing: border-box;
+  min-width: 0;
   height: var(--convo-height, 560px);
   font: var(--convo-font, 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif);
   color: var(--convo-fg, #1d2430);
@@ -14,14 +24,14 @@ export const styles = `
   border: 1px solid var(--convo-border, #d9dde3);
   border-radius: var(--convo-radius, 10px);
   overflow: hidden;
-  container-type: inline-size;
 }
 :host([hidden]) { display: none; }
 *, *::before, *::after { box-sizing: inherit; }
-.root { display: flex; height: 100%; min-height: 0; }
+.root { height: 100%; container-type: inline-size; contain-intrinsic-inline-size: var(--convo-width, 480px); }
+.layout { display: flex; height: 100%; min-height: 0; }
 .threads {
   flex: 0 0 var(--convo-sidebar-width, 210px);
-  display: flex; flex-direction: column; min-height: 0;
+  display: flex; flex-direction: column; min-height: 0; min-width: 0;
   border-right: 1px solid var(--convo-border, #d9dde3);
   background: var(--convo-sidebar-bg, #f6f7f9);
 }
@@ -47,6 +57,7 @@ header .title { flex: 1; font-weight: 600; overflow: hidden; text-overflow: elli
 .msg.user { align-self: flex-end; background: var(--convo-user-bg, #3b5bdb); color: var(--convo-user-fg, #ffffff); white-space: pre-wrap; }
 .msg.pending { opacity: .65; }
 .turn { align-self: flex-start; max-width: 85%; display: flex; flex-direction: column; gap: 6px; }
+.turn .tools { display: flex; flex-direction: column; gap: 6px; }
 .turn .agent { font-size: 12px; color: var(--convo-muted, #5b6473); }
 .turn .text { background: var(--convo-assistant-bg, #f1f3f5); color: var(--convo-assistant-fg, inherit); padding: 8px 12px; border-radius: var(--convo-bubble-radius, 12px); overflow-wrap: anywhere; }
 .turn .text > :first-child { margin-top: 0; }
@@ -82,7 +93,7 @@ button { font: inherit; }
 [hidden] { display: none !important; }
 :focus-visible { outline: 2px solid var(--convo-focus, #4c6ef5); outline-offset: 2px; }
 @container (max-width: 560px) {
-  .root { flex-direction: column; }
+  .layout { flex-direction: column; }
   .threads { flex: 0 0 auto; max-height: 35%; border-right: 0; border-bottom: 1px solid var(--convo-border, #d9dde3); }
 }
 `;

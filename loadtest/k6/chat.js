@@ -8,7 +8,13 @@
 // `k6-vu-<n>` in WORKSPACE, default `k6`; JWT_WORKSPACE_CLAIM as on the server); TURNS per
 // iteration (3); MESSAGE (a prompt; the default alternates a plain one and a tool call);
 // STAGES of the ramping-VUs scenario, `duration:target,...` (`30s:20,1m:20,15s:0`);
-// TURN_TIMEOUT_MS (30000).
+// TURN_TIMEOUT_MS (30000); HANDSHAKE_TIMEOUT_MS (10000: connect to session.ready);
+// JWT_ISSUER / JWT_AUDIENCE as on the server, for minted tokens.
+//
+// A stalled or failing server fails the run instead of passing quietly: the handshake and each turn
+// have a deadline, and a socket that closes before its turns are done fails a check. (k6 ends an
+// iteration still waiting at the end of the test without a sample, and a threshold over no samples
+// does not fail by itself.)
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { setTimeout, clearTimeout } from 'k6/timers';
@@ -51,6 +57,7 @@ export const options = {
 const URL = __ENV.URL || 'ws://127.0.0.1:8080/v1/ws';
 const TURNS = Number(__ENV.TURNS || 3);
 const TURN_TIMEOUT_MS = Number(__ENV.TURN_TIMEOUT_MS || 30000);
+const HANDSHAKE_TIMEOUT_MS = Number(__ENV.HANDSHAKE_TIMEOUT_MS || 10000);
 
 function token() {
   if (__ENV.TOKEN) return __ENV.TOKEN;
@@ -59,6 +66,8 @@ function token() {
     sub: `k6-vu-${__VU}`,
     workspace: __ENV.WORKSPACE || 'k6',
     workspaceClaim: __ENV.JWT_WORKSPACE_CLAIM || 'workspace_id',
+    issuer: __ENV.JWT_ISSUER,
+    audience: __ENV.JWT_AUDIENCE,
   });
 }
 
@@ -78,12 +87,23 @@ export default function () {
   /** @type {{ id: string, runId?: string, sentAt: number, events: Array<{ type: string, payload: Record<string, any> }>, seqs: number[], firstDeltaAt?: number, timer?: number } | undefined} */
   let current;
   let ready = false;
+  /** The script closes the socket itself (done, or failed already): its close is expected. */
+  let closing = false;
 
   const finish = () => {
+    closing = true;
+    clearTimeout(handshakeTimer);
     if (current && current.timer !== undefined) clearTimeout(current.timer);
     current = undefined;
     ws.close();
   };
+
+  // A server that accepts the connection and then says nothing never sends session.ready.
+  const handshakeTimer = setTimeout(() => {
+    check(null, { 'session.ready within HANDSHAKE_TIMEOUT_MS': () => false });
+    turnOk.add(false);
+    finish();
+  }, HANDSHAKE_TIMEOUT_MS);
 
   const send = () => {
     const id = `t${turn}`;
@@ -103,6 +123,7 @@ export default function () {
     const frame = JSON.parse(String(event.data));
     if (frame.type === 'session.ready') {
       ready = true;
+      clearTimeout(handshakeTimer);
       handshake.add(Date.now() - opened);
       send();
       return;
@@ -149,9 +170,22 @@ export default function () {
   };
 
   ws.onerror = () => {
+    if (closing) return;
     check(null, { 'socket without errors': () => false });
     if (!ready) check(null, { 'handshake accepted': () => false });
     turnOk.add(false);
     finish();
+  };
+
+  // The server (or the network) closed the socket before the turns were done.
+  ws.onclose = () => {
+    if (closing) return;
+    check(null, { 'socket open until the turns end': () => false });
+    if (!ready) check(null, { 'handshake accepted': () => false });
+    turnOk.add(false);
+    closing = true;
+    clearTimeout(handshakeTimer);
+    if (current && current.timer !== undefined) clearTimeout(current.timer);
+    current = undefined;
   };
 }

@@ -1,52 +1,57 @@
 /**
  * `ConversationClient`: protocol v1 over one socket that is kept open (link.ts). It keeps a state
- * per thread and resumes every followed thread from the last seq it applied after a reconnect,
- * answers `auth.expiring` with a fresh token, and turns requests into promises that wait in a
- * queue while offline. It has no dependencies, so it runs in browsers and in Node (pass `ws`).
+ * per thread (thread-state.ts, held in thread-store.ts) and resumes every followed thread from the
+ * last seq it applied after a reconnect, answers `auth.expiring` with a fresh token, and turns
+ * requests into promises that wait in a queue while offline (request-queue.ts: their order, their
+ * pace and their size). It has no dependencies, so it runs in browsers and in Node (pass `ws`).
  */
 import type { ClientFrameType, ClientPayloads, ErrorPayload, MessageSendResult, SessionReadyPayload, ThreadEvent, ThreadSubscribeResult } from '../frames.js';
 import type {
   CancelResult, HistoryResult, RefreshResult, SearchResult, ThreadDeletedResult, ThreadListResult, ThreadView, UnsubscribeResult,
 } from '../results.js';
+import { CloseCodes } from '../codes.js';
 import { Emitter } from './emitter.js';
 import { ConversationError } from './errors.js';
 import { Link, type InboundFrame } from './link.js';
-import { RequestBook, type PendingRequest } from './requests.js';
+import { RequestQueue } from './request-queue.js';
 import { applyEvent, emptyThread, prependEvents, type ThreadState } from './thread-state.js';
+import { ThreadStore } from './thread-store.js';
 import type { ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, SendOptions } from './types.js';
 
 export { socketUrl } from './link.js';
 
-/** Requests that may be written again after a drop without changing their effect. */
-const RESENDABLE: ReadonlySet<ClientFrameType> = new Set<ClientFrameType>([
-  'message.send', 'thread.subscribe', 'thread.unsubscribe', 'run.cancel', 'ping',
-  'thread.list', 'thread.get', 'thread.history', 'search', 'thread.update',
-]);
-
 export class ConversationClient extends Emitter<ClientEvents> {
-  private readonly threadStates = new Map<string, ThreadState>();
-  private readonly book = new RequestBook();
+  private readonly threadStates: ThreadStore;
+  private readonly queue: RequestQueue;
   private readonly link: Link;
   private session?: SessionReadyPayload;
 
   constructor(private readonly options: ConversationClientOptions) {
     super();
+    this.threadStates = new ThreadStore(options.keepThreads ?? 10);
+    this.queue = new RequestQueue(options, {
+      write: (text) => this.link.send(text),
+      open: () => this.link.status === 'open',
+      timedOut: () => this.emit('outbox', this.outbox),
+    });
     this.link = new Link(options, {
       ready: (session) => this.onReady(session),
       frame: (frame) => this.onFrame(frame),
-      lost: () => {
-        this.book.disconnected();
+      lost: (end) => {
+        this.queue.lost(end?.code === CloseCodes.too_large ? end : undefined);
         this.emit('outbox', this.outbox);
       },
       status: (status, detail) => this.emit('status', status, detail),
       refused: (refusal) => {
-        this.book.rejectAll(new ConversationError('client_closed', `The client stopped: ${refusal.message}`));
+        this.queue.rejectAll(new ConversationError('client_closed', `The client stopped: ${refusal.message}`));
         this.emit('outbox', this.outbox);
         this.emit('refused', refusal);
       },
       error: (error) => this.emit('error', error),
     });
-    if (options.autoConnect ?? true) this.connect();
+    // In a microtask, so that listeners added right after the constructor hear every event, even
+    // a refusal that comes at once (a token provider that throws synchronously).
+    if (options.autoConnect ?? true) queueMicrotask(() => this.link.status === 'idle' && this.connect());
   }
 
   get status(): ConnectionStatus {
@@ -60,7 +65,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   /** Every thread this client holds state for. */
   get threads(): ThreadState[] {
-    return [...this.threadStates.values()];
+    return this.threadStates.all();
   }
 
   thread(threadId: string): ThreadState | undefined {
@@ -69,9 +74,9 @@ export class ConversationClient extends Emitter<ClientEvents> {
 
   /** Sends waiting for their ack, oldest first. */
   get outbox(): OutboxEntry[] {
-    return this.book.all().filter((r) => r.type === 'message.send').map((r) => {
+    return this.queue.book.all().filter((r) => r.type === 'message.send').map((r) => {
       const p = r.payload() as ClientPayloads['message.send'];
-      return { clientMessageId: p.client_message_id!, threadId: p.thread_id, content: p.content, state: r.sent ? 'sent' : 'queued' };
+      return { clientMessageId: p.client_message_id!, threadId: p.thread_id, content: p.content, state: r.state === 'sent' ? 'sent' : 'queued' };
     });
   }
 
@@ -83,7 +88,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   /** Closes the socket for good; pending requests reject with `client_closed`. */
   close(): void {
     this.link.close();
-    this.book.rejectAll(new ConversationError('client_closed', 'The client was closed.'));
+    this.queue.rejectAll(new ConversationError('client_closed', 'The client was closed.'));
     this.emit('outbox', this.outbox);
   }
 
@@ -93,7 +98,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   send(content: string, options: SendOptions = {}): Promise<MessageSendResult> {
     const payload: ClientPayloads['message.send'] = {
       content,
-      client_message_id: options.clientMessageId ?? newId(),
+      client_message_id: options.clientMessageId ?? newClientMessageId(),
       ...(options.threadId ? { thread_id: options.threadId } : {}),
       ...(options.agentId ? { agent_id: options.agentId } : {}),
       ...(options.onBusy ? { on_busy: options.onBusy } : {}),
@@ -103,7 +108,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
     return result.then(
       (ack) => {
         // The server follows the thread for this socket from the message on; so do we.
-        this.stateOf(ack.thread_id).following = true;
+        this.threadStates.ensure(ack.thread_id).following = true;
         this.emit('outbox', this.outbox);
         return ack;
       },
@@ -124,19 +129,22 @@ export class ConversationClient extends Emitter<ClientEvents> {
    * held) and then live, resumed after every reconnect.
    */
   follow(threadId: string, options: { afterSeq?: number } = {}): Promise<ThreadSubscribeResult> {
-    let state = this.threadStates.get(threadId);
-    if (!state || (options.afterSeq !== undefined && options.afterSeq < state.lastSeq)) {
-      this.threadStates.set(threadId, (state = emptyThread(threadId, options.afterSeq ?? 0)));
-    }
+    const held = this.threadStates.get(threadId);
+    const state = !held || (options.afterSeq !== undefined && options.afterSeq < held.lastSeq) ? emptyThread(threadId, options.afterSeq ?? 0) : held;
     state.following = true;
-    return this.subscribe(threadId, 1);
+    this.threadStates.set(threadId, state);
+    return this.subscribe(threadId, false);
   }
 
-  /** Stops following; the state is kept (pass `forget` to drop it). */
+  /**
+   * Stops following. The state is kept for a return (pass `forget` to drop it now); only the
+   * `keepThreads` most recently used states of threads not followed are kept.
+   */
   unfollow(threadId: string, options: { forget?: boolean } = {}): Promise<UnsubscribeResult> {
     const state = this.threadStates.get(threadId);
     if (state) state.following = false;
     if (options.forget) this.threadStates.delete(threadId);
+    this.threadStates.prune();
     return this.request('thread.unsubscribe', { thread_id: threadId });
   }
 
@@ -152,8 +160,9 @@ export class ConversationClient extends Emitter<ClientEvents> {
       ...(beforeSeq !== undefined ? { before_seq: beforeSeq } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
     });
-    const state = this.stateOf(threadId);
+    const state = this.threadStates.ensure(threadId);
     prependEvents(state, result.events as unknown as ThreadEvent[], result.has_more);
+    this.threadStates.touch(threadId);
     this.emit('thread', state);
     return result;
   }
@@ -191,30 +200,28 @@ export class ConversationClient extends Emitter<ClientEvents> {
    * Any request frame, answered by its ack payload (or rejected with a ConversationError).
    * `timeoutMs` counts from when the frame is written.
    */
-  request<R>(type: ClientFrameType, payload: ClientPayloads[ClientFrameType] | (() => ClientPayloads[ClientFrameType]), options: { timeoutMs?: number; priority?: number } = {}): Promise<R> {
+  request<R>(type: ClientFrameType, payload: ClientPayloads[ClientFrameType] | (() => ClientPayloads[ClientFrameType]), options: { timeoutMs?: number; urgent?: boolean } = {}): Promise<R> {
     if (this.link.finished) {
       return Promise.reject(new ConversationError('client_closed', `The client is ${this.link.status}; call connect() first.`));
     }
-    const { request, promise } = this.book.add({
-      type,
-      payload: typeof payload === 'function' ? payload : () => payload,
-      resend: RESENDABLE.has(type),
-      priority: options.priority ?? 2,
-      timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 15_000,
-    });
-    this.write(request);
-    return promise as Promise<R>;
+    return this.queue.add(type, typeof payload === 'function' ? payload : () => payload, options) as Promise<R>;
   }
 
   // ---- frames ----------------------------------------------------------------------------------
 
   private onReady(session: SessionReadyPayload): void {
     this.session = session;
-    const queued = new Set(this.book.unsent().filter((r) => r.type === 'thread.subscribe').map((r) => (r.payload() as { thread_id: string }).thread_id));
-    for (const state of this.threadStates.values()) {
-      if (state.following && !queued.has(state.threadId)) void this.subscribe(state.threadId, 0).catch(() => {});
+    const queued = new Set(this.queue.book.unsent().filter((r) => r.type === 'thread.subscribe').map((r) => (r.payload() as { thread_id: string }).thread_id));
+    for (const state of this.threadStates.all()) {
+      if (state.following && !queued.has(state.threadId)) {
+        // A thread that cannot be resumed is told (not_found has already dropped it: threadDeleted).
+        void this.subscribe(state.threadId, true).catch((error: unknown) => {
+          if (error instanceof ConversationError && (error.code === 'not_found' || error.code === 'client_closed')) return;
+          this.emit('error', error instanceof ConversationError ? error : new ConversationError('internal_error', String(error)));
+        });
+      }
     }
-    for (const request of this.book.unsent()) this.write(request);
+    this.queue.opened();
     this.emit('outbox', this.outbox);
     this.emit('ready', session);
   }
@@ -224,12 +231,12 @@ export class ConversationClient extends Emitter<ClientEvents> {
     switch (frame.type) {
       case 'ack':
       case 'pong':
-        if (frame.id) this.book.settle(frame.id, undefined, payload);
+        if (frame.id) this.queue.answer(frame.id, payload);
         return;
       case 'error': {
         const error = payload as unknown as ErrorPayload;
         const failure = new ConversationError(error.code, error.message, error.retryable, error.retry_after_ms, error.last_seq);
-        if (!frame.id || !this.book.settle(frame.id, failure)) this.emit('error', failure);
+        if (!frame.id || !this.queue.refuse(frame.id, failure)) this.emit('error', failure);
         return;
       }
       case 'auth.expiring':
@@ -244,23 +251,23 @@ export class ConversationClient extends Emitter<ClientEvents> {
   }
 
   private onEvent(event: ThreadEvent): void {
-    const state = this.stateOf(event.payload.thread_id);
+    const state = this.threadStates.ensure(event.payload.thread_id);
     if (!applyEvent(state, event)) return;
     this.emit('event', event);
     this.emit('thread', state);
   }
 
   /** thread.subscribe from the newest seq held when the frame is written; out of range: start over. */
-  private subscribe(threadId: string, priority: number): Promise<ThreadSubscribeResult> {
+  private subscribe(threadId: string, urgent: boolean): Promise<ThreadSubscribeResult> {
     const payload = () => ({ thread_id: threadId, after_seq: this.threadStates.get(threadId)?.lastSeq ?? 0 });
-    return this.request<ThreadSubscribeResult>('thread.subscribe', payload, { priority }).catch((error: unknown) => {
+    return this.request<ThreadSubscribeResult>('thread.subscribe', payload, { urgent }).catch((error: unknown) => {
       if (error instanceof ConversationError && error.code === 'seq_out_of_range') {
         // This client is ahead of the server (a restored database): what it holds is not the log.
         const state = emptyThread(threadId);
         state.following = true;
         this.threadStates.set(threadId, state);
         this.emit('thread', state);
-        return this.request<ThreadSubscribeResult>('thread.subscribe', { thread_id: threadId, after_seq: 0 }, { priority });
+        return this.request<ThreadSubscribeResult>('thread.subscribe', { thread_id: threadId, after_seq: 0 }, { urgent });
       }
       if (error instanceof ConversationError && error.code === 'not_found') this.dropThread(threadId);
       throw error;
@@ -270,7 +277,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
   private async refreshToken(): Promise<void> {
     try {
       const token = await this.options.token();
-      const ack = await this.request<RefreshResult>('auth.refresh', { token }, { priority: 0 });
+      const ack = await this.request<RefreshResult>('auth.refresh', { token }, { urgent: true });
       this.emit('tokenRefreshed', ack.token_expires_at);
     } catch (error) {
       // The socket closes at the token's exp (4001) and the next connect asks for a token again.
@@ -280,29 +287,17 @@ export class ConversationClient extends Emitter<ClientEvents> {
     }
   }
 
-  /** Writes a queued request if a session is open; its timeout starts now. */
-  private write(request: PendingRequest): void {
-    if (!this.link.send(JSON.stringify({ type: request.type, id: request.id, payload: request.payload() }))) return;
-    this.book.sent(request, (late) => {
-      this.book.settle(late.id, new ConversationError('request_timeout', `No answer to ${late.type} within ${late.timeoutMs} ms.`, true));
-      this.emit('outbox', this.outbox);
-    });
-  }
-
-  private stateOf(threadId: string, afterSeq = 0): ThreadState {
-    let state = this.threadStates.get(threadId);
-    if (!state) this.threadStates.set(threadId, (state = emptyThread(threadId, afterSeq)));
-    return state;
-  }
-
   private dropThread(threadId: string): void {
     if (!this.threadStates.delete(threadId)) return;
     this.emit('threadDeleted', threadId);
   }
 }
 
-/** A client_message_id: random, and also available outside secure contexts (no randomUUID there). */
-function newId(): string {
+/**
+ * A client_message_id: random, and also available outside secure contexts (no randomUUID there).
+ * Pass one to `send` (and again to resend the same message) to make a retry safe.
+ */
+export function newClientMessageId(): string {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');

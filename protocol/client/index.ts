@@ -2,7 +2,7 @@
  * `convo-gateway/client`: the typed client of the v1 wire protocol, for browsers and Node. It
  * imports nothing at run time but protocol/codes.ts (no validator, nothing Node-only).
  */
-export { ConversationClient, socketUrl } from './conversation-client.js';
+export { ConversationClient, newClientMessageId, socketUrl } from './conversation-client.js';
 export type {
   ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, Refusal, SendOptions, StatusDetail, TokenProvider,
 } from './types.js';

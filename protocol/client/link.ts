@@ -21,8 +21,8 @@ export interface LinkHooks {
   ready(session: SessionReadyPayload): void;
   /** Every frame after `session.ready`. */
   frame(frame: InboundFrame): void;
-  /** The socket is gone (whatever happens next): requests on it got no answer. */
-  lost(): void;
+  /** The socket is gone (whatever happens next): requests on it got no answer. `end`: its close code and reason, if it had any. */
+  lost(end?: { code: number; reason: string }): void;
   status(status: ConnectionStatus, detail: StatusDetail): void;
   /** The link stopped: a new connection would be refused the same way. */
   refused(refusal: Refusal): void;
@@ -45,15 +45,20 @@ export class Link {
   private readonly Impl: WebSocketConstructor | undefined;
   private attempt?: Attempt;
   private current: ConnectionStatus = 'idle';
+  /** Set only while a retry is waiting (an `online` event may cut that wait short). */
   private retryTimer?: ReturnType<typeof setTimeout>;
+  /** Counts open() calls: one that finds a newer one started while it awaited gives up. */
+  private generation = 0;
   private heartbeatTimer?: ReturnType<typeof setInterval>;
   private lastInbound = 0;
   private pings = 0;
   /** Refresh verdicts in a row without a session: a second one means the new token fails too. */
   private refreshes = 0;
+  /** The network came back: retry now instead of at the end of the backoff delay. Only while
+   * waiting for a retry; during a handshake it would start a second socket beside the first. */
   private readonly onOnline = () => {
-    if (this.current !== 'reconnecting') return;
-    clearTimeout(this.retryTimer);
+    if (this.retryTimer === undefined || this.finished) return;
+    this.clearRetry();
     void this.open();
   };
 
@@ -97,6 +102,16 @@ export class Link {
   }
 
   private async open(): Promise<void> {
+    const generation = ++this.generation;
+    this.clearRetry();
+    // One socket at a time: an attempt this one replaces is let go (its requests go back to the queue).
+    const replaced = this.attempt;
+    if (replaced) {
+      this.attempt = undefined;
+      this.discard(replaced, 'replaced by a new connection');
+      clearInterval(this.heartbeatTimer);
+      this.hooks.lost();
+    }
     this.setStatus(this.backoff.attempts === 0 ? 'connecting' : 'reconnecting', { attempt: this.backoff.attempts });
     if (!this.Impl) {
       return this.stop({ code: 'client_closed', message: 'No WebSocket implementation: pass one as options.WebSocket (in Node: the ws package).' });
@@ -107,11 +122,13 @@ export class Link {
       if (!token) throw new Error('the token provider returned no token');
       handshake = await this.handshake(token);
     } catch (error) {
-      if (this.finished) return;
+      if (this.finished || generation !== this.generation) return;
+      const fatal = fatalProviderError(error);
+      if (fatal) return this.stop(fatal);
       this.hooks.error(new ConversationError('token_unavailable', `Could not get a token: ${(error as Error)?.message ?? error}`, true));
       return this.retryLater({ code: 'token_unavailable', message: 'Could not get a token.' });
     }
-    if (this.finished) return;
+    if (this.finished || generation !== this.generation) return;
     // The ticket endpoint refused the token: the same verdicts as a refused handshake.
     if ('refused' in handshake) return this.ended(undefined, { kind: 'http', ...handshake.refused });
     const attempt: Attempt = { socket: undefined as unknown as WebSocketLike, ready: false };
@@ -181,6 +198,13 @@ export class Link {
   /** Gives up on a socket that stopped answering; its late events are ignored. */
   private drop(attempt: Attempt, message: string): void {
     if (this.attempt !== attempt) return;
+    this.discard(attempt, message);
+    this.ended(attempt, { kind: 'close', code: 1006, reason: message });
+  }
+
+  /** Closes a socket without hearing from it again. */
+  private discard(attempt: Attempt, message: string): void {
+    clearTimeout(attempt.timer);
     attempt.socket.onclose = null;
     attempt.socket.onmessage = null;
     try {
@@ -188,7 +212,6 @@ export class Link {
     } catch {
       // already closing
     }
-    this.ended(attempt, { kind: 'close', code: 1006, reason: message });
   }
 
   private ended(attempt: Attempt | undefined, end: SocketEnd): void {
@@ -198,7 +221,7 @@ export class Link {
       this.attempt = undefined;
     }
     clearInterval(this.heartbeatTimer);
-    this.hooks.lost();
+    this.hooks.lost(end.kind === 'close' ? { code: end.code, reason: end.reason } : undefined);
     if (this.finished) return;
     const verdict = judge(attempt?.http ? { kind: 'http', ...attempt.http } : end);
     const closeCode = end.kind === 'close' ? end.code : undefined;
@@ -218,8 +241,16 @@ export class Link {
   private retryLater(detail: Omit<StatusDetail, 'attempt'>, atLeastMs = 0): void {
     const delayMs = this.backoff.next(atLeastMs);
     this.setStatus('reconnecting', { ...detail, attempt: this.backoff.attempts, delayMs });
+    this.clearRetry();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.open();
+    }, delayMs);
+  }
+
+  private clearRetry(): void {
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => void this.open(), delayMs);
+    this.retryTimer = undefined;
   }
 
   private stop(refusal: Refusal): void {
@@ -229,7 +260,7 @@ export class Link {
   }
 
   private stopTimers(): void {
-    clearTimeout(this.retryTimer);
+    this.clearRetry();
     clearInterval(this.heartbeatTimer);
     if (this.attempt) clearTimeout(this.attempt.timer);
   }
@@ -238,6 +269,17 @@ export class Link {
     this.current = status;
     this.hooks.status(status, { attempt: 0, ...detail });
   }
+}
+
+/**
+ * A token provider's error that asking again cannot cure: `status` 401/403 (the host's token
+ * endpoint says "not signed in" / "not allowed") or `fatal: true`. Anything else is retried.
+ */
+function fatalProviderError(error: unknown): Refusal | undefined {
+  const { status, fatal, message } = (error ?? {}) as { status?: unknown; fatal?: unknown; message?: unknown };
+  if (status !== 401 && status !== 403 && fatal !== true) return undefined;
+  const text = typeof message === 'string' && message ? message : 'The token provider refused to give a token.';
+  return { code: status === 403 ? 'forbidden' : 'unauthenticated', message: text, ...(typeof status === 'number' ? { httpStatus: status } : {}) };
 }
 
 /** `ws(s)://host/v1/ws` from a socket URL or an http(s) base URL. */

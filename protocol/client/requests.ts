@@ -1,9 +1,15 @@
 /**
  * Requests waiting for their `ack` or `error`, matched by frame id. A request waits in the queue
- * while the client is offline and is sent once a session is ready; its timeout runs only while it
- * is on the wire. When the socket drops first, a request that is safe to repeat (`resend`) goes
- * back to the queue with the same id and payload (a `message.send` keeps its client_message_id,
- * so the server stores it once); any other is rejected with `connection_lost`.
+ * while the client is offline, or while as many requests as the window allows are on the wire
+ * (the server lets only MAX_QUEUED_FRAMES wait per connection and refuses the rest); it is sent
+ * once a session is ready and a slot is free. Its timeout runs only while it is on the wire.
+ *
+ * Order: requests go out in the order they were made (a follow then an unfollow leaves the thread
+ * unfollowed); only `urgent` ones (the client's own resubscriptions and token refreshes) go ahead.
+ *
+ * When the socket drops first, a request that is safe to repeat (`resend`) goes back to the queue
+ * with the same id and payload (a `message.send` keeps its client_message_id, so the server stores
+ * it once); any other is rejected with `connection_lost`.
  */
 import type { ClientFrameType, ClientPayloads } from '../frames.js';
 import { ConversationError } from './errors.js';
@@ -14,24 +20,30 @@ export interface PendingRequest {
   /** Computed when the frame is written (a resume asks from the newest seq at that moment). */
   payload: () => ClientPayloads[ClientFrameType];
   resend: boolean;
-  /** Lower goes first when the queue is flushed (resubscriptions before queued sends). */
-  priority: number;
+  /** Goes ahead of the queue (resubscriptions, auth.refresh); the rest keep their order. */
+  urgent: boolean;
   timeoutMs: number;
-  sent: boolean;
+  /** `held`: refused for now (rate_limited), waiting to be retried. */
+  state: 'queued' | 'sent' | 'held';
+  /** Times the server refused it with a retryable error. */
+  retries: number;
+  /** UTF-8 size of the frame as last written. */
+  bytes: number;
   timer?: ReturnType<typeof setTimeout>;
   resolve(value: unknown): void;
   reject(error: ConversationError): void;
 }
 
 export class RequestBook {
+  /** In the order the requests were made (a Map keeps insertion order). */
   private readonly pending = new Map<string, PendingRequest>();
   private counter = 0;
 
-  add(entry: Omit<PendingRequest, 'id' | 'sent' | 'resolve' | 'reject'>): { request: PendingRequest; promise: Promise<unknown> } {
+  add(entry: Pick<PendingRequest, 'type' | 'payload' | 'resend' | 'urgent' | 'timeoutMs'>): { request: PendingRequest; promise: Promise<unknown> } {
     let resolve!: (value: unknown) => void;
     let reject!: (error: ConversationError) => void;
     const promise = new Promise<unknown>((res, rej) => ((resolve = res), (reject = rej)));
-    const request: PendingRequest = { ...entry, id: `q${++this.counter}`, sent: false, resolve, reject };
+    const request: PendingRequest = { ...entry, id: `q${++this.counter}`, state: 'queued', retries: 0, bytes: 0, resolve, reject };
     this.pending.set(request.id, request);
     return { request, promise };
   }
@@ -40,9 +52,27 @@ export class RequestBook {
     return this.pending.get(id);
   }
 
-  /** Requests not on the wire, in the order they should be sent. */
+  /** The next request to write: the oldest urgent one, else the oldest queued one. */
+  next(): PendingRequest | undefined {
+    let first: PendingRequest | undefined;
+    for (const request of this.pending.values()) {
+      if (request.state !== 'queued') continue;
+      if (request.urgent) return request;
+      first ??= request;
+    }
+    return first;
+  }
+
+  /** Requests not on the wire (queued or held), in the order they were made. */
   unsent(): PendingRequest[] {
-    return [...this.pending.values()].filter((r) => !r.sent).sort((a, b) => a.priority - b.priority);
+    return this.all().filter((r) => r.state !== 'sent');
+  }
+
+  /** Requests on the wire. */
+  get inFlight(): number {
+    let count = 0;
+    for (const request of this.pending.values()) if (request.state === 'sent') count += 1;
+    return count;
   }
 
   all(): PendingRequest[] {
@@ -50,9 +80,22 @@ export class RequestBook {
   }
 
   /** Marks a request written and starts its timeout. */
-  sent(request: PendingRequest, onTimeout: (request: PendingRequest) => void): void {
-    request.sent = true;
+  sent(request: PendingRequest, bytes: number, onTimeout: (request: PendingRequest) => void): void {
+    request.state = 'sent';
+    request.bytes = bytes;
     request.timer = setTimeout(() => onTimeout(request), request.timeoutMs);
+  }
+
+  /** Takes a refused request off the wire; `retry` puts it back in the queue after `delayMs`. */
+  hold(request: PendingRequest, delayMs: number, retry: () => void): void {
+    clearTimeout(request.timer);
+    request.state = 'held';
+    request.retries += 1;
+    request.timer = setTimeout(() => {
+      if (request.state !== 'held') return;
+      request.state = 'queued';
+      retry();
+    }, delayMs);
   }
 
   settle(id: string, error?: ConversationError, value?: unknown): PendingRequest | undefined {
@@ -67,10 +110,10 @@ export class RequestBook {
 
   /** The socket dropped: requests on the wire go back to the queue or fail. */
   disconnected(): void {
-    for (const request of this.pending.values()) {
-      if (!request.sent) continue;
+    for (const request of [...this.pending.values()]) {
+      if (request.state !== 'sent') continue;
       clearTimeout(request.timer);
-      request.sent = false;
+      request.state = 'queued';
       if (!request.resend) {
         this.settle(request.id, new ConversationError('connection_lost', `The connection dropped before the server answered ${request.type}; it may or may not have taken effect.`, true));
       }

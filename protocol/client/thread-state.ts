@@ -10,8 +10,11 @@ export interface ToolActivity {
   toolCallId: string;
   name: string;
   arguments: unknown;
-  /** `error`: the tool failed or timed out (its result says why); the run goes on. */
-  status: 'running' | 'completed' | 'error';
+  /**
+   * `error`: the tool failed or timed out (its result says why); the run goes on. `abandoned`: no
+   * result will come (the attempt that ran it died and a restarted one took over, or the run ended).
+   */
+  status: 'running' | 'completed' | 'error' | 'abandoned';
   result?: string;
   durationMs?: number;
 }
@@ -37,6 +40,8 @@ export interface ChatMessage {
   content: string;
   runId?: string;
   createdAt?: string;
+  /** The seq of the event that first showed this message (messages are in this order). */
+  seq: number;
   /** Text is still arriving (an assistant message before its agent_completed). */
   streaming: boolean;
   /** For an assistant message: how its run ended, once it has. */
@@ -80,18 +85,23 @@ export function applyEvent(state: ThreadState, event: ThreadEvent): boolean {
 }
 
 /**
- * Adds a page of older events (from `thread.history`) in front of what is held and folds the
- * whole log again, so a run that started before the page boundary reads the same as a live one.
+ * Adds a page of older events (from `thread.history`) in front of what is held, so that the state
+ * reads as if every event had arrived live, in seq order. Runs are independent of one another, so
+ * only the page is folded, together with the held events of a run that crosses the page boundary
+ * (at most a turn or two): a page costs its own size, not the size of the whole log.
  */
 export function prependEvents(state: ThreadState, events: ThreadEvent[], hasOlder: boolean): void {
-  const held = new Set(state.events.map((e) => e.payload.seq));
-  const older = events.filter((e) => !held.has(e.payload.seq)).sort((a, b) => a.payload.seq - b.payload.seq);
-  const all = [...older, ...state.events].sort((a, b) => a.payload.seq - b.payload.seq);
+  const heldSeqs = new Set(state.events.map((e) => e.payload.seq));
+  const older = events.filter((e) => !heldSeqs.has(e.payload.seq)).sort((a, b) => a.payload.seq - b.payload.seq);
+  const all = older.length === 0 ? state.events : [...older, ...state.events].sort((a, b) => a.payload.seq - b.payload.seq);
+  const first = state.events[0]?.payload.seq;
+  if (older.length > 0 && first !== undefined && older[older.length - 1]!.payload.seq > first) {
+    // The page reaches in between held events (a gap the held log had): fold everything again.
+    refold(state, all);
+  } else if (older.length > 0) {
+    prependFold(state, older);
+  }
   state.events = all;
-  state.messages = [];
-  state.runs = {};
-  state.activeRunId = undefined;
-  for (const event of all) reduce(state, event);
   if (all.length > 0) {
     state.firstSeq = all[0]!.payload.seq;
     state.lastSeq = Math.max(state.lastSeq, all[all.length - 1]!.payload.seq);
@@ -99,11 +109,33 @@ export function prependEvents(state: ThreadState, events: ThreadEvent[], hasOlde
   state.hasOlder = hasOlder;
 }
 
+function refold(state: ThreadState, events: ThreadEvent[]): void {
+  state.messages = [];
+  state.runs = {};
+  state.activeRunId = undefined;
+  for (const event of events) reduce(state, event);
+}
+
+/** Folds `older` (all before the held events) in front of the held state. */
+function prependFold(state: ThreadState, older: ThreadEvent[]): void {
+  const olderRuns = new Set(older.map((e) => e.payload.run_id).filter((id): id is string => id !== undefined));
+  // Runs with events on both sides of the boundary are folded again whole, from the page on.
+  const crossing = state.events.filter((e) => e.payload.run_id !== undefined && olderRuns.has(e.payload.run_id));
+  const page = emptyThread(state.threadId);
+  for (const event of older) reduce(page, event);
+  for (const event of crossing) reduce(page, event);
+  const refolded = new Set(crossing.map((e) => e.payload.seq));
+  state.messages = [...page.messages, ...state.messages.filter((m) => !refolded.has(m.seq))].sort((a, b) => a.seq - b.seq);
+  state.runs = { ...state.runs, ...page.runs };
+  // The newest event that names a run decides which run is active; it is held, if any held event names one.
+  if (!state.events.some((e) => e.payload.run_id !== undefined)) state.activeRunId = page.activeRunId;
+}
+
 type Reducers = { [T in EventType]: (state: ThreadState, payload: ThreadEvent<T>['payload']) => void };
 
 const reducers: Reducers = {
   message_created(state, p) {
-    upsertMessage(state, p.message, false);
+    upsertMessage(state, p.message, false, p.seq);
     if (p.message.role === 'user' && p.run_id) {
       state.runs[p.run_id] ??= { runId: p.run_id, status: 'queued', thinking: false, tools: [] };
       state.activeRunId = p.run_id;
@@ -121,8 +153,10 @@ const reducers: Reducers = {
     run.thinking = true;
     if (p.attempt !== undefined) run.attempt = p.attempt;
     if (p.restarted) {
-      // A new attempt took over: the text streamed by the one that died is void.
+      // A new attempt took over: the text streamed by the one that died is void, and a tool it
+      // had running will never report back.
       state.messages = state.messages.filter((m) => !(m.role === 'assistant' && m.runId === run.runId));
+      abandonTools(run);
     }
     if (p.message_id) run.messageId = p.message_id;
   },
@@ -132,7 +166,7 @@ const reducers: Reducers = {
     run.messageId = p.message_id;
     let message = state.messages.find((m) => m.id === p.message_id);
     if (!message) {
-      message = { id: p.message_id, role: 'assistant', content: '', runId: run.runId, createdAt: p.timestamp, streaming: true };
+      message = { id: p.message_id, role: 'assistant', content: '', runId: run.runId, createdAt: p.timestamp, seq: p.seq, streaming: true };
       state.messages.push(message);
     }
     message.content += p.delta;
@@ -159,8 +193,9 @@ const reducers: Reducers = {
     run.messageId = p.message.id;
     if (p.error) run.error = p.error;
     if (p.usage) run.usage = p.usage;
+    abandonTools(run);
     // The stored message is the final word on the text (the deltas joined equal it).
-    const message = upsertMessage(state, { ...p.message, run_id: p.run_id ?? p.message.run_id }, false);
+    const message = upsertMessage(state, { ...p.message, run_id: p.run_id ?? p.message.run_id }, false, p.seq);
     message.status = p.status;
     if (state.activeRunId === run.runId) state.activeRunId = undefined;
   },
@@ -180,10 +215,15 @@ function runOf(state: ThreadState, runId: string | undefined): RunView {
   return run;
 }
 
-function upsertMessage(state: ThreadState, view: MessageView, streaming: boolean): ChatMessage {
+/** Tools still running when their attempt or run ended: no result will come. */
+function abandonTools(run: RunView): void {
+  for (const tool of run.tools) if (tool.status === 'running') tool.status = 'abandoned';
+}
+
+function upsertMessage(state: ThreadState, view: MessageView, streaming: boolean, seq: number): ChatMessage {
   let message = state.messages.find((m) => m.id === view.id);
   if (!message) {
-    message = { id: view.id, role: view.role, content: view.content, streaming };
+    message = { id: view.id, role: view.role, content: view.content, seq, streaming };
     state.messages.push(message);
   }
   message.content = view.content;

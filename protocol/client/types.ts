@@ -5,7 +5,12 @@ import type { ConversationError } from './errors.js';
 import type { WebSocketConstructor } from './socket.js';
 import type { ThreadState } from './thread-state.js';
 
-/** Returns a JWT for the current user; called before every connect and whenever the token nears expiry. */
+/**
+ * Returns a JWT for the current user; called before every connect and whenever the token nears
+ * expiry. A provider that throws is asked again with backoff, unless its error says that asking
+ * again cannot help — a `status` of 401 or 403 (the host app's token endpoint answered "not signed
+ * in" or "not allowed"), or `fatal: true`: then the client stops with a `refused` event.
+ */
 export type TokenProvider = () => string | Promise<string>;
 
 export interface ConversationClientOptions {
@@ -26,7 +31,31 @@ export interface ConversationClientOptions {
   /** Silence after which the client pings; no answer within min(10 s, max(1 s, heartbeatMs)) drops the socket. 0: off. @defaultValue 25000 */
   heartbeatMs?: number;
   backoff?: BackoffOptions;
-  /** Connect in the constructor. @defaultValue true */
+  /**
+   * The largest frame the server reads (its MAX_FRAME_BYTES, in UTF-8 bytes): a request whose frame
+   * is larger is rejected with `too_large` before it is written. A server that closes with 1009
+   * (`frame over N bytes`) lowers it to N. @defaultValue 65536
+   */
+  maxFrameBytes?: number;
+  /**
+   * Requests on the wire at once; the rest wait in order. The server lets 32 frames wait per
+   * connection (MAX_QUEUED_FRAMES) and refuses the rest. @defaultValue 16
+   */
+  maxInFlight?: number;
+  /**
+   * A request refused with `rate_limited` (or, when repeating it is harmless, `unavailable`) is
+   * sent again after the server's `retry_after_ms`, up to this many times, while that wait is at
+   * most `maxRetryDelayMs`; otherwise it rejects with the server's error. @defaultValue 5
+   */
+  retries?: number;
+  /** @defaultValue 5000 */
+  maxRetryDelayMs?: number;
+  /**
+   * States kept for threads the client does not follow (the least recently used go first);
+   * followed threads are always kept. @defaultValue 10
+   */
+  keepThreads?: number;
+  /** Connect as soon as the constructor returns (in a microtask, so listeners added at once hear every event). @defaultValue true */
   autoConnect?: boolean;
 }
 

@@ -5,7 +5,7 @@ import encoding from 'k6/encoding';
 
 /**
  * @param {string} secret the server's JWT_SECRET
- * @param {{ sub: string, workspace?: string, workspaceClaim?: string, ttlSeconds?: number }} claims
+ * @param {{ sub: string, workspace?: string, workspaceClaim?: string, ttlSeconds?: number, issuer?: string, audience?: string }} claims
  * @returns {string}
  */
 export function mintToken(secret, claims) {
@@ -13,6 +13,9 @@ export function mintToken(secret, claims) {
   /** @type {Record<string, unknown>} */
   const body = { sub: claims.sub, iat: now, exp: now + (claims.ttlSeconds ?? 3600) };
   if (claims.workspace) body[claims.workspaceClaim ?? 'workspace_id'] = claims.workspace;
+  // A server with JWT_ISSUER / JWT_AUDIENCE refuses tokens without them.
+  if (claims.issuer) body.iss = claims.issuer;
+  if (claims.audience) body.aud = claims.audience;
   const head = encoding.b64encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), 'rawurl');
   const payload = encoding.b64encode(JSON.stringify(body), 'rawurl');
   const signature = crypto.hmac('sha256', secret, `${head}.${payload}`, 'base64rawurl');
