@@ -231,6 +231,8 @@ export class Connection {
 
   /** This socket's place on the process's token clock (the next warning or the close at exp). */
   private clockEntry?: ClockEntry;
+  /** What the clock's next entry is for: the `auth.expiring` warning, then the close at `exp`. */
+  private clockStage: 'warn' | 'expire' = 'warn';
 
   /**
    * Arms the token lifetime: `auth.expiring` ahead of `exp` (a minute, or a fifth of the remaining
@@ -243,10 +245,23 @@ export class Connection {
     const exp = expiresAt.getTime();
     const now = Date.now();
     const lead = Math.min(60_000, Math.floor((exp - now) / 5));
-    this.clockEntry = tokenClock.schedule(Math.max(now, exp - lead), this.guarded(() => {
-      this.sendFrame('auth.expiring', { expires_at: expiresAt.toISOString() });
-      this.clockEntry = tokenClock.schedule(exp, this.guarded(() => this.close(CloseCodes.unauthenticated, 'token_expired')));
-    }));
+    this.clockStage = 'warn';
+    this.clockEntry = tokenClock.schedule(Math.max(now, exp - lead), this);
+  }
+
+  /** The token clock: the warning is due, or the token has expired. Behind the guard (1011 on a throw). */
+  due(): void {
+    try {
+      if (this.clockStage === 'warn') {
+        this.sendFrame('auth.expiring', { expires_at: this.expiresAt.toISOString() });
+        this.clockStage = 'expire';
+        this.clockEntry = tokenClock.schedule(this.expiresAt.getTime(), this);
+      } else {
+        this.close(CloseCodes.unauthenticated, 'token_expired');
+      }
+    } catch (error) {
+      this.fail(error);
+    }
   }
 
   /** `fn` behind the gateway's guard: an exception closes this socket (1011), nothing else. */

@@ -7,11 +7,17 @@
  * refreshes its token) takes its entry out at once and nothing of it is kept until its old `exp`.
  */
 
+/** What comes due: its `due()` is called at the entry's time. */
+export interface ClockOwner {
+  due(): void;
+}
+
 export interface ClockEntry {
   at: number;
   /** Position in the heap; -1 once fired or cancelled. */
   index: number;
-  fire: () => void;
+  /** An object with a method rather than a closure: a closure per socket would cost more than the entry. */
+  owner: ClockOwner;
 }
 
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days); longer waits re-arm when closer. */
@@ -22,9 +28,9 @@ export class TokenClock {
   private timer?: NodeJS.Timeout;
   private armedAt = Infinity;
 
-  /** Calls `fire` at `at` (epoch ms) unless the entry is cancelled first. */
-  schedule(at: number, fire: () => void): ClockEntry {
-    const entry: ClockEntry = { at, index: this.heap.length, fire };
+  /** Calls `owner.due()` at `at` (epoch ms) unless the entry is cancelled first. */
+  schedule(at: number, owner: ClockOwner): ClockEntry {
+    const entry: ClockEntry = { at, index: this.heap.length, owner };
     this.heap.push(entry);
     this.up(entry.index);
     if (at < this.armedAt) this.arm();
@@ -64,7 +70,7 @@ export class TokenClock {
       this.removeAt(0);
       // One owner's failure (it closes its own socket) must not stop the others coming due.
       try {
-        next.fire();
+        next.owner.due();
       } catch {
         // The owner guards its own callback (see Connection); nothing more to do here.
       }
