@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { freePort } from './bench/ports.js';
+import { freePort } from '../test/support/ports.js';
 import { table } from './stats.js';
 
 const { values } = parseArgs({

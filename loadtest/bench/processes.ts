@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from './cleanup.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../test/support/ports.js';
 
 export type Topology = 'all' | 'split' | '2x2';
 export type Role = 'all' | 'gateway' | 'worker';

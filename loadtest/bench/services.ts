@@ -13,7 +13,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { onCleanup } from './cleanup.js';
-import { freePort } from './ports.js';
+import { freePort } from '../../test/support/ports.js';
 
 export interface Services {
   databaseUrl: string;

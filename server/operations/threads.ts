@@ -12,16 +12,9 @@ import type {
 } from '../../protocol/frames.js';
 import { type GatewayServices } from '../handlers/context.js';
 import { RequestError } from '../errors.js';
+import type { ThreadView } from '../../protocol/results.js';
 
-export interface ThreadView {
-  id: string;
-  title: string | null;
-  agent_id: string;
-  last_seq: number;
-  archived: boolean;
-  created_at: string;
-  updated_at: string;
-}
+export type { ThreadView };
 
 export function threadView(thread: Thread): ThreadView {
   return {

@@ -129,25 +129,13 @@ export class RateLimiter {
 
   /** Counts one message send of `user`; throws `rate_limited` once the window's budget is spent. */
   async consumeMessage(user: User): Promise<void> {
-    if (!this.messages) return;
-    try {
-      await this.messages.consume(userKey(user));
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) throw error;
-      const per = this.messageWindowMs === 60_000 ? 'minute' : `${this.messageWindowMs / 1000} s`;
-      throw rateLimited(`Too many messages: at most ${this.limits.messagesPerMinute} per ${per}`, error.msBeforeNext);
-    }
+    const per = this.messageWindowMs === 60_000 ? 'minute' : `${this.messageWindowMs / 1000} s`;
+    await consume(this.messages, user, `Too many messages: at most ${this.limits.messagesPerMinute} per ${per}`);
   }
 
   /** Counts one new thread of `user`; throws `rate_limited` past RATE_LIMIT_THREADS_PER_MIN. */
   async consumeThread(user: User): Promise<void> {
-    if (!this.threads) return;
-    try {
-      await this.threads.consume(userKey(user));
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) throw error;
-      throw rateLimited(`Too many new threads: at most ${this.limits.threadsPerMinute} per minute`, error.msBeforeNext);
-    }
+    await consume(this.threads, user, `Too many new threads: at most ${this.limits.threadsPerMinute} per minute`);
   }
 
   /** Gives back a thread that was not created after all. */
@@ -158,13 +146,7 @@ export class RateLimiter {
 
   /** Counts one REST request of `user`; throws `rate_limited` past RATE_LIMIT_REST_PER_SEC. */
   async consumeRest(user: User): Promise<void> {
-    if (!this.rest) return;
-    try {
-      await this.rest.consume(userKey(user));
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) throw error;
-      throw rateLimited(`Too many requests: at most ${this.limits.restPerSecond} per second per user`, error.msBeforeNext);
-    }
+    await consume(this.rest, user, `Too many requests: at most ${this.limits.restPerSecond} per second per user`);
   }
 
   /**
@@ -229,6 +211,17 @@ export function tooManyRuns(limit: number): RequestError {
 /** The frames-per-second refusal. */
 export function tooManyFrames(limit: number, retryAfterMs: number): RequestError {
   return rateLimited(`Too many frames: at most ${limit} per second on one connection`, retryAfterMs);
+}
+
+/** One point of `user` from `limiter` (none: no limit); past the budget a `rate_limited` that says `what`. */
+async function consume(limiter: RateLimiterAbstract | undefined, user: User, what: string): Promise<void> {
+  if (!limiter) return;
+  try {
+    await limiter.consume(userKey(user));
+  } catch (error) {
+    if (!(error instanceof RateLimiterRes)) throw error;
+    throw rateLimited(what, error.msBeforeNext);
+  }
 }
 
 function userKey(user: User): string {
