@@ -168,29 +168,39 @@ export async function lastRunEvent(db: Kysely<Database>, threadId: string, runId
   return row ? { seq: row.seq, frame: toFrame(row.type, row.payload) } : undefined;
 }
 
+/** One replay read: events of the thread with seq > afterSeq. */
+export interface ReplayRead {
+  threadId: string;
+  afterSeq: number;
+}
+
 /**
- * listEventsAfter, and in the same round trip whether the thread still exists (a replay that finds
- * nothing must tell "no new events" from "the thread was deleted").
+ * listEventsAfter for several reads in one statement (each its own page of at most `limit`), and
+ * for each whether its thread still exists: a replay that finds nothing must tell "no new events"
+ * from "the thread was deleted". Results come back in the reads' order.
  */
-export async function readEventsAfter(
+export async function readEventsAfterEach(
   db: Kysely<Database>,
-  threadId: string,
-  afterSeq: number,
+  reads: readonly ReplayRead[],
   limit: number,
-): Promise<{ events: StoredEvent[]; threadExists: boolean }> {
-  const result = await sql<{ live: boolean; seq: number | null; type: string | null; payload: Record<string, unknown> | null }>`
-    select t.id is not null as live, e.seq, e.type, e.payload
-    from (select 1) one
-    left join threads t on t.id = ${threadId}
+): Promise<Array<{ events: StoredEvent[]; threadExists: boolean }>> {
+  const results = reads.map(() => ({ events: [] as StoredEvent[], threadExists: false }));
+  if (reads.length === 0) return results;
+  const wanted = JSON.stringify(reads.map((r, i) => ({ i, thread_id: r.threadId, after_seq: r.afterSeq })));
+  const result = await sql<{ i: number; live: boolean; seq: number | null; type: string | null; payload: Record<string, unknown> | null }>`
+    select r.i, t.id is not null as live, e.seq, e.type, e.payload
+    from jsonb_to_recordset(${wanted}::jsonb) as r(i int, thread_id text, after_seq bigint)
+    left join threads t on t.id = r.thread_id
     left join lateral (
-      select seq, type, payload from events where thread_id = ${threadId} and seq > ${afterSeq} order by seq limit ${limit}
+      select seq, type, payload from events where thread_id = r.thread_id and seq > r.after_seq order by seq limit ${limit}
     ) e on true
-    order by e.seq`.execute(db);
-  const rows = result.rows;
-  return {
-    threadExists: rows[0]?.live ?? false,
-    events: rows.filter((r) => r.seq !== null).map((r) => ({ seq: r.seq!, frame: toFrame(r.type!, r.payload) })),
-  };
+    order by r.i, e.seq`.execute(db);
+  for (const row of result.rows) {
+    const target = results[row.i]!;
+    target.threadExists = row.live;
+    if (row.seq !== null) target.events.push({ seq: row.seq, frame: toFrame(row.type!, row.payload) });
+  }
+  return results;
 }
 
 /** A page of the log ending before `beforeSeq` (newest page first), returned oldest first. */

@@ -16,3 +16,9 @@ export async function findOwnedThread(db: Kysely<Database>, threadId: string, ow
     .where('user_id', '=', owner.userId)
     .executeTakeFirst();
 }
+
+/** The threads with these ids, whoever owns them (the caller filters by owner). */
+export async function findThreadsById(db: Kysely<Database>, threadIds: readonly string[]): Promise<Thread[]> {
+  if (threadIds.length === 0) return [];
+  return db.selectFrom('threads').selectAll().where('id', 'in', threadIds).execute();
+}

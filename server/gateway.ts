@@ -14,6 +14,7 @@ import { guard } from './guard.js';
 import { createUpgradeHandler, refusalCloseCode } from './upgrade.js';
 import { createFrameIntake } from './frame-intake.js';
 import { sendJson, watchAborted } from './http.js';
+import { BatchedReads } from './batched-reads.js';
 import { ThreadFanout } from './thread-fanout.js';
 import { CorkHolder } from './cork-holder.js';
 import { createRestKit } from './rest/rest-kit.js';
@@ -33,7 +34,7 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log' | 'limits'> & {
+export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'reads' | 'log' | 'limits'> & {
   log: Logger;
   checkReady: () => Promise<void>;
   /** The generated development secret, in embedded development mode only (serves GET /dev/token to this machine). */
@@ -43,12 +44,14 @@ export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'log' | 'limits'> & {
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
   const app = uWS.App();
   const log = deps.log;
-  const fanout = new ThreadFanout(app, deps.broker, deps.db, log, (connection, read) =>
+  const reads = new BatchedReads(deps.db);
+  const fanout = new ThreadFanout(app, deps.broker, deps.db, reads, log, (connection, read) =>
     deps.rateLimits.withRequestSlot(connection.principal, read, { patient: true }),
   );
   const services: GatewayServices = {
     ...deps,
     fanout,
+    reads,
     limits: {
       maxSubscriptions: config.limits.maxSubscriptions,
       searchTimeoutMs: config.database.searchTimeoutMs,

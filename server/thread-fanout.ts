@@ -14,7 +14,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { decodeBrokerEvent, encodeThreadDeleted, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../broker/index.js';
-import { listEventsAfter, readEventsAfter } from '../db/events.repository.js';
+import { listEventsAfter } from '../db/events.repository.js';
+import type { BatchedReads } from './batched-reads.js';
 import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
 import { metrics } from '../metrics/index.js';
@@ -54,6 +55,7 @@ export class ThreadFanout {
     private readonly app: TemplatedApp,
     private readonly broker: Broker,
     private readonly db: Kysely<Database>,
+    private readonly reads: BatchedReads,
     private readonly log: Logger,
     /**
      * Runs a replay's read of the log as one of its user's requests in flight
@@ -118,15 +120,11 @@ export class ThreadFanout {
     try {
       follower.sentSeq = await afterSeq;
       await state.ready;
-      for (let stalled = 0, first = true; ; first = false) {
+      for (let stalled = 0; ; ) {
         if (gone()) return;
-        // The first read also says whether the thread still exists: one deleted before this
-        // gateway's subscription was live (its thread_deleted went by unheard) is told now.
-        const read = await this.asRequestOf(connection, () =>
-          first
-            ? readEventsAfter(this.db, threadId, follower.sentSeq, 500)
-            : listEventsAfter(this.db, threadId, follower.sentSeq, 500).then((events) => ({ events, threadExists: true })),
-        );
+        // Each read also says whether the thread still exists: one deleted before this gateway's
+        // subscription was live (its thread_deleted went by unheard) is told now.
+        const read = await this.asRequestOf(connection, () => this.reads.eventsAfter(threadId, follower.sentSeq));
         if (gone()) return;
         if (!read.threadExists) {
           connection.send(deletedFrame(threadId));
@@ -144,7 +142,7 @@ export class ThreadFanout {
         }
         if (page.length > 0) follower.sentSeq = page[page.length - 1]!.seq;
         replayed += page.length;
-        if (page.length === 500) continue;
+        if (page.length === this.reads.pageSize) continue;
         // The log is read to its end. The live events kept meanwhile follow on from it, unless the
         // first new one leaves a gap (the publishes before it were lost, e.g. while Redis was
         // down): those events are in the log (stored before published), so it is read again.

@@ -18,6 +18,8 @@ import { cancelQueuedRun, claimRun } from '../db/runs.repository.js';
 import { listThreadMessages } from '../db/messages.repository.js';
 import { createBroker } from '../broker/index.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
+import { BatchedReads } from '../server/batched-reads.js';
+import { appendEvent } from '../db/events.repository.js';
 import { RunEmitter } from '../workers/run-emitter.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { within } from './support/wait.js';
@@ -173,6 +175,53 @@ for (const [name, open] of Object.entries(stores)) {
     assert.is(cancelling.statements, 1, 'cancelling a queued run');
     assert.is(JSON.parse(cancelling.value!.frame).payload.seq, turn.fromSeq + 1);
     assert.is(await cancelQueuedRun(db, turn.runId), undefined, 'not queued any more');
+  });
+
+  test('a storm of owner checks and replay reads asked for in one loop turn: one statement each, every answer its own', async (ctx) => {
+    const db = ctx.store.db;
+    const dave = { workspaceId: 'acme', userId: 'dave' };
+    const threads: string[] = [];
+    for (let i = 0; i < 3; i++) threads.push((await recordTurn(db, dave, { content: `Thread ${i}` })).threadId);
+    // Thread 0 gets two more events (seq 2 and 3); the others have their message_created only.
+    await appendEvent(db, threads[0]!, { type: 'agent_thinking', payload: { attempt: 1 } });
+    await appendEvent(db, threads[0]!, { type: 'agent_thinking', payload: { attempt: 2 } });
+    const reads = new BatchedReads(db, 2);
+
+    const checks = await counted(ctx, () => Promise.all([
+      ...threads.map((id) => reads.ownedThread(id, dave)),
+      reads.ownedThread(threads[0]!, dave),
+      reads.ownedThread(threads[0]!, { workspaceId: 'acme', userId: 'erin' }),
+      reads.ownedThread(threads[0]!, { workspaceId: 'other', userId: 'dave' }),
+      reads.ownedThread('th_missing', dave),
+    ]));
+    assert.is(checks.statements, 1, 'seven owner checks');
+    assert.equal(checks.value.map((t) => t?.id), [...threads, threads[0], undefined, undefined, undefined], 'someone else\'s thread looks missing');
+    assert.is(checks.value[0]!.last_seq, 3);
+
+    const pages = await counted(ctx, () => Promise.all([
+      reads.eventsAfter(threads[0]!, 0),
+      reads.eventsAfter(threads[0]!, 0),
+      reads.eventsAfter(threads[0]!, 2),
+      reads.eventsAfter(threads[0]!, 3),
+      reads.eventsAfter(threads[1]!, 0),
+      reads.eventsAfter('th_missing', 0),
+    ]));
+    assert.is(pages.statements, 1, 'six replay reads');
+    const seqs = pages.value.map((p) => [p.threadExists, p.events.map((e) => e.seq)]);
+    assert.equal(seqs, [[true, [1, 2]], [true, [1, 2]], [true, [3]], [true, []], [true, [1]], [false, []]], 'pages of at most two, each from its own seq');
+    const frame = JSON.parse(pages.value[2]!.events[0]!.frame);
+    assert.equal([frame.type, frame.payload.seq, frame.payload.attempt], ['agent_thinking', 3, 2]);
+    assert.is(pages.value[0], pages.value[1], 'identical reads in one batch are read once');
+
+    // Reads asked for in different loop turns are not held back for one another, and each sees
+    // what was written before it was asked for: nothing is cached.
+    const first = await reads.eventsAfter(threads[1]!, 1);
+    assert.equal(first.events, []);
+    await appendEvent(db, threads[1]!, { type: 'agent_thinking', payload: { attempt: 3 } });
+    assert.equal((await reads.eventsAfter(threads[1]!, 1)).events.map((e) => e.seq), [2]);
+    await db.deleteFrom('threads').where('id', '=', threads[2]!).execute();
+    assert.is(await reads.ownedThread(threads[2]!, dave), undefined, 'deleted');
+    assert.is((await reads.eventsAfter(threads[2]!, 0)).threadExists, false);
   });
 
   test.run();

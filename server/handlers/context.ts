@@ -7,6 +7,7 @@ import type { TurnQueue } from '../../queue/turn-queue.js';
 import type { ClientFrame, ClientFrameType } from '../../protocol/frames.js';
 import type { Connection } from '../connection.js';
 import type { ThreadFanout } from '../thread-fanout.js';
+import type { BatchedReads } from '../batched-reads.js';
 import type { TokenVerifier } from '../auth.js';
 import type { TicketStore } from '../tickets/index.js';
 import type { RateLimiter } from '../rate-limits/index.js';
@@ -19,6 +20,8 @@ export interface GatewayServices {
   events: EventLog;
   queue: TurnQueue;
   fanout: ThreadFanout;
+  /** Owner checks and replay reads, batched per event-loop turn (a reconnect storm's many). */
+  reads: BatchedReads;
   verifyToken: TokenVerifier;
   log: Logger;
   /** Tool names the workers know (agents may only name these). */

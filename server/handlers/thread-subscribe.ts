@@ -1,4 +1,3 @@
-import { findOwnedThread } from '../../db/threads.repository.js';
 import { CloseCodes } from '../../protocol/codes.js';
 import type { Connection } from '../connection.js';
 import type { FrameHandler, GatewayServices } from './context.js';
@@ -12,7 +11,7 @@ import { RequestError } from '../errors.js';
 export const threadSubscribe: FrameHandler<'thread.subscribe'> = async (connection, frame, services) => {
   const { thread_id, after_seq = 0 } = frame.payload;
   checkSubscriptionRoom(connection, thread_id, services);
-  const thread = await findOwnedThread(services.db, thread_id, connection.owner);
+  const thread = await services.reads.ownedThread(thread_id, connection.owner);
   // Someone else's thread and a missing one look the same: no existence oracle.
   if (!thread) throw new RequestError('not_found', `Thread ${thread_id} was not found.`);
   if (after_seq > thread.last_seq) {
