@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Owner } from '../../db/threads.repository.js';
 import type { SearchPayload } from '../../protocol/frames.js';
+import type { SearchHit } from '../../protocol/results.js';
 import type { GatewayServices } from '../handlers/context.js';
 import { withTimeBudget } from '../../db/time-budget.js';
 
@@ -14,15 +15,7 @@ import { withTimeBudget } from '../../db/time-budget.js';
  * (SEARCH_TIMEOUT_MS; `unavailable` with a retry hint when it runs out).
  */
 export async function searchMessages(services: GatewayServices, owner: Owner, input: SearchPayload) {
-  const query = sql<{
-    thread_id: string;
-    thread_title: string | null;
-    message_id: string;
-    role: 'user' | 'assistant';
-    snippet: string;
-    rank: number;
-    created_at: Date;
-  }>`
+  const query = sql<Omit<SearchHit, 'created_at'> & { created_at: Date }>`
     with q as (select websearch_to_tsquery('simple', ${input.q}) as q),
     page as (
       select m.id, m.thread_id, m.role, m.content, m.created_at, t.title, ts_rank(m.search_tsv, q.q)::float8 as rank
