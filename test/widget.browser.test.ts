@@ -330,7 +330,7 @@ test('a Markdown image in an answer is a link, not an image: nothing is fetched 
 
 test('a streaming turn is aria-busy and updated in place: its text element is kept, not rebuilt, and the busy mark goes when it ends', async (ctx) => {
   const { page } = ctx;
-  const turn = await say(page, 'Stream it slowly [[words:60]] [[delay:20]]');
+  const turn = await say(page, 'Stream it slowly [[words:120]] [[delay:20]]');
   await turn.locator('.text').waitFor({ timeout: 15_000 });
   assert.equal(await turn.getAttribute('aria-busy'), 'true');
   // Marks on the elements as they are now: a rebuilt turn would lose them.
@@ -426,13 +426,14 @@ test('switching conversations quickly follows only the one shown; one left while
     assert.equal([followers(ctx, a!), followers(ctx, b!)], [0, 0], 'the threads passed through are not followed');
     // A thread left while its answer streams stays followed until the run ends, then is let go.
     const box = widget.getByRole('textbox', { name: 'Message' });
-    await box.fill('Take your time [[words:60]] [[delay:20]]');
+    // Six seconds of answer: still streaming after the switch below, however loaded the machine.
+    await box.fill('Take your time [[words:300]] [[delay:20]]');
     await box.press('Enter');
     await widget.locator('.turn .text').waitFor({ timeout: 15_000 });
     await widget.evaluate((element, id) => ((element as HTMLElement & { thread: string }).thread = id), a!);
     await waitFor(() => followers(ctx, a!) === 1, 10_000, 'the thread switched to');
-    assert.equal(followers(ctx, c!), 1, 'still followed while it streams');
-    const run = await ctx.stack.db.selectFrom('runs').select('id').where('thread_id', '=', c!).executeTakeFirstOrThrow();
+    const run = await ctx.stack.db.selectFrom('runs').select(['id', 'status']).where('thread_id', '=', c!).executeTakeFirstOrThrow();
+    assert.equal([followers(ctx, c!), run.status], [1, 'running'], 'still followed while it streams');
     await waitFor(async () => (await ctx.stack.db.selectFrom('runs').select('status').where('id', '=', run.id).executeTakeFirstOrThrow()).status === 'completed', 20_000, 'the run to end');
     await waitFor(() => followers(ctx, c!) === 0, 5_000, 'the left thread to be let go');
     assert.equal(followers(ctx, a!), 1);
