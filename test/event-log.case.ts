@@ -465,10 +465,15 @@ postgresOnly('a batch that commits but whose answer is lost: every emitter finds
 
 postgresOnly('a batch chosen as a deadlock victim is written again: nothing lost, nothing doubled', async (ctx) => {
   const url = ctx.stack.database!.url;
-  const store = await ownStore(url, 2);
+  // Postgres checks a waiting transaction for a deadlock once, deadlock_timeout after it began to
+  // wait, and aborts the one whose check finds the cycle. The batch waits first; its check comes
+  // 4 s later, long after the other transaction has closed the cycle, even on a loaded machine. The
+  // other transaction's check (60 s) never comes first.
+  const store = await ownStore(`${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c deadlock_timeout=4s')}`, 2);
   const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
   const other = new pg.Client({ connectionString: url });
   await other.connect();
+  await other.query("set deadlock_timeout = '60s'");
   try {
     const [low, high] = (await Promise.all([startRun(ctx, 'deadlock-a'), startRun(ctx, 'deadlock-b')])).sort((a, b) => (a.threadId < b.threadId ? -1 : 1));
     // Another transaction takes the threads in the opposite order: the higher one first ...
@@ -477,8 +482,8 @@ postgresOnly('a batch chosen as a deadlock victim is written again: nothing lost
     // ... the batch takes the lower one and waits for the higher ...
     const written = Promise.all([log.append([delta(low!, 'low')]), log.append([delta(high!, 'high')])]);
     await waitingBatch(ctx);
-    // ... and the other transaction now wants the lower one: a cycle. The batch has waited longer,
-    // so its deadlock check fires first and Postgres aborts it (40P01).
+    // ... and the other transaction now wants the lower one: a cycle. The batch's deadlock check
+    // fires first and Postgres aborts it (40P01).
     const crossed = other.query('select 1 from threads where id = $1 for update', [low!.threadId]);
     await within(crossed, 15_000, 'the other transaction getting both locks');
     await other.query('commit');
