@@ -15,12 +15,30 @@ import { readEventsAfterEach, type ReplayRead, type StoredEvent } from '../db/ev
 import { findThreadsById, type Owner } from '../db/threads.repository.js';
 import type { Database, Thread } from '../db/schema.js';
 
-/** Keys per statement: a batch of replays returns up to this many pages. */
-const MAX_BATCH = 100;
+/**
+ * Loads per statement. A replay page is up to 500 events; each user holds at most
+ * RATE_LIMIT_IN_FLIGHT_PER_USER loads at once, so no one user fills a batch.
+ */
+const MAX_THREADS_PER_BATCH = 100;
+const MAX_REPLAYS_PER_BATCH = 32;
 
 export interface ReplayPage {
   events: StoredEvent[];
   threadExists: boolean;
+}
+
+/**
+ * Reads `keys` (distinct) in one statement; if that fails and there were several, each again on
+ * its own, so that one read that fails (a page over the statement timeout) fails alone and not
+ * every socket that shared its batch. A database that is down fails them all, as it would.
+ */
+async function readTogether<K, V>(keys: readonly K[], read: (keys: readonly K[]) => Promise<V[]>): Promise<Array<V | Error>> {
+  try {
+    return await read(keys);
+  } catch (error) {
+    if (keys.length === 1) return [error as Error];
+    return Promise.all(keys.map((key) => read([key]).then(([value]) => value as V, (failed: Error) => failed)));
+  }
 }
 
 export class BatchedReads {
@@ -29,19 +47,23 @@ export class BatchedReads {
 
   constructor(db: Kysely<Database>, readonly pageSize = 500) {
     // setImmediate: the batch is sent after this poll's frames have all been handled.
-    const options = { cache: false, maxBatchSize: MAX_BATCH, batchScheduleFn: (send: () => void) => void setImmediate(send) };
+    const options = { cache: false, batchScheduleFn: (send: () => void) => void setImmediate(send) };
     this.threads = new DataLoader(async (ids) => {
       const distinct = [...new Set(ids)];
-      const found = new Map((await findThreadsById(db, distinct)).map((thread) => [thread.id, thread]));
-      return ids.map((id) => found.get(id));
-    }, options);
+      const found = await readTogether(distinct, async (some) => {
+        const rows = new Map((await findThreadsById(db, some)).map((thread) => [thread.id, thread]));
+        return some.map((id) => rows.get(id));
+      });
+      const byId = new Map(distinct.map((id, i) => [id, found[i]]));
+      return ids.map((id) => byId.get(id));
+    }, { ...options, maxBatchSize: MAX_THREADS_PER_BATCH });
     this.replays = new DataLoader(async (reads) => {
       const keyOf = (read: ReplayRead) => `${read.afterSeq}:${read.threadId}`;
       const distinct = [...new Map(reads.map((read) => [keyOf(read), read])).values()];
-      const pages = await readEventsAfterEach(db, distinct, this.pageSize);
+      const pages = await readTogether(distinct, (some) => readEventsAfterEach(db, some, this.pageSize));
       const byKey = new Map(distinct.map((read, i) => [keyOf(read), pages[i]!]));
       return reads.map((read) => byKey.get(keyOf(read))!);
-    }, options);
+    }, { ...options, maxBatchSize: MAX_REPLAYS_PER_BATCH });
   }
 
   /** The thread if it exists and belongs to the owner (someone else's looks missing). */

@@ -222,6 +222,11 @@ for (const [name, open] of Object.entries(stores)) {
     await db.deleteFrom('threads').where('id', '=', threads[2]!).execute();
     assert.is(await reads.ownedThread(threads[2]!, dave), undefined, 'deleted');
     assert.is((await reads.eventsAfter(threads[2]!, 0)).threadExists, false);
+
+    // One read that fails fails alone: the others of its batch are read again on their own.
+    const mixed = await Promise.allSettled([reads.eventsAfter(threads[0]!, 1), reads.eventsAfter(threads[0]!, 1e20), reads.eventsAfter(threads[1]!, 0)]);
+    assert.equal(mixed.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.equal(mixed.map((r) => (r.status === 'fulfilled' ? r.value.events.map((e) => e.seq) : 'failed')), [[2, 3], 'failed', [1, 2]]);
   });
 
   test.run();
