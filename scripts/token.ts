@@ -51,7 +51,7 @@ try {
     workspaceClaim: config.auth.workspaceClaim,
     issuer: config.auth.issuer,
     audience: config.auth.audience,
-    extra: values.role ? { role: values.role } : undefined,
+    extra: values.role ? { [config.auth.roleClaim]: values.role } : undefined,
   });
   process.stdout.write(token + '\n');
 } catch (error) {

@@ -102,6 +102,11 @@ test('npm start with no configuration serves a full turn, and the thread survive
   const { payload } = await jwtVerify(token, new TextEncoder().encode(secret));
   assert.equal([payload.sub, payload.workspace_id], ['alice', 'acme']);
   assert.ok(payload.exp! - payload.iat! === 3600);
+  // --role goes into the claim the server reads roles from (JWT_ROLE_CLAIM).
+  const roleRun = npm(ctx, ['run', '--silent', 'token', '--', '--sub', 'alice', '--role', 'admin'], { DATA_DIR: ctx.dataDir, JWT_ROLE_CLAIM: 'https://example.com/role' });
+  assert.equal(await roleRun.exited(), 0, roleRun.stderr());
+  const { payload: withRole } = await jwtVerify(roleRun.stdout().trim().split('\n').pop()!, new TextEncoder().encode(secret));
+  assert.equal([withRole['https://example.com/role'], withRole.role], ['admin', undefined]);
 
   second.stop();
   assert.equal(await second.child.exited(), 0);
