@@ -31,6 +31,17 @@ async function defaultAgents(db: Kysely<Database>): Promise<number> {
   return rows.length;
 }
 
+/** The write path's functions and their settings: each plans its statements once (migration 0006). */
+async function writePathSettings(db: Kysely<Database>): Promise<Record<string, string[] | null>> {
+  const { rows } = await sql<{ proname: string; proconfig: string[] | null }>`
+    select proname, proconfig from pg_proc
+    where proname in ('append_events', 'record_turn', 'claim_run', 'cancel_queued_run') order by proname
+  `.execute(db);
+  return Object.fromEntries(rows.map((r) => [r.proname, r.proconfig]));
+}
+const GENERIC = ['plan_cache_mode=force_generic_plan'];
+const WRITE_PATH = { append_events: GENERIC, cancel_queued_run: GENERIC, claim_run: GENERIC, record_turn: GENERIC };
+
 // ---------------------------------------------------------------------------------------------
 
 interface PgCtx {
@@ -64,6 +75,7 @@ postgres('two processes migrating a fresh database at the same moment both succe
   assert.equal(await defaultAgents(a.db), 1, 'the default agent exists exactly once');
   const { rows } = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(a.db);
   assert.equal(rows.map((r) => r.name), LATEST);
+  assert.equal(await writePathSettings(a.db), WRITE_PATH);
 
   assert.equal(await within(migrateToLatest(a.db), 10_000, 'migrating again'), [], 'running it again is a no-op');
   assert.equal(await within(Promise.all([migrateToLatest(a.db), migrateToLatest(b.db)]), 10_000, 'migrating again, concurrently'), [[], []]);
@@ -117,6 +129,7 @@ pglite('migrate, close, reopen: the second migration is a no-op and the data is 
   const first = await open(ctx);
   assert.equal(await within(migrateToLatest(first.db), OPEN_MS, 'migrating'), LATEST);
   assert.equal(await publicTables(first.db), TABLES);
+  assert.equal(await writePathSettings(first.db), WRITE_PATH);
   assert.equal(await defaultAgents(first.db), 1);
   await first.db
     .insertInto('threads')
