@@ -88,6 +88,21 @@ test('a script that breaks the protocol fails the run', async (ctx) => {
   }
 });
 
+test('a VU whose init context is slower than the stages still runs them: VUs are initialized before the clock starts, as in k6', async (ctx) => {
+  const source = await readFile(path.join(ROOT, 'loadtest/k6/chat.js'), 'utf8');
+  const slow = path.join(ROOT, 'loadtest/k6', `.slow-init-${process.pid}.js`);
+  // 1.5 s of init per VU (a loaded machine, a large script), against 0.6 s of stages.
+  await writeFile(slow, `${source}\nconst initStarted = Date.now();\nwhile (Date.now() - initStarted < 1500);\n`);
+  try {
+    const { code, summary, output } = await k6(ctx, slow, { URL: ctx.url, JWT_SECRET: ctx.stack.secret, STAGES: '100ms:1,500ms:1', TURNS: '1', WORKSPACE: 'k6-slow' }, 'slow-init');
+    assert.equal(code, 0, output);
+    assert.ok(summary!.iterations >= 1, `iterations: ${summary!.iterations}`);
+    assert.ok(summary!.checks['turn completed']!.passes >= 1, output);
+  } finally {
+    await rm(slow, { force: true });
+  }
+});
+
 test('a server that accepts the connection and then says nothing fails the run at the handshake deadline', async (ctx) => {
   // Accepts TCP connections and never answers the upgrade.
   const held = new Set<net.Socket>();

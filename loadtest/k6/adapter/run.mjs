@@ -83,25 +83,28 @@ function startVu(id, exec) {
   const worker = new Worker(VU_SCRIPT, { workerData: { script, env, vu: id, data, exec } });
   const vu = { id, worker, busy: false, stopping: false, ended: false, ready: undefined };
   let resolveDone;
-  vu.ready = new Promise((resolve) => {
-    worker.on('message', (message) => {
-      absorb(message.samples ?? []);
-      if (message.type === 'ready') resolve();
-      if (message.type === 'done') {
-        iterations += 1;
-        vu.busy = false;
-        if (message.error) errors.push(`VU ${id}, iteration: ${message.error}`);
-        resolveDone?.();
-      }
-    });
+  let resolveReady;
+  // Resolved once the VU's init context has run, or when the worker failed or exited first.
+  vu.ready = new Promise((resolve) => (resolveReady = resolve));
+  worker.on('message', (message) => {
+    absorb(message.samples ?? []);
+    if (message.type === 'ready') resolveReady();
+    if (message.type === 'done') {
+      iterations += 1;
+      vu.busy = false;
+      if (message.error) errors.push(`VU ${id}, iteration: ${message.error}`);
+      resolveDone?.();
+    }
   });
   worker.on('error', (error) => {
     errors.push(`VU ${id}: ${error?.stack ?? error}`);
     vu.ended = true;
+    resolveReady();
     resolveDone?.();
   });
   worker.on('exit', () => {
     vu.ended = true;
+    resolveReady();
     resolveDone?.();
   });
   let iteration = 0;
@@ -130,6 +133,12 @@ async function rampingVus(scenario, exec) {
   const total = stages.reduce((n, s) => n + s.ms, 0);
   const gracefulRampDown = duration(scenario.gracefulRampDown ?? '30s');
   const gracefulStop = duration(scenario.gracefulStop ?? '30s');
+  // As in k6, every VU the stages reach is initialized before the scenario's clock starts: on a
+  // loaded machine a VU started on demand could be ready only after short stages have ended.
+  const peak = Math.max(scenario.startVUs ?? 0, ...stages.map((s) => s.target));
+  const idle = Array.from({ length: peak }, (_, i) => startVu(i + 1, exec));
+  await Promise.all(idle.map((vu) => vu.ready));
+  let nextId = peak + 1;
   const start = Date.now();
   const targetAt = (t) => {
     let from = scenario.startVUs ?? 0;
@@ -149,12 +158,11 @@ async function rampingVus(scenario, exec) {
     const target = targetAt(Date.now() - start);
     const running = [...active.values()].filter((v) => !v.stopping && !v.ended);
     for (let n = running.length; n < target; n++) {
-      let id = 1;
-      while (active.has(id)) id += 1;
-      const vu = startVu(id, exec);
-      active.set(id, vu);
+      // A VU ramped down has ended; one needed again after that is a new one.
+      const vu = idle.shift() ?? startVu(nextId++, exec);
+      active.set(vu.id, vu);
       maxVus = Math.max(maxVus, active.size);
-      loops.push(loop(vu, over).finally(() => active.delete(id)));
+      loops.push(loop(vu, over).finally(() => active.delete(vu.id)));
     }
     // Ramping down: the newest VUs finish their iteration (within gracefulRampDown) and leave.
     for (const vu of running.sort((a, b) => b.id - a.id).slice(0, Math.max(0, running.length - target))) {
@@ -172,12 +180,16 @@ async function rampingVus(scenario, exec) {
   }, gracefulStop);
   await Promise.all(loops);
   clearTimeout(deadline);
+  await Promise.all(idle.map((vu) => vu.stop()));
   return maxVus;
 }
 
-async function fixedVus(count, shouldStop, iterationsPerVu, exec) {
+/** `count` VUs, all initialized before `stopAfterMs` (from then on) starts counting. */
+async function fixedVus(count, stopAfterMs, iterationsPerVu, exec) {
   const vus = Array.from({ length: count }, (_, i) => startVu(i + 1, exec));
-  await Promise.all(vus.map((vu) => loop(vu, shouldStop, iterationsPerVu)));
+  await Promise.all(vus.map((vu) => vu.ready));
+  const end = Date.now() + stopAfterMs;
+  await Promise.all(vus.map((vu) => loop(vu, () => Date.now() >= end, iterationsPerVu)));
   return count;
 }
 
@@ -187,10 +199,8 @@ for (const [name, scenario] of Object.entries(scenarios)) {
   const started = Date.now();
   let vus;
   if (scenario.executor === 'ramping-vus') vus = await rampingVus(scenario, scenario.exec);
-  else if (scenario.executor === 'constant-vus') {
-    const end = Date.now() + duration(scenario.duration);
-    vus = await fixedVus(scenario.vus ?? 1, () => Date.now() >= end, Infinity, scenario.exec);
-  } else if (scenario.executor === 'per-vu-iterations') vus = await fixedVus(scenario.vus ?? 1, () => false, scenario.iterations ?? 1, scenario.exec);
+  else if (scenario.executor === 'constant-vus') vus = await fixedVus(scenario.vus ?? 1, duration(scenario.duration), Infinity, scenario.exec);
+  else if (scenario.executor === 'per-vu-iterations') vus = await fixedVus(scenario.vus ?? 1, Infinity, scenario.iterations ?? 1, scenario.exec);
   else throw new Error(`scenario ${name}: executor ${scenario.executor} is not supported by the adapter`);
   report.push(`  scenario ${name}: ${scenario.executor}, up to ${vus} VUs, ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
