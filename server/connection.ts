@@ -72,11 +72,6 @@ export class Connection {
     return true;
   }
 
-  /** Frames waiting behind the one being handled. */
-  get queued(): number {
-    return this.inbox?.length ?? 0;
-  }
-
   private async work(inbox: Array<() => Promise<void>>): Promise<void> {
     this.working = true;
     try {

@@ -11,7 +11,7 @@ import type { ClientFrame } from '../protocol/frames.js';
 import type { Connection } from './connection.js';
 import { handlers } from './handlers/index.js';
 import type { FrameHandler, GatewayServices } from './handlers/context.js';
-import { classifyFailure, RequestError } from './errors.js';
+import { classifyFailure } from './errors.js';
 import { rateLimited, tooManyFrames } from './rate-limits/index.js';
 import type { Config } from './config.js';
 
@@ -37,8 +37,9 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
     try {
       await services.rateLimits.withRequestSlot(connection.principal, () => Promise.resolve(handler(connection, frame, services)));
     } catch (error) {
-      const failure = error instanceof RequestError ? error : classifyFailure(error);
-      if (!(error instanceof RequestError) && failure.code === 'internal_error') {
+      const failure = classifyFailure(error);
+      // A RequestError is an answer; anything else that classifies as internal is a bug to log.
+      if (failure !== error && failure.code === 'internal_error') {
         connection.log.error({ err: error, frame_type: frame.type }, 'frame handler failed');
       }
       connection.sendError(frame.id, failure.code, failure.message, failure.retryAfterMs, failure.details);

@@ -45,7 +45,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const app = uWS.App();
   const log = deps.log;
   const reads = new BatchedReads(deps.db);
-  const fanout = new ThreadFanout(app, deps.broker, deps.db, reads, log, (connection, read) =>
+  const fanout = new ThreadFanout(app, deps.broker, reads, log, (connection, read) =>
     deps.rateLimits.withRequestSlot(connection.principal, read, { patient: true }),
   );
   const services: GatewayServices = {
@@ -55,7 +55,6 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     limits: {
       maxSubscriptions: config.limits.maxSubscriptions,
       searchTimeoutMs: config.database.searchTimeoutMs,
-      connectionsPerUser: config.rateLimits.connectionsPerUser,
     },
   };
   const connections = new Set<Connection>();

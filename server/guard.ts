@@ -33,13 +33,3 @@ export function guard<A extends unknown[]>(
     }
   };
 }
-
-/** setTimeout behind the guard. */
-export function guardedTimeout(log: Logger, what: string, fn: () => unknown, ms: number, recover?: (error: unknown) => void): NodeJS.Timeout {
-  return setTimeout(guard(log, what, fn, recover), ms);
-}
-
-/** setInterval behind the guard. */
-export function guardedInterval(log: Logger, what: string, fn: () => unknown, ms: number, recover?: (error: unknown) => void): NodeJS.Timeout {
-  return setInterval(guard(log, what, fn, recover), ms);
-}

@@ -10,13 +10,10 @@
  * switch happens synchronously inside an event's delivery, so nothing is missed or doubled.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { decodeBrokerEvent, encodeThreadDeleted, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../broker/index.js';
-import { listEventsAfter } from '../db/events.repository.js';
 import type { BatchedReads } from './batched-reads.js';
-import type { Database } from '../db/schema.js';
 import type { Connection } from './connection.js';
 import { metrics } from '../metrics/index.js';
 
@@ -54,14 +51,13 @@ export class ThreadFanout {
   constructor(
     private readonly app: TemplatedApp,
     private readonly broker: Broker,
-    private readonly db: Kysely<Database>,
     private readonly reads: BatchedReads,
     private readonly log: Logger,
     /**
      * Runs a replay's read of the log as one of its user's requests in flight
      * (RATE_LIMIT_IN_FLIGHT_PER_USER), so replays cannot take more of the pool than requests can.
      */
-    private readonly asRequestOf: <T>(connection: Connection, read: () => Promise<T>) => Promise<T> = (_c, read) => read(),
+    private readonly asRequestOf: <T>(connection: Connection, read: () => Promise<T>) => Promise<T>,
   ) {
     // Whatever was published while the broker was cut off is recovered from the log.
     broker.onReconnect(() => {
@@ -253,15 +249,17 @@ export class ThreadFanout {
     for (let attempt = 0; this.threads.get(state.threadId) === state; attempt++) {
       try {
         let read = 0;
+        let exists: boolean;
         for (;;) {
-          const page = await listEventsAfter(this.db, state.threadId, state.lastSeq ?? 0, 500);
-          for (const event of page) this.deliver(state, event.seq, event.frame);
-          read += page.length;
-          if (page.length < 500) break;
+          const page = await this.reads.eventsAfter(state.threadId, state.lastSeq ?? 0);
+          exists = page.threadExists;
+          for (const event of page.events) this.deliver(state, event.seq, event.frame);
+          read += page.events.length;
+          if (page.events.length < this.reads.pageSize) break;
         }
         // Nothing new after a reconnect: the thread may have been deleted while this gateway
         // could not hear it (its thread_deleted was published then).
-        if (read === 0 && state.held.length === 0 && !(await this.threadExists(state.threadId))) {
+        if (read === 0 && state.held.length === 0 && !exists) {
           state.filling = false;
           this.onDeleted(state, deletedFrame(state.threadId));
           return;
@@ -276,10 +274,6 @@ export class ThreadFanout {
     const held = state.held.sort((a, b) => a.seq - b.seq);
     state.held = [];
     for (const event of held) this.deliver(state, event.seq, event.frame);
-  }
-
-  private async threadExists(threadId: string): Promise<boolean> {
-    return (await this.db.selectFrom('threads').select('id').where('id', '=', threadId).executeTakeFirst()) !== undefined;
   }
 
   /** The thread was deleted (on any gateway): every follower is told, then let go. */

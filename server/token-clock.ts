@@ -46,11 +46,6 @@ export class TokenClock {
     if (this.heap.length === 0) this.arm();
   }
 
-  /** Entries waiting (leak checks). */
-  get size(): number {
-    return this.heap.length;
-  }
-
   private arm(): void {
     clearTimeout(this.timer);
     const next = this.heap[0];

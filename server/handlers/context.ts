@@ -38,8 +38,6 @@ export interface GatewayServices {
     maxSubscriptions: number;
     /** SEARCH_TIMEOUT_MS (Postgres statement_timeout of a search). */
     searchTimeoutMs: number;
-    /** RATE_LIMIT_CONNECTIONS_PER_USER, which waiting long-polls count against too. */
-    connectionsPerUser: number;
   };
 }
 

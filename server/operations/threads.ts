@@ -14,8 +14,6 @@ import { type GatewayServices } from '../handlers/context.js';
 import { RequestError } from '../errors.js';
 import type { ThreadView } from '../../protocol/results.js';
 
-export type { ThreadView };
-
 export function threadView(thread: Thread): ThreadView {
   return {
     id: thread.id,

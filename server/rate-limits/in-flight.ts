@@ -36,9 +36,4 @@ export class InFlightLimiter {
       else if (--user.running === 0) this.users.delete(key);
     }
   }
-
-  /** Users with a request running (leak tests). */
-  get userCount(): number {
-    return this.users.size;
-  }
 }

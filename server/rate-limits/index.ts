@@ -78,13 +78,12 @@ export class RateLimiter {
     private readonly messageWindowMs: number,
     slotOptions: RedisSlotOptions,
   ) {
-    const points = limits.messagesPerMinute;
-    const duration = Math.max(1, Math.round(messageWindowMs / 1000));
-    if (points > 0) {
-      this.messages = redis
+    /** `points` per `duration` seconds and user, shared through Redis when there is one. */
+    const windowLimiter = (name: string, points: number, duration: number) =>
+      redis
         ? new RateLimiterRedis({
             storeClient: redis,
-            keyPrefix: `${prefix}rl:messages`,
+            keyPrefix: `${prefix}rl:${name}`,
             points,
             duration,
             // While Redis is unreachable each gateway counts on its own rather than refusing everyone.
@@ -92,20 +91,8 @@ export class RateLimiter {
             insuranceLimiter: new RateLimiterMemory({ points, duration }),
           })
         : new RateLimiterMemory({ points, duration });
-    }
-    if (limits.threadsPerMinute > 0) {
-      const threadPoints = limits.threadsPerMinute;
-      this.threads = redis
-        ? new RateLimiterRedis({
-            storeClient: redis,
-            keyPrefix: `${prefix}rl:threads`,
-            points: threadPoints,
-            duration: 60,
-            rejectIfRedisNotReady: true,
-            insuranceLimiter: new RateLimiterMemory({ points: threadPoints, duration: 60 }),
-          })
-        : new RateLimiterMemory({ points: threadPoints, duration: 60 });
-    }
+    if (limits.messagesPerMinute > 0) this.messages = windowLimiter('messages', limits.messagesPerMinute, Math.max(1, Math.round(messageWindowMs / 1000)));
+    if (limits.threadsPerMinute > 0) this.threads = windowLimiter('threads', limits.threadsPerMinute, 60);
     if (limits.restPerSecond > 0) this.rest = new RateLimiterMemory({ points: limits.restPerSecond, duration: 1 });
     if (limits.inFlightPerUser > 0) this.inFlight = new InFlightLimiter(limits.inFlightPerUser, limits.inFlightPerUser * 8);
     if (limits.connectionsPerUser > 0) {
@@ -140,8 +127,7 @@ export class RateLimiter {
 
   /** Gives back a thread that was not created after all. */
   async refundThread(user: User): Promise<void> {
-    if (!this.threads) return;
-    await this.threads.reward(userKey(user)).catch((error) => this.log.warn({ err: error }, 'thread budget not refunded'));
+    await refund(this.threads, user, 'thread budget not refunded', this.log);
   }
 
   /** Counts one REST request of `user`; throws `rate_limited` past RATE_LIMIT_REST_PER_SEC. */
@@ -163,8 +149,7 @@ export class RateLimiter {
 
   /** Gives back a send that stored nothing (a deduplicated retry, or one refused by the store). */
   async refundMessage(user: User): Promise<void> {
-    if (!this.messages) return;
-    await this.messages.reward(userKey(user)).catch((error) => this.log.warn({ err: error }, 'message budget not refunded'));
+    await refund(this.messages, user, 'message budget not refunded', this.log);
   }
 
   /** Takes one of `user`'s socket slots for connection `id`; the refusal to answer with otherwise. */
@@ -222,6 +207,11 @@ async function consume(limiter: RateLimiterAbstract | undefined, user: User, wha
     if (!(error instanceof RateLimiterRes)) throw error;
     throw rateLimited(what, error.msBeforeNext);
   }
+}
+
+/** Gives `user`'s point back to `limiter` (none: nothing to do); a failure is logged, not thrown. */
+async function refund(limiter: RateLimiterAbstract | undefined, user: User, failed: string, log: Logger): Promise<void> {
+  await limiter?.reward(userKey(user)).catch((error) => log.warn({ err: error }, failed));
 }
 
 function userKey(user: User): string {
