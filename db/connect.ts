@@ -8,7 +8,7 @@ import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { processStatements, type StatementCounter } from './statement-counter.js';
-import { metrics, observeQuery } from '../metrics/index.js';
+import { metrics, observeQuery, statementKind } from '../metrics/index.js';
 
 export type StoreOptions =
   | {
@@ -34,8 +34,9 @@ export async function openStore(options: StoreOptions, statements: StatementCoun
   // kysely calls this for every statement it runs, on either dialect: one round trip each.
   // One hook per statement: the process's counter (statements per turn) and the metrics.
   const log = (event: LogEvent) => {
-    statements.record(event.query.sql, event.queryDurationMillis, event.level === 'error');
-    observeQuery(event);
+    const kind = statementKind(event.query.sql);
+    statements.record(kind, event.queryDurationMillis);
+    observeQuery(event, kind);
   };
   switch (options.kind) {
     case 'postgres': {

@@ -3,8 +3,11 @@
  * trip to the database (kysely runs `begin` and `commit` as statements of their own, so they are
  * counted too). Fed by kysely's `log` hook, which sees every statement on either backend, so the
  * figure is the same for Postgres and PGlite. A plain object: a benchmark prints statements per
- * turn from it, and metrics can read it without this module knowing about them.
+ * turn from it, and metrics can read it without this module knowing about them. The kind comes
+ * from the caller (metrics' `statementKind`, worked out once per statement for both).
  */
+import type { StatementKind as MetricKind } from '../metrics/index.js';
+
 export type StatementKind = 'select' | 'insert' | 'update' | 'delete' | 'other';
 
 export const STATEMENT_KINDS: readonly StatementKind[] = ['select', 'insert', 'update', 'delete', 'other'];
@@ -16,8 +19,6 @@ export interface KindStats {
 }
 
 export interface StatementStats extends KindStats {
-  /** Statements that failed (counted in `count` and their kind too). */
-  errors: number;
   byKind: Record<StatementKind, KindStats>;
 }
 
@@ -25,17 +26,16 @@ export class StatementCounter {
   readonly stats: StatementStats = {
     count: 0,
     ms: 0,
-    errors: 0,
     byKind: Object.fromEntries(STATEMENT_KINDS.map((kind) => [kind, { count: 0, ms: 0 }])) as Record<StatementKind, KindStats>,
   };
 
-  record(sql: string, ms: number, failed = false): void {
-    const kind = this.stats.byKind[statementKind(sql)];
-    kind.count++;
-    kind.ms += ms;
+  /** One statement of `kind` that took `ms` (failed ones too): `with` and transaction control count as `other`. */
+  record(kind: MetricKind, ms: number): void {
+    const stats = this.stats.byKind[kind === 'with' || kind === 'transaction' ? 'other' : kind];
+    stats.count++;
+    stats.ms += ms;
     this.stats.count++;
     this.stats.ms += ms;
-    if (failed) this.stats.errors++;
   }
 
   /** Statements sent so far. */
@@ -49,20 +49,5 @@ export class StatementCounter {
   }
 }
 
-/**
- * The statement's kind by its leading keyword: a statement that starts with `with` is `other`
- * whatever its CTEs do, and a call of one of the write functions (`select * from
- * append_events(...)`, `select record_turn(...)`) is a `select`.
- */
-export function statementKind(sql: string): StatementKind {
-  const word = /^\s*(\w+)/.exec(sql)?.[1]?.toLowerCase();
-  return word === 'select' || word === 'insert' || word === 'update' || word === 'delete' ? word : 'other';
-}
-
 /** Every store of this process counts here unless it is given a counter of its own. */
 export const processStatements = new StatementCounter();
-
-/** Statements this process has sent to its stores so far. */
-export function statementCount(): number {
-  return processStatements.statementCount();
-}

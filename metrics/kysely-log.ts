@@ -3,12 +3,12 @@
  * (inside transactions too) with the SQL text and the time it took, and once per failed one.
  */
 import type { LogEvent } from 'kysely';
-import { metrics, statementKind } from './record.js';
+import { metrics, statementKind, type StatementKind } from './record.js';
 
-export function observeQuery(event: LogEvent): void {
+export function observeQuery(event: LogEvent, kind: StatementKind = statementKind(event.query.sql)): void {
   if (event.level === 'error') {
     metrics.dbError((event.error as { code?: unknown })?.code as string | undefined);
     return;
   }
-  metrics.observeStatement(statementKind(event.query.sql), event.queryDurationMillis / 1000);
+  metrics.observeStatement(kind, event.queryDurationMillis / 1000);
 }
