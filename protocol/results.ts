@@ -3,7 +3,7 @@
  * `resultSchemas` in `resources.ts`; this file holds types only, so a browser bundle can import it
  * without pulling in a validator.
  */
-import type { RunStatus } from './frames.js';
+import type { RunStatus, ThreadEvent } from './frames.js';
 
 export interface ThreadView {
   id: string;
@@ -18,9 +18,8 @@ export interface ThreadView {
 export interface ThreadListResult { threads: ThreadView[]; next_cursor: string | null }
 export interface ThreadDeletedResult { thread_id: string; deleted: true }
 
-/** A stored event as `thread.history` returns it: the frame exactly as it was sent. */
-export interface StoredEvent { type: string; payload: Record<string, unknown> & { seq: number; thread_id: string } }
-export interface HistoryResult { thread_id: string; events: StoredEvent[]; has_more: boolean }
+/** `thread.history`: stored events, each the frame exactly as it was sent. */
+export interface HistoryResult { thread_id: string; events: ThreadEvent[]; has_more: boolean }
 
 export interface SearchHit {
   thread_id: string;

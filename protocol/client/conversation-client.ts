@@ -161,7 +161,7 @@ export class ConversationClient extends Emitter<ClientEvents> {
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
     });
     const state = this.threadStates.ensure(threadId);
-    prependEvents(state, result.events as unknown as ThreadEvent[], result.has_more);
+    prependEvents(state, result.events, result.has_more);
     this.threadStates.touch(threadId);
     this.emit('thread', state);
     return result;

@@ -7,6 +7,7 @@
  */
 import { PROTOCOL } from '../codes.js';
 import type { ErrorPayload, SessionReadyPayload } from '../frames.js';
+import type { TicketResult } from '../results.js';
 import { Backoff } from './backoff.js';
 import { ConversationError } from './errors.js';
 import { judge, type SocketEnd } from './refusals.js';
@@ -146,7 +147,7 @@ export class Link {
     if (this.options.transport !== 'ticket') return { url, protocols: [PROTOCOL, `bearer.${token}`] };
     const endpoint = url.replace(/^ws/, 'http').replace(/\/v1\/ws(\?.*)?$/, '/v1/ws-ticket');
     const res = await fetch(endpoint, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
-    const body = (await res.json().catch(() => undefined)) as (Partial<ErrorPayload> & { ticket?: string }) | undefined;
+    const body = (await res.json().catch(() => undefined)) as (Partial<ErrorPayload> & Partial<TicketResult>) | undefined;
     if (!res.ok || !body?.ticket) return { refused: { status: res.status, body } };
     return { url: `${url}${url.includes('?') ? '&' : '?'}ticket=${encodeURIComponent(body.ticket)}`, protocols: [PROTOCOL] };
   }

@@ -135,7 +135,7 @@ type Reducers = { [T in EventType]: (state: ThreadState, payload: ThreadEvent<T>
 
 const reducers: Reducers = {
   message_created(state, p) {
-    upsertMessage(state, p.message, false, p.seq);
+    upsertMessage(state, p.message, p.seq);
     if (p.message.role === 'user' && p.run_id) {
       state.runs[p.run_id] ??= { runId: p.run_id, status: 'queued', thinking: false, tools: [] };
       state.activeRunId = p.run_id;
@@ -164,7 +164,7 @@ const reducers: Reducers = {
     const run = runOf(state, p.run_id);
     run.thinking = false;
     run.messageId = p.message_id;
-    let message = state.messages.find((m) => m.id === p.message_id);
+    let message = messageById(state, p.message_id);
     if (!message) {
       message = { id: p.message_id, role: 'assistant', content: '', runId: run.runId, createdAt: p.timestamp, seq: p.seq, streaming: true };
       state.messages.push(message);
@@ -195,7 +195,7 @@ const reducers: Reducers = {
     if (p.usage) run.usage = p.usage;
     abandonTools(run);
     // The stored message is the final word on the text (the deltas joined equal it).
-    const message = upsertMessage(state, { ...p.message, run_id: p.run_id ?? p.message.run_id }, false, p.seq);
+    const message = upsertMessage(state, { ...p.message, run_id: p.run_id ?? p.message.run_id }, p.seq);
     message.status = p.status;
     if (state.activeRunId === run.runId) state.activeRunId = undefined;
   },
@@ -220,14 +220,21 @@ function abandonTools(run: RunView): void {
   for (const tool of run.tools) if (tool.status === 'running') tool.status = 'abandoned';
 }
 
-function upsertMessage(state: ThreadState, view: MessageView, streaming: boolean, seq: number): ChatMessage {
-  let message = state.messages.find((m) => m.id === view.id);
+/** The message with this id; searched from the newest, where streamed text almost always lands. */
+function messageById(state: ThreadState, id: string): ChatMessage | undefined {
+  for (let i = state.messages.length - 1; i >= 0; i--) if (state.messages[i]!.id === id) return state.messages[i];
+  return undefined;
+}
+
+/** A stored message (created, or a run's final answer): no longer streaming. */
+function upsertMessage(state: ThreadState, view: MessageView, seq: number): ChatMessage {
+  let message = messageById(state, view.id);
   if (!message) {
-    message = { id: view.id, role: view.role, content: view.content, seq, streaming };
+    message = { id: view.id, role: view.role, content: view.content, seq, streaming: false };
     state.messages.push(message);
   }
   message.content = view.content;
-  message.streaming = streaming;
+  message.streaming = false;
   if (view.run_id) message.runId = view.run_id;
   if (view.created_at) message.createdAt = view.created_at;
   return message;

@@ -19,10 +19,10 @@ export class ThreadStore {
     return [...this.states.values()];
   }
 
-  /** The thread's state, made (empty, after `afterSeq`) when there is none. */
-  ensure(threadId: string, afterSeq = 0): ThreadState {
+  /** The thread's state, made (empty) when there is none. */
+  ensure(threadId: string): ThreadState {
     let state = this.states.get(threadId);
-    if (!state) this.set(threadId, (state = emptyThread(threadId, afterSeq)));
+    if (!state) this.set(threadId, (state = emptyThread(threadId)));
     return state;
   }
 

@@ -81,7 +81,7 @@ absorb(takeSamples());
 /** A VU: a worker that runs iterations on request until told to stop. */
 function startVu(id, exec) {
   const worker = new Worker(VU_SCRIPT, { workerData: { script, env, vu: id, data, exec } });
-  const vu = { id, worker, busy: false, stopping: false, ended: false, ready: undefined };
+  const vu = { id, worker, stopping: false, ended: false, ready: undefined };
   let resolveDone;
   let resolveReady;
   // Resolved once the VU's init context has run, or when the worker failed or exited first.
@@ -91,17 +91,12 @@ function startVu(id, exec) {
     if (message.type === 'ready') resolveReady();
     if (message.type === 'done') {
       iterations += 1;
-      vu.busy = false;
       if (message.error) errors.push(`VU ${id}, iteration: ${message.error}`);
       resolveDone?.();
     }
   });
-  worker.on('error', (error) => {
-    errors.push(`VU ${id}: ${error?.stack ?? error}`);
-    vu.ended = true;
-    resolveReady();
-    resolveDone?.();
-  });
+  // 'exit' always follows 'error': it ends the VU.
+  worker.on('error', (error) => errors.push(`VU ${id}: ${error?.stack ?? error}`));
   worker.on('exit', () => {
     vu.ended = true;
     resolveReady();
@@ -109,7 +104,6 @@ function startVu(id, exec) {
   });
   let iteration = 0;
   vu.iterate = () => new Promise((resolve) => {
-    vu.busy = true;
     resolveDone = resolve;
     worker.postMessage({ type: 'iterate', iteration: iteration++ });
   });
