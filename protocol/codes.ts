@@ -138,5 +138,16 @@ export function parseRefusalReason(reason: string): { code: ErrorCode; retryAfte
   return { code: match[1] as ErrorCode, ...(match[2] !== undefined ? { retryAfterMs: Number(match[2]) } : {}) };
 }
 
+/** The reason of a 1009 close: it names the limit, so a client stops resending what cannot fit. */
+export function tooLargeReason(maxFrameBytes: number): string {
+  return `frame over ${maxFrameBytes} bytes`;
+}
+
+/** The limit a reason written by `tooLargeReason` names; undefined for any other reason. */
+export function parseTooLargeReason(reason: string): number | undefined {
+  const match = /over (\d+) bytes/.exec(reason);
+  return match ? Number(match[1]) : undefined;
+}
+
 /** The subprotocol the server speaks; a client may offer it in Sec-WebSocket-Protocol. */
 export const PROTOCOL = 'chat.v1';

@@ -17,19 +17,23 @@ export interface Principal {
   roles: string[];
 }
 
+/** How long a client refused with `unavailable` (key set unreachable) should wait. */
+const KEY_SET_RETRY_MS = 5_000;
+
 /**
  * Why a token was not accepted. `unavailable` is not about the token: the key set could not be
  * fetched (retry with the same token); the other two are (get a new token).
  */
 export class AuthError extends Error {
+  /** How long to wait before trying the same token again: set for `unavailable` (the key set is unreachable). */
+  readonly retryAfterMs?: number;
+
   constructor(readonly code: 'unauthenticated' | 'token_expired' | 'unavailable', message: string) {
     super(message);
     this.name = 'AuthError';
+    if (code === 'unavailable') this.retryAfterMs = KEY_SET_RETRY_MS;
   }
 }
-
-/** How long a client refused with `unavailable` (key set unreachable) should wait. */
-export const KEY_SET_RETRY_MS = 5_000;
 
 /**
  * Time claims (`exp`, `nbf`, `iat`) must be whole seconds a Date can hold and an ISO string can

@@ -5,7 +5,7 @@
  * user's share of requests in flight, and the one place that turns a handler's failure into an
  * `error` frame.
  */
-import { CloseCodes } from '../protocol/codes.js';
+import { CloseCodes, tooLargeReason } from '../protocol/codes.js';
 import { parseClientFrame } from '../protocol/validate.js';
 import type { ClientFrame } from '../protocol/frames.js';
 import type { Connection } from './connection.js';
@@ -61,7 +61,7 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
       return;
     }
     if (message.byteLength > limits.maxFrameBytes) {
-      connection.close(CloseCodes.too_large, `frame over ${limits.maxFrameBytes} bytes`);
+      connection.close(CloseCodes.too_large, tooLargeReason(limits.maxFrameBytes));
       return;
     }
     const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));

@@ -13,7 +13,7 @@ import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets
 import type { Logger } from 'pino';
 import { CloseCodes, PROTOCOL, httpStatus, type ErrorCode } from '../protocol/codes.js';
 import { newId } from '../db/ids.js';
-import { AuthError, extractCredentials, KEY_SET_RETRY_MS, type Principal, type TokenVerifier } from './auth.js';
+import { AuthError, extractCredentials, type Principal, type TokenVerifier } from './auth.js';
 import { Connection, type SocketData } from './connection.js';
 import { sendJson, watchAborted } from './http.js';
 import { errorBody, isConnectionError } from './errors.js';
@@ -131,7 +131,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
       },
       (error: unknown) => {
         if (error instanceof AuthError) {
-          refuse({ code: error.code, message: error.message, retryAfterMs: error.code === 'unavailable' ? KEY_SET_RETRY_MS : undefined });
+          refuse({ code: error.code, message: error.message, retryAfterMs: error.retryAfterMs });
         } else if (isConnectionError(error)) {
           refuse({ code: 'unavailable', message: 'Authentication is temporarily unavailable; retry shortly.', retryAfterMs: 1000 });
         } else {

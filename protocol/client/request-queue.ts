@@ -7,6 +7,7 @@
  * - a frame over MAX_FRAME_BYTES closes the socket with 1009, and resending it after the reconnect
  *   would close it again, for ever.
  */
+import { parseTooLargeReason } from '../codes.js';
 import type { ClientFrameType, ClientPayloads } from '../frames.js';
 import { ConversationError } from './errors.js';
 import { RequestBook, type PendingRequest } from './requests.js';
@@ -91,7 +92,7 @@ export class RequestQueue {
   lost(tooLarge?: { reason: string }): void {
     if (tooLarge) {
       const onWire = this.book.all().filter((r) => r.state === 'sent');
-      const limit = Number(/over (\d+) bytes/.exec(tooLarge.reason)?.[1]);
+      const limit = parseTooLargeReason(tooLarge.reason) ?? NaN;
       let found = false;
       if (Number.isInteger(limit) && limit > 0) {
         this.frameLimit = Math.min(this.frameLimit, limit);

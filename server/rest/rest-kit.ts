@@ -8,7 +8,7 @@ import type { ValidateFunction } from 'ajv';
 import type { Logger } from 'pino';
 import { codeFor, describeError, findUnstorable } from '../../protocol/validate.js';
 import { httpStatus, isRetryable, type ErrorCode } from '../../protocol/codes.js';
-import { AuthError, KEY_SET_RETRY_MS, type Principal, type TokenVerifier } from '../auth.js';
+import { AuthError, type Principal, type TokenVerifier } from '../auth.js';
 import { classifyFailure, errorBody, RequestError } from '../errors.js';
 import { guard } from '../guard.js';
 import { retryAfterSeconds, type RateLimiter } from '../rate-limits/index.js';
@@ -117,7 +117,7 @@ export function createRestKit(
             principal = await deps.verifyToken(token);
           } catch (error) {
             if (error instanceof AuthError) {
-              return fail(res, aborted, error.code, error.message, error.code === 'unavailable' ? KEY_SET_RETRY_MS : undefined);
+              return fail(res, aborted, error.code, error.message, error.retryAfterMs);
             }
             throw error;
           }
