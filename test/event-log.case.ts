@@ -238,7 +238,7 @@ test('a run\'s last write is one batch: the pending delta, the answer, agent_com
   const run = await startRun(ctx, 'finisher');
   const queued = await recordTurn(ctx.node.db, { workspaceId: 'acme', userId: 'finisher' }, { content: 'And then?', threadId: run.threadId });
   const updatedAt = async () => (await ctx.node.db.selectFrom('threads').select('updated_at').where('id', '=', run.threadId).executeTakeFirstOrThrow()).updated_at.getTime();
-  const emitter = new RunEmitter(ctx.node.db, ctx.node.broker, run.threadId, run.fence, silent, { afterSeq: await lastSeq(ctx, run.threadId), events: log });
+  const emitter = new RunEmitter(ctx.node.db, run.threadId, run.fence, silent, { afterSeq: await lastSeq(ctx, run.threadId), events: log });
   const activeAt = await updatedAt();
   await emitter.emit('message_delta', { message_id: run.messageId, delta: 'Part one, ' });
   assert.is(await updatedAt(), activeAt, 'an event without a message does not rewrite updated_at');
@@ -403,7 +403,7 @@ postgresOnly('run emitters whose batch is terminated mid-write retry it: each ev
   try {
     const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `retry-${i}`)));
     const broker = await listen(ctx, runs.map((r) => r.threadId));
-    const emitters = runs.map((run) => new RunEmitter(store.db, ctx.node.broker, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
+    const emitters = runs.map((run) => new RunEmitter(store.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
     const lock = await holdThread(url, runs[0]!.threadId);
     const emitted = Promise.all(emitters.map((emitter, i) => emitter.emit('message_delta', { message_id: runs[i]!.messageId, delta: `retried ${i}` })));
     await pg_query(ctx, `select pg_terminate_backend(${await waitingBatch(ctx)})`);
@@ -434,7 +434,7 @@ postgresOnly('a batch that commits but whose answer is lost: every emitter finds
     const broker = await listen(ctx, runs.map((r) => r.threadId));
     // The pool's one connection is open before the cut is armed.
     await store.db.selectFrom('threads').select('id').limit(1).execute();
-    const emitters = runs.map((run) => new RunEmitter(store.db, ctx.node.broker, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
+    const emitters = runs.map((run) => new RunEmitter(store.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
     const lock = await holdThread(ctx.stack.database!.url, runs[0]!.threadId);
     const emitted = Promise.all(emitters.map((emitter, i) =>
       emitter.emitAll([

@@ -96,7 +96,7 @@ for (const [name, open] of Object.entries(stores)) {
 
     const broker = createBroker({ kind: 'memory' });
     const log = new GroupCommitEventLog(db, broker, pino({ level: 'silent' }));
-    const emitter = new RunEmitter(db, broker, turn.threadId, claim.fence, pino({ level: 'silent' }), { afterSeq: 1, events: log });
+    const emitter = new RunEmitter(db, turn.threadId, claim.fence, pino({ level: 'silent' }), { afterSeq: 1, events: log });
     const messageId = claim.run.assistant_message_id!;
     const started = await counted(ctx, () => emitter.emitAll([
       { type: 'agent_started', payload: { agent_id: 'ag_default', agent_name: 'Assistant' } },

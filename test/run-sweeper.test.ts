@@ -13,6 +13,7 @@ import { useStack, connect, type StackCtx } from './support/fixture.js';
 import { assertClientMatchesLog, assertRunRebuilds } from './support/run-checks.js';
 import { claimRun } from '../db/runs.repository.js';
 import { RunEmitter } from '../workers/run-emitter.js';
+import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createBroker } from '../broker/index.js';
 import { REDIS_URL } from './support/database.js';
 import { MAX_RUN_ATTEMPTS } from '../workers/worker.js';
@@ -37,11 +38,13 @@ async function abandonedRun(ctx: StackCtx, sub: string, text: string, attempts =
     fence = { runId: run_id, attempt: attempts };
   }
   const broker = createBroker({ kind: 'redis', url: REDIS_URL, prefix: ctx.stack.prefix });
+  const events = new GroupCommitEventLog(ctx.stack.db, broker, pino({ level: 'silent' }));
   try {
-    const emitter = new RunEmitter(ctx.stack.db, broker, thread_id, fence, pino({ level: 'silent' }), { afterSeq: claim.thread.last_seq });
+    const emitter = new RunEmitter(ctx.stack.db, thread_id, fence, pino({ level: 'silent' }), { afterSeq: claim.thread.last_seq, events });
     await emitter.emit('agent_started', { agent_id: claim.agent.id, agent_name: claim.agent.name });
     await emitter.emit('message_delta', { message_id: claim.run.assistant_message_id!, delta: text });
   } finally {
+    await events.close();
     await broker.close();
   }
   await client.until(() => client.events(thread_id).some((e) => e.type === 'message_delta'), 5_000, 'the dead attempt\'s delta');

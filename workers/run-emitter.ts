@@ -6,14 +6,12 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { Broker } from '../broker/broker.js';
 import { runEventsAfter, type AppendItem, type RunMessage, type StoredEvent, type WriteFence } from '../db/events.repository.js';
 import { isConnectionError } from '../server/errors.js';
 import type { RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
 import type { AppendedEvent, EventLog } from '../events/event-log.js';
-import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { wellFormed } from './text.js';
 import { metrics } from '../metrics/index.js';
 
@@ -22,8 +20,8 @@ export interface EmitterOptions {
   afterSeq: number;
   /** How long a write is retried while the database is unreachable. @defaultValue 30000 */
   retryWindowMs?: number;
-  /** The process's event log. @defaultValue one of the emitter's own, over `db` and `broker` */
-  events?: EventLog;
+  /** The process's event log: the run's events are appended (and published) through it. */
+  events: EventLog;
 }
 
 /** An event of the run, and the run's message stored with it (same transaction), if any. */
@@ -45,7 +43,6 @@ export class RunEmitter {
 
   constructor(
     private readonly db: Kysely<Database>,
-    broker: Broker,
     private readonly threadId: string,
     private readonly fence: WriteFence,
     private readonly log: Logger,
@@ -53,7 +50,7 @@ export class RunEmitter {
   ) {
     this.lastSeq = options.afterSeq;
     this.retryWindowMs = options.retryWindowMs ?? 30_000;
-    this.events = options.events ?? new GroupCommitEventLog(db, broker, log);
+    this.events = options.events;
   }
 
   /** Events of this attempt stored elsewhere (the claim's opening events): published, and counted as this attempt's. */

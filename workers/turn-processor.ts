@@ -210,7 +210,7 @@ interface TurnState {
 async function runTurn(deps: ProcessorDeps, turn: TurnState): Promise<{ status: RunOutcome['status']; next: { runId?: string } }> {
   const { job, agent, fence, handle, messageId, signal, log } = turn;
   const cancelled = handle.cancel.signal;
-  const emitter = new RunEmitter(deps.db, deps.broker, job.threadId, fence, log, {
+  const emitter = new RunEmitter(deps.db, job.threadId, fence, log, {
     afterSeq: turn.afterSeq,
     retryWindowMs: deps.writeRetryMs,
     events: deps.events,
