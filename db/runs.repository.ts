@@ -106,22 +106,27 @@ function withDates<T>(row: Record<string, unknown>, columns: string[]): T {
   return out as T;
 }
 
-/** Refreshes the heartbeat of the runs this worker holds (each fenced by its attempt). */
-export async function beatRuns(db: Kysely<Database>, fences: WriteFence[]): Promise<void> {
-  if (fences.length === 0) return;
+/**
+ * Refreshes the heartbeat of the runs this worker holds (each fenced by its attempt). Returns how
+ * many runs it beat (a run finishing right now is skipped, so this can be fewer than asked).
+ */
+export async function beatRuns(db: Kysely<Database>, fences: WriteFence[]): Promise<number> {
+  if (fences.length === 0) return 0;
   // Rows locked in id order, and a run a batch is finishing right now skipped (its beat no longer
   // matters): otherwise the beat and a batch that finishes several runs could deadlock, and the
-  // whole event log of the process would wait out deadlock_timeout.
-  await sql`
+  // whole event log of the process would wait out deadlock_timeout. The held list is unnested in
+  // FROM and only `r` is locked: a row lock cannot apply to a set-returning function's rows.
+  const result = await sql`
     update runs set heartbeat_at = clock_timestamp()
     where id in (
       select r.id from runs r
-      join (select unnest(${fences.map((f) => f.runId)}::text[]) as id, unnest(${fences.map((f) => f.attempt)}::int[]) as attempt) held
+      join unnest(${fences.map((f) => f.runId)}::text[], ${fences.map((f) => f.attempt)}::int[]) as held(id, attempt)
         on r.id = held.id and r.attempt = held.attempt
       where r.status = 'running'
       order by r.id
-      for no key update skip locked
+      for no key update of r skip locked
     )`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
 }
 
 /** Running runs whose heartbeat is older than `staleMs`: their worker is gone or cut off. */

@@ -169,3 +169,12 @@ export const redisErrors = new Counter({
   labelNames: ['client'] as const,
   registers,
 });
+
+// ---- a worker's background tasks -----------------------------------------------------------
+
+export const backgroundTasks = new Counter({
+  name: `${PREFIX}background_tasks_total`,
+  help: 'Runs of a worker\'s background tasks, by task (heartbeat: the held runs\' heartbeat; sweep: stranded and stale runs; prune: old bookkeeping rows) and result (ok, failed). A heartbeat that keeps failing gets the worker\'s runs taken over by others.',
+  labelNames: ['task', 'result'] as const,
+  registers,
+});

@@ -10,6 +10,8 @@ const KNOWN_CLOSE_CODES = new Set<number>([1000, 1005, 1006, ...Object.values(Cl
 
 /** How an attempt ended; `error`: it threw (e.g. the database stayed unreachable) and the queue retries it. */
 export type TurnMetricOutcome = 'completed' | 'cancelled' | 'failed' | 'released' | 'fenced' | 'error';
+/** A worker's background tasks (see backgroundTasks). */
+export type BackgroundTask = 'heartbeat' | 'sweep' | 'prune';
 export type StatementKind = 'select' | 'insert' | 'update' | 'delete' | 'with' | 'transaction' | 'other';
 
 const STATEMENT_KINDS: Record<string, StatementKind> = {
@@ -99,5 +101,8 @@ export const metrics = {
   },
   redisError(client: 'broker' | 'queue'): void {
     m.redisErrors.labels(client).inc();
+  },
+  backgroundTask(task: BackgroundTask, ok: boolean): void {
+    m.backgroundTasks.labels(task, ok ? 'ok' : 'failed').inc();
   },
 };

@@ -6,6 +6,7 @@
 import { beatRuns, failAbandonedRun, nextQueuedRun, staleRuns, strandedRuns } from '../db/runs.repository.js';
 import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
 import { enqueueTakeover } from '../queue/turn-queue.js';
+import { BackgroundTimer } from './background-task.js';
 import { createTurnProcessor, type RunHandle, type TurnDeps } from './turn-processor.js';
 
 /** A run is taken over at most this many times in all; then it ends failed with worker_lost. */
@@ -61,47 +62,51 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   };
   await options.queue.startWorker(processor, options.concurrency);
 
-  const heartbeat = setInterval(() => {
-    beatRuns(db, [...activeRuns.values()].map((run) => run.fence)).catch((error) => {
-      log.warn({ err: error }, 'heartbeat failed; will retry');
-    });
-  }, Math.max(200, Math.floor(runStaleMs / 6)));
-  heartbeat.unref();
+  // Beats every sixth of the stale threshold: a takeover needs five missed beats in a row.
+  const heartbeat = new BackgroundTimer({
+    task: 'heartbeat',
+    everyMs: Math.max(200, Math.floor(runStaleMs / 6)),
+    log,
+    risk: `the runs this worker holds look abandoned after ${runStaleMs} ms (RUN_STALE_MS) and other workers take them over`,
+    run: () => beatRuns(db, [...activeRuns.values()].map((run) => run.fence)),
+  });
 
   const sweep = async (olderThanMs = options.strandedAfterMs ?? 10_000) => {
-    try {
-      for (const run of await strandedRuns(db, olderThanMs)) {
-        log.info({ run_id: run.id, thread_id: run.thread_id }, 're-enqueuing a stranded run');
-        await options.queue.enqueue({ runId: run.id, threadId: run.thread_id }, { wake: true });
+    for (const run of await strandedRuns(db, olderThanMs)) {
+      log.info({ run_id: run.id, thread_id: run.thread_id }, 're-enqueuing a stranded run');
+      await options.queue.enqueue({ runId: run.id, threadId: run.thread_id }, { wake: true });
+    }
+    for (const run of await staleRuns(db, runStaleMs)) {
+      if (activeRuns.get(run.id)?.fence.attempt === run.attempt) continue; // ours, only slow to beat
+      if (run.attempt < MAX_RUN_ATTEMPTS) {
+        log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run heartbeat is stale; queuing its takeover');
+        await enqueueTakeover(options.queue, { runId: run.id, threadId: run.thread_id }, run.attempt, runStaleMs);
+        continue;
       }
-      for (const run of await staleRuns(db, runStaleMs)) {
-        if (activeRuns.get(run.id)?.fence.attempt === run.attempt) continue; // ours, only slow to beat
-        if (run.attempt < MAX_RUN_ATTEMPTS) {
-          log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run heartbeat is stale; queuing its takeover');
-          await enqueueTakeover(options.queue, { runId: run.id, threadId: run.thread_id }, run.attempt, runStaleMs);
-          continue;
-        }
-        const ended = await failAbandonedRun(db, run.id, 'worker_lost', 'The turn was interrupted too many times; send the message again.', { attempt: run.attempt, staleMs: runStaleMs });
-        if (!ended) continue;
-        log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run failed after too many takeovers');
-        await options.events.publish(ended.threadId, [ended.event]);
-        const next = await nextQueuedRun(db, ended.threadId);
-        if (next) await options.queue.enqueue({ runId: next, threadId: ended.threadId }, { wake: true });
-      }
-    } catch (error) {
-      log.warn({ err: error }, 'sweep failed; will retry');
+      const ended = await failAbandonedRun(db, run.id, 'worker_lost', 'The turn was interrupted too many times; send the message again.', { attempt: run.attempt, staleMs: runStaleMs });
+      if (!ended) continue;
+      log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run failed after too many takeovers');
+      await options.events.publish(ended.threadId, [ended.event]);
+      const next = await nextQueuedRun(db, ended.threadId);
+      if (next) await options.queue.enqueue({ runId: next, threadId: ended.threadId }, { wake: true });
     }
   };
-  if (options.sweepOnStart) await sweep(0);
+  const sweepNow = () => sweep(0).catch((error: unknown) => log.warn({ err: error }, 'sweep failed; the timer retries'));
+  if (options.sweepOnStart) await sweepNow();
   // Redis came back (perhaps empty): runs stored meanwhile need their jobs now, not in 10 s. A run
   // that has its job after all gets a harmless extra wake-up.
   // The queue's own connection may come back a moment later than the broker's: look twice.
   options.broker.onReconnect(() => {
-    void sweep(0);
-    setTimeout(() => void sweep(0), 2_000).unref();
+    void sweepNow();
+    setTimeout(() => void sweepNow(), 2_000).unref();
   });
-  const timer = setInterval(() => void sweep(), options.sweepIntervalMs ?? 5_000);
-  timer.unref();
+  const sweeper = new BackgroundTimer({
+    task: 'sweep',
+    everyMs: options.sweepIntervalMs ?? 5_000,
+    log,
+    risk: 'queued runs whose job was lost stay queued, and runs of dead workers are not taken over',
+    run: () => sweep(),
+  });
 
   let closing: Promise<void> | undefined;
   return {
@@ -109,7 +114,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     close() {
       closing ??= (async () => {
         stopping = true;
-        clearInterval(timer);
+        await sweeper.stop();
         const graceMs = options.shutdownGraceMs ?? 10_000;
         const deadline = Date.now() + graceMs;
         // Stop taking new turns first, so the grace period only serves the ones already running.
@@ -123,7 +128,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
           }
         }
         await stopped;
-        clearInterval(heartbeat);
+        await heartbeat.stop();
         await unsubscribeCancel().catch(() => {});
       })();
       return closing;
