@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import OpenAI, { APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
+import { evaluateExpression } from '../workers/tools/calculator.js';
 import { within } from './support/wait.js';
 
 // uvu has no timeouts: every wait below goes through deadline().
@@ -192,6 +193,24 @@ test('streaming tool calls: fragments reassemble to valid JSON; parallel calls',
 
   const single = await collectStream(user('what time is it? calculate 1+1'), { tools: TOOLS, parallel_tool_calls: false });
   assert.is(single.calls.length, 1);
+});
+
+test('"calculate" in a sentence hands the calculator the expression alone, which it evaluates', async () => {
+  const cases: Array<[string, string, number]> = [
+    ['calculate 6*7 please', '6*7', 42],
+    ['Could you calculate (2+3)^2 for me?', '(2+3)^2', 25],
+    ['calculate 1.5 + 2.', '1.5 + 2', 3.5],
+    ['Calculate -4 * 2, thanks!', '-4 * 2', -8],
+  ];
+  for (const [content, expression, value] of cases) {
+    const s = await collectStream(user(content), { tools: TOOLS });
+    assert.is(s.finish, 'tool_calls', content);
+    assert.equal(s.calls.map((c) => [c.name, JSON.parse(c.args)]), [['calculator', { expression }]], content);
+    assert.is(evaluateExpression(expression), value, content);
+  }
+  // Nothing to calculate: a plain answer, not a calculator call that can only fail.
+  const none = await complete(user('calculate the meaning of life'), { tools: TOOLS });
+  assert.is(none.choices[0]!.finish_reason, 'stop');
 });
 
 test('[[tool:NAME ARGS]] forces a call to an offered tool', async () => {

@@ -79,6 +79,21 @@ export function contentText(content: unknown): string {
   return '';
 }
 
+/**
+ * The arithmetic after "calculate": the first run of numbers, operators, parentheses and spaces
+ * ("calculate 6*7 please" gives "6*7"); undefined when none with a digit follows.
+ */
+export function calculatorExpression(text: string): string | undefined {
+  const after = /\bcalculate\b(.*)/is.exec(text)?.[1];
+  if (after === undefined) return undefined;
+  for (const [run] of after.matchAll(/[\d.+\-*/%^()\s]+/g)) {
+    // A sentence's full stop or a dangling operator is not part of the expression.
+    const expression = run.trim().replace(/[\s.+\-*/%^]+$/, '').trim();
+    if (/\d/.test(expression)) return expression;
+  }
+  return undefined;
+}
+
 export function stripDirectives(s: string): string {
   return s.replace(/\[\[[\s\S]*?\]\]/g, ' ').replace(/\s+/g, ' ').trim();
 }
@@ -237,9 +252,8 @@ export function planReply(body: any, defaults: ScriptDefaults, faultCounters: Ma
     let calls: Array<{ name: string; args: string }> = d.tools.filter((t) => offered.includes(t.name));
     if (calls.length === 0) {
       const plain = stripDirectives(userText);
-      const calc = /\bcalculate\s+(.+)/i.exec(plain);
-      if (calc && offered.includes('calculator')) {
-        const expression = calc[1]!.trim().replace(/[?!,;:]+$/, '').replace(/\.$/, '').trim();
+      const expression = calculatorExpression(plain);
+      if (expression !== undefined && offered.includes('calculator')) {
         calls.push({ name: 'calculator', args: JSON.stringify({ expression }) });
       }
       if (/\btime\b/i.test(plain) && offered.includes('get_current_time')) {
