@@ -3,8 +3,8 @@
  * routes. It stays thin: uWS callbacks hand off to the auth module, the handler table and the
  * fan-out.
  */
-import uWS from 'uWebSockets.js';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import uWS from './uws.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { CloseCodes, PROTOCOL, refusalReason } from '../protocol/codes.js';
 import { type Connection, type SocketData } from './connection.js';
@@ -209,7 +209,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
       else reject(new ConfigError('PORT', `cannot listen on ${config.host}:${config.port}: the port is in use (or not permitted); stop what holds it or set another PORT`));
     });
   });
-  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  const port = uWS.us_socket_local_port(listenSocket as unknown as us_socket);
   await corkHolder.start(port, config.host);
 
   let closing: Promise<void> | undefined;
