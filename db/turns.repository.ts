@@ -6,6 +6,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { newId } from './ids.js';
+import { autoTitle } from './thread-title.js';
 import { toFrame, type StoredEvent } from './events.repository.js';
 import type { Owner } from './threads.repository.js';
 import type { Database } from './schema.js';
@@ -69,7 +70,7 @@ interface TurnRow {
  *   reject (thread_busy), or interrupt (queued runs cancelled here with their agent_completed,
  *   running ones returned to be signalled);
  * - without a thread, the agent (default: the seeded one) must be usable in the workspace, and the
- *   new thread's title is the start of the content;
+ *   new thread's title is the start of the content (`autoTitle`: 80 UTF-16 units, cut between characters);
  * - `maxActiveRuns` is checked under the user's advisory lock, after an interrupt's cancellations.
  */
 export async function recordTurn(db: Kysely<Database>, owner: Owner, input: TurnInput): Promise<RecordedTurn> {
@@ -78,7 +79,7 @@ export async function recordTurn(db: Kysely<Database>, owner: Owner, input: Turn
     const { rows } = await sql<{ turn: TurnRow }>`
       select record_turn(
         ${owner.workspaceId}, ${owner.userId}, ${input.threadId ?? null}, ${input.agentId ?? null}, ${DEFAULT_AGENT_ID},
-        ${input.content}, ${input.content.slice(0, 80)}, ${input.clientMessageId ?? null}, ${input.onBusy ?? null},
+        ${input.content}, ${autoTitle(input.content)}, ${input.clientMessageId ?? null}, ${input.onBusy ?? null},
         ${input.maxActiveRuns ?? 0}::int, ${newId('t')}, ${newId('m')}, ${newId('run')}) as turn`.execute(db);
     row = rows[0]!.turn;
   } catch (error) {

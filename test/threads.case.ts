@@ -201,6 +201,26 @@ for (const transport of ['ws', 'rest'] as const) {
   });
 }
 
+test('a thread created by a message is titled with its first 80 UTF-16 units, cut between characters (never inside an emoji)', async (ctx) => {
+  const client = await connect(ctx, 'titled');
+  const a = (n: number) => 'a'.repeat(n);
+  const cases: Array<[content: string, title: string]> = [
+    [`${a(79)}😀 and more`, a(79)], // a surrogate pair over units 80 and 81
+    [`${a(78)}😀 and more`, `${a(78)}😀`], // one that ends at unit 80 is kept
+    [`${a(76)}👩\u200d👩\u200d👧 a family`, a(76)], // a ZWJ sequence over unit 80: whole or not at all
+    [`${a(73)}🇫🇷🇩🇪 flags`, `${a(73)}🇫🇷`], // the second flag would end at unit 81
+    ['short 😀', 'short 😀'],
+  ];
+  for (const [content, title] of cases) {
+    const ack = await client.request('message.send', { content });
+    assert.is(ack.type, 'ack', JSON.stringify(ack.payload));
+    await client.completed(ack.payload.run_id);
+    const thread = await client.request('thread.get', { thread_id: ack.payload.thread_id });
+    assert.is(thread.payload.title, title, content);
+    assert.not.ok(thread.payload.title.includes('\ufffd'), 'no replacement character');
+  }
+});
+
 test('a thread reads the same over WebSocket and REST: create, get, list, history, update', async (ctx) => {
   const ws = wsApi(await connect(ctx, 'mirror'));
   const rest = restApi(new RestClient(ctx.base, await ctx.stack.token('mirror')));
