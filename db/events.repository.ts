@@ -7,6 +7,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database, ToolCallRecord } from './schema.js';
+import { newWriteId } from './ids.js';
 import type { RunOutcome } from './runs.repository.js';
 import type { EventDraft, EventType } from '../protocol/frames.js';
 
@@ -60,10 +61,22 @@ export interface AppendItem {
   finish?: RunOutcome;
 }
 
-/** What became of one item: stored (and, for a finished run, the thread's next queued run), or refused. */
+/**
+ * What became of one item: stored (and, for a finished run, the thread's next queued run),
+ * refused, or, in a batch that does not wait for locks, `busy`: another transaction held its
+ * thread, nothing of it was stored (write it again, waiting).
+ */
 export type AppendOutcome =
   | { event: StoredEvent; nextRunId?: string }
-  | { refused: FencedError | ThreadGoneError };
+  | { refused: FencedError | ThreadGoneError }
+  | { busy: true };
+
+export interface AppendOptions {
+  /** This write's id (db/ids.ts newWriteId): a writer that loses the answer settles the write by it (event-writes.repository.ts). @defaultValue a new one */
+  writeId?: string;
+  /** Wait for the threads' locks; false: items of a thread another transaction holds come back `busy`. @defaultValue true */
+  wait?: boolean;
+}
 
 export function toFrame(type: string, payload: unknown): string {
   return JSON.stringify({ type, payload });
@@ -74,7 +87,7 @@ export function toFrame(type: string, payload: unknown): string {
  * Refused items (their thread is gone, their attempt fenced off) take no seq and do not fail the
  * others. Within a thread, seqs follow the items' order. Outcomes come back in the items' order.
  */
-export async function appendBatch(db: Kysely<Database>, items: readonly AppendItem[]): Promise<AppendOutcome[]> {
+export async function appendBatch(db: Kysely<Database>, items: readonly AppendItem[], options: AppendOptions = {}): Promise<AppendOutcome[]> {
   const batch = items.map((item, idx) => {
     const { draft, fence } = item;
     const base = draft.run_id ? { thread_id: item.threadId, run_id: draft.run_id } : { thread_id: item.threadId };
@@ -91,11 +104,13 @@ export async function appendBatch(db: Kysely<Database>, items: readonly AppendIt
     };
   });
   const { rows } = await sql<{ idx: number; seq: number | null; payload: Record<string, unknown> | null; refused: string | null; next_run: string | null }>`
-    select idx, seq, payload, refused, next_run from append_events(${JSON.stringify(batch)}::jsonb)`.execute(db);
+    select idx, seq, payload, refused, next_run
+    from append_events(${JSON.stringify(batch)}::jsonb, ${options.writeId ?? newWriteId()}, ${options.wait ?? true})`.execute(db);
   const outcomes: AppendOutcome[] = new Array(items.length);
   for (const row of rows) {
     const item = items[row.idx]!;
-    if (row.refused === 'thread_gone') outcomes[row.idx] = { refused: new ThreadGoneError(item.threadId) };
+    if (row.refused === 'busy') outcomes[row.idx] = { busy: true };
+    else if (row.refused === 'thread_gone') outcomes[row.idx] = { refused: new ThreadGoneError(item.threadId) };
     else if (row.refused) outcomes[row.idx] = { refused: new FencedError(item.fence?.runId ?? item.draft.run_id ?? '') };
     else outcomes[row.idx] = { event: { seq: row.seq!, frame: toFrame(item.draft.type, row.payload) }, ...(row.next_run ? { nextRunId: row.next_run } : {}) };
   }
@@ -111,6 +126,7 @@ export async function appendEvent(
 ): Promise<StoredEvent> {
   const [outcome] = await appendBatch(db, [{ threadId, draft, fence }]);
   if ('refused' in outcome!) throw outcome.refused;
+  if ('busy' in outcome!) throw new Error('unreachable: a waiting append is never busy');
   return outcome!.event;
 }
 

@@ -91,12 +91,19 @@ export interface EventsTable {
   created_at: CreatedAt;
 }
 
+/** Ids of event-log writes (migration 0007); `void`: given up for lost by its writer, so a late copy fails. */
+export interface EventWritesTable {
+  id: string;
+  void: Generated<boolean>;
+}
+
 export interface Database {
   agents: AgentsTable;
   threads: ThreadsTable;
   messages: MessagesTable;
   runs: RunsTable;
   events: EventsTable;
+  event_writes: EventWritesTable;
 }
 
 export type Agent = Selectable<AgentsTable>;

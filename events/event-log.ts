@@ -17,8 +17,9 @@ export interface EventLog {
    * events, in the items' order, once they are stored and their publish has been tried (a failed
    * publish is logged: gateways fill gaps from the log). Rejects with FencedError or
    * ThreadGoneError when the items were refused, or with the store's error when the write failed
-   * (then nothing of them was stored, unless the connection dropped after the commit: the caller
-   * looks before it writes again).
+   * (then nothing of them was stored), or with an UncertainWriteError when the connection failed
+   * while the write was in flight (it may have committed: the caller settles it by its write id
+   * before it writes again).
    */
   append(items: readonly AppendItem[]): Promise<AppendedEvent[]>;
   /**
@@ -37,9 +38,27 @@ export interface EventLogStats {
   events: number;
   /** Items refused (fenced off, thread gone); batches that failed; deadlock retries. */
   refused: number;
+  /** Writers whose thread another transaction held when their batch was written: written again on their own. */
+  detoured: number;
   failedBatches: number;
   deadlockRetries: number;
   /** The largest batch so far, in items, and the time spent writing batches (ms). */
   maxBatch: number;
   writeMs: number;
+}
+
+/**
+ * The connection failed while a write was in flight: it may or may not have committed. Settle it
+ * with `voidEventWrite(db, writeId)` before writing the same events again (a late copy of the
+ * write then fails instead of storing them twice). Carries the cause's `code` and message, so it
+ * still reads as the outage it is (isConnectionError).
+ */
+export class UncertainWriteError extends Error {
+  readonly code?: string;
+
+  constructor(readonly writeId: string, override readonly cause: unknown) {
+    super((cause as Error)?.message ?? String(cause));
+    this.name = 'UncertainWriteError';
+    this.code = (cause as { code?: string } | undefined)?.code;
+  }
 }

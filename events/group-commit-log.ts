@@ -9,15 +9,21 @@
  * One batch is in flight at a time, and each batch is published, in its items' order, as soon as
  * it commits and before the next batch is written: so every thread's events are published in seq
  * order, and never before they are stored.
+ *
+ * A batch never waits for a thread another transaction holds (a long transaction on one thread
+ * would hold every run's events): that thread's writers come back `busy` and take a detour, a
+ * lane of their own that writes them one at a time, waiting for the lock, in order; the thread's
+ * later writers join the detour until it is empty, so its events still go in append order.
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import { publishStoredEvent } from '../broker/index.js';
 import { appendBatch, type AppendItem, type AppendOutcome, type StoredEvent } from '../db/events.repository.js';
+import { newWriteId } from '../db/ids.js';
 import type { Database } from '../db/schema.js';
 import { isConnectionError } from '../server/errors.js';
-import type { AppendedEvent, EventLog, EventLogStats } from './event-log.js';
+import { UncertainWriteError, type AppendedEvent, type EventLog, type EventLogStats } from './event-log.js';
 
 export interface GroupCommitOptions {
   /** Most items in one batch (a writer's items are never split across batches). @defaultValue 500 */
@@ -37,15 +43,20 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-type Written = { events: AppendedEvent[] } | { error: unknown };
+type Written = { events: AppendedEvent[] } | { error: unknown } | { busy: true };
+
+const threadOf = (pending: Pending) => pending.items[0]!.threadId;
 
 export class GroupCommitEventLog implements EventLog {
-  readonly stats: EventLogStats = { batches: 0, events: 0, refused: 0, failedBatches: 0, deadlockRetries: 0, maxBatch: 0, writeMs: 0 };
+  readonly stats: EventLogStats = { batches: 0, events: 0, refused: 0, detoured: 0, failedBatches: 0, deadlockRetries: 0, maxBatch: 0, writeMs: 0 };
   private readonly maxBatch: number;
   private readonly onBatch?: GroupCommitOptions['onBatch'];
   private readonly onStoredElsewhere?: GroupCommitOptions['onStoredElsewhere'];
   private queue: Pending[] = [];
   private draining?: Promise<void>;
+  /** Threads on a detour: their writers, in append order, written one at a time, waiting for the lock. */
+  private readonly detours = new Map<string, Pending[]>();
+  private readonly lanes = new Set<Promise<void>>();
   private closed = false;
 
   constructor(
@@ -84,9 +95,10 @@ export class GroupCommitEventLog implements EventLog {
     await Promise.all(events.map((event) => publishStoredEvent(this.broker, threadId, event, this.log)));
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
-    return this.draining ?? Promise.resolve();
+    // A batch may start detours, and a detour's writers may still arrive from the queue: until both are empty.
+    while (this.draining || this.lanes.size > 0) await Promise.all([this.draining, ...this.lanes]);
   }
 
   private async drain(): Promise<void> {
@@ -94,6 +106,7 @@ export class GroupCommitEventLog implements EventLog {
     await null;
     while (this.queue.length > 0) {
       const batch = this.take();
+      if (batch.length === 0) break; // every waiting writer joined a detour
       const written = await this.write(batch);
       // Synchronously, in batch order, before the next batch is written: see the file comment.
       batch.forEach((pending, i) => this.settle(pending, written[i]!));
@@ -101,24 +114,59 @@ export class GroupCommitEventLog implements EventLog {
     this.draining = undefined;
   }
 
-  /** The waiting writers whose items fit in one batch (at least one writer, whatever its size). */
+  /**
+   * The waiting writers whose items fit in one batch (at least one writer, whatever its size),
+   * after moving the writers of threads on a detour to their detour.
+   */
   private take(): Pending[] {
+    const batch: Pending[] = [];
     let size = 0;
-    let count = 0;
-    while (count < this.queue.length && (count === 0 || size + this.queue[count]!.items.length <= this.maxBatch)) {
-      size += this.queue[count]!.items.length;
-      count++;
+    let at = 0;
+    for (; at < this.queue.length; at++) {
+      const pending = this.queue[at]!;
+      const detour = this.detours.get(threadOf(pending));
+      if (detour) {
+        detour.push(pending);
+        continue;
+      }
+      if (batch.length > 0 && size + pending.items.length > this.maxBatch) break;
+      batch.push(pending);
+      size += pending.items.length;
     }
-    return this.queue.splice(0, count);
+    this.queue.splice(0, at);
+    return batch;
   }
 
-  /** One outcome per writer; never throws. */
-  private async write(batch: Pending[]): Promise<Written[]> {
+  /** Starts (or joins) the detour of a writer whose thread was busy. */
+  private detour(pending: Pending): void {
+    this.stats.detoured++;
+    const thread = threadOf(pending);
+    const detour = this.detours.get(thread);
+    if (detour) {
+      detour.push(pending);
+      return;
+    }
+    const writers = [pending];
+    this.detours.set(thread, writers);
+    const lane = (async () => {
+      for (let next = writers[0]; next; next = writers[0]) {
+        const [written] = await this.write([next], true);
+        writers.shift();
+        this.settle(next, written!);
+      }
+      this.detours.delete(thread);
+    })().finally(() => this.lanes.delete(lane));
+    this.lanes.add(lane);
+  }
+
+  /** One outcome per writer; never throws. `wait`: wait for locked threads (a detour) instead of coming back busy. */
+  private async write(batch: Pending[], wait = false): Promise<Written[]> {
     const items = batch.flatMap((pending) => pending.items);
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
+      const writeId = newWriteId();
       try {
-        const outcomes = await appendBatch(this.db, items);
+        const outcomes = await appendBatch(this.db, items, { writeId, wait });
         this.record(items.length, started, true);
         let next = 0;
         return batch.map((pending) => this.outcomeOf(outcomes.slice(next, (next += pending.items.length))));
@@ -129,24 +177,29 @@ export class GroupCommitEventLog implements EventLog {
           continue;
         }
         this.stats.failedBatches++;
-        if (batch.length > 1 && !isConnectionError(error)) {
+        // The connection failed mid-write: it may have committed. The writers settle it by its id.
+        if (isConnectionError(error)) return batch.map(() => ({ error: new UncertainWriteError(writeId, error) }));
+        if (batch.length > 1) {
           // Not an outage: most likely one writer's value the store refuses. Written one writer at
           // a time, only that writer fails (same order, so seqs still follow the appends).
           this.log.warn({ err: error, writers: batch.length }, 'event batch failed; writing its parts one by one');
           const results: Written[] = [];
-          for (const pending of batch) results.push(...(await this.write([pending])));
+          for (const pending of batch) results.push(...(await this.write([pending], wait)));
           return results;
         }
-        return batch.map(() => ({ error }));
+        return [{ error }];
       }
     }
   }
 
   /** A writer's result: its events, or the first refusal among its items (they share thread and fence). */
   private outcomeOf(outcomes: AppendOutcome[]): Written {
+    // A writer's items are of one thread: busy together or not at all.
+    if (outcomes.some((outcome) => 'busy' in outcome)) return { busy: true };
     const events: AppendedEvent[] = [];
     let refused: Error | undefined;
     for (const outcome of outcomes) {
+      if ('busy' in outcome) continue;
       if ('refused' in outcome) {
         this.stats.refused++;
         refused ??= outcome.refused;
@@ -168,6 +221,10 @@ export class GroupCommitEventLog implements EventLog {
   }
 
   private settle(pending: Pending, written: Written): void {
+    if ('busy' in written) {
+      this.detour(pending);
+      return;
+    }
     if ('error' in written) {
       pending.reject(written.error);
       return;

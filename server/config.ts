@@ -71,6 +71,11 @@ export interface Config {
      * worker (or failed after its last attempt). Workers beat every sixth of it. @defaultValue 30000
      */
     runStaleMs: number;
+    /**
+     * How often a worker deletes event-write ids older than an hour (they settle writes whose
+     * answer was lost; see db/event-writes.repository.ts). @defaultValue 600000
+     */
+    pruneIntervalMs: number;
   };
   limits: {
     /** Largest inbound frame; larger closes with 1009. @defaultValue 65536 */
@@ -211,6 +216,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
       toolTimeoutMs: int(env, 'TOOL_TIMEOUT_MS', 10_000, 10, 3_600_000),
       runStaleMs: int(env, 'RUN_STALE_MS', 30_000, 1_000, 3_600_000),
+      pruneIntervalMs: int(env, 'PRUNE_INTERVAL_MS', 600_000, 100, 86_400_000),
     },
     limits: {
       maxFrameBytes: int(env, 'MAX_FRAME_BYTES', 65_536, 1024, 16 * 1024 * 1024),

@@ -201,6 +201,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
         log: log.child({ role: 'worker' }),
         sweepOnStart: embeddedBus,
         runStaleMs: config.worker.runStaleMs,
+        pruneIntervalMs: config.worker.pruneIntervalMs,
         shutdownGraceMs: config.worker.shutdownGraceMs,
         // A fleet hands unfinished turns to another worker; a single node has no one to hand them to.
         releaseOnShutdown: !embeddedBus,

@@ -333,12 +333,16 @@ async function ownStore(url: string, poolSize: number): Promise<Store> {
   return openStore({ kind: 'postgres', url, poolSize }, new StatementCounter());
 }
 
-/** Holds thread `threadId`'s row lock in a connection of its own until `release()`: batches touching it wait. */
-async function holdThread(url: string, threadId: string) {
+/**
+ * Holds a lock that every batch's insert of events waits for (the events table in SHARE mode), in
+ * a connection of its own until `release()`: a batch in flight stops there, mid-write, with its
+ * threads locked. (A thread's row lock would not do: a batch skips a locked thread.)
+ */
+async function holdWrites(url: string) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query('begin');
-  await client.query('select 1 from threads where id = $1 for update', [threadId]);
+  await client.query('lock table events in share mode');
   return {
     async release() {
       await client.query('commit');
@@ -355,7 +359,7 @@ async function waitingBatch(ctx: StackCtx): Promise<number> {
       where datname = current_database() and wait_event_type = 'Lock' and query like '%append_events(%' and pid <> pg_backend_pid()`);
     pid = rows[0]?.pid;
     return pid !== undefined;
-  }, 10_000, 'the batch to wait for the thread lock');
+  }, 10_000, 'the batch to wait for a lock');
   return pid!;
 }
 
@@ -375,7 +379,7 @@ postgresOnly('a batch whose connection is terminated before it commits: all of i
   const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
   try {
     const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `cut-${i}`)));
-    const lock = await holdThread(url, runs[0]!.threadId);
+    const lock = await holdWrites(url);
     const pending = runs.map((run) => log.append([delta(run, 'lost'), delta(run, 'lost too')]));
     const settled = Promise.allSettled(pending);
     await pg_query(ctx, `select pg_terminate_backend(${await waitingBatch(ctx)})`);
@@ -404,7 +408,7 @@ postgresOnly('run emitters whose batch is terminated mid-write retry it: each ev
     const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `retry-${i}`)));
     const broker = await listen(ctx, runs.map((r) => r.threadId));
     const emitters = runs.map((run) => new RunEmitter(store.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
-    const lock = await holdThread(url, runs[0]!.threadId);
+    const lock = await holdWrites(url);
     const emitted = Promise.all(emitters.map((emitter, i) => emitter.emit('message_delta', { message_id: runs[i]!.messageId, delta: `retried ${i}` })));
     await pg_query(ctx, `select pg_terminate_backend(${await waitingBatch(ctx)})`);
     await lock.release();
@@ -435,7 +439,7 @@ postgresOnly('a batch that commits but whose answer is lost: every emitter finds
     // The pool's one connection is open before the cut is armed.
     await store.db.selectFrom('threads').select('id').limit(1).execute();
     const emitters = runs.map((run) => new RunEmitter(store.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
-    const lock = await holdThread(ctx.stack.database!.url, runs[0]!.threadId);
+    const lock = await holdWrites(ctx.stack.database!.url);
     const emitted = Promise.all(emitters.map((emitter, i) =>
       emitter.emitAll([
         { type: 'message_delta', payload: { message_id: runs[i]!.messageId, delta: `once ${i}` } },
@@ -463,36 +467,35 @@ postgresOnly('a batch that commits but whose answer is lost: every emitter finds
   }
 });
 
-postgresOnly('a batch chosen as a deadlock victim is written again: nothing lost, nothing doubled', async (ctx) => {
+postgresOnly('a thread another transaction holds does not hold the batch: the other threads are stored at once, the held one in order when the lock goes', async (ctx) => {
   const url = ctx.stack.database!.url;
-  // Postgres checks a waiting transaction for a deadlock once, deadlock_timeout after it began to
-  // wait, and aborts the one whose check finds the cycle. The batch waits first; its check comes
-  // 4 s later, long after the other transaction has closed the cycle, even on a loaded machine. The
-  // other transaction's check (60 s) never comes first.
-  const store = await ownStore(`${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c deadlock_timeout=4s')}`, 2);
+  const store = await ownStore(url, 2);
   const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
   const other = new pg.Client({ connectionString: url });
   await other.connect();
-  await other.query("set deadlock_timeout = '60s'");
   try {
-    const [low, high] = (await Promise.all([startRun(ctx, 'deadlock-a'), startRun(ctx, 'deadlock-b')])).sort((a, b) => (a.threadId < b.threadId ? -1 : 1));
-    // Another transaction takes the threads in the opposite order: the higher one first ...
+    const [held, ...free] = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `held-${i}`)));
+    const broker = await listen(ctx, [held!.threadId]);
+    // Another transaction holds one thread (and, the old way, would have held the whole batch
+    // until the statement timeout).
     await other.query('begin');
-    await other.query('select 1 from threads where id = $1 for update', [high!.threadId]);
-    // ... the batch takes the lower one and waits for the higher ...
-    const written = Promise.all([log.append([delta(low!, 'low')]), log.append([delta(high!, 'high')])]);
-    await waitingBatch(ctx);
-    // ... and the other transaction now wants the lower one: a cycle. The batch's deadlock check
-    // fires first and Postgres aborts it (40P01).
-    const crossed = other.query('select 1 from threads where id = $1 for update', [low!.threadId]);
-    await within(crossed, 15_000, 'the other transaction getting both locks');
+    await other.query('select 1 from threads where id = $1 for update', [held!.threadId]);
+    const heldWrites = [log.append([delta(held!, 'first')]), log.append([delta(held!, 'second')])];
+    const started = performance.now();
+    const freeWrites = await within(Promise.all(free.map((run) => log.append([delta(run, 'free')]))), 2_000, 'the free threads');
+    const freeMs = performance.now() - started;
+    assert.equal(freeWrites.map(([e]) => e!.seq), [2, 2, 2], 'the other threads were stored at once');
+    assert.ok(log.stats.detoured >= 1, `the held thread took a detour: ${JSON.stringify(log.stats)}`);
+    const heldSettled = Promise.allSettled(heldWrites);
+    assert.is(await Promise.race([heldSettled.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 200))]), 'waiting', 'the held thread waits for its lock');
     await other.query('commit');
-    const [[a], [b]] = await within(written, 15_000, 'the batch, written again');
-    assert.ok(log.stats.deadlockRetries >= 1, `the batch was retried: ${JSON.stringify(log.stats)}`);
-    assert.equal([a!.seq, b!.seq], [2, 2]);
-    for (const [run, text] of [[low!, 'low'], [high!, 'high']] as const) {
-      assert.equal((await storedEvents(ctx, run.threadId)).map((e) => e.payload.delta ?? e.type), ['message_created', text]);
-    }
+    const [first, second] = await within(Promise.all(heldWrites), 10_000, 'the held thread after the lock went');
+    assert.equal([first![0]!.seq, second![0]!.seq], [2, 3], 'in append order');
+    assert.equal((await storedEvents(ctx, held!.threadId)).map((e) => e.payload.delta ?? e.type), ['message_created', 'first', 'second']);
+    await waitFor(() => broker.seen.get(held!.threadId)!.length >= 2, 5_000, 'the held thread\'s publishes');
+    assert.equal(broker.seen.get(held!.threadId), [2, 3], 'published in seq order');
+    await broker.stop();
+    console.log(`[event-log] a held thread: the other threads stored in ${freeMs.toFixed(1)} ms; ${log.stats.detoured} writer(s) detoured`);
   } finally {
     await other.end();
     await log.close();

@@ -4,14 +4,15 @@
  * stored). A publish that fails is only logged: the event is stored, and gateways fill gaps from
  * the log (and re-sync from it when their broker connection comes back).
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { runEventsAfter, type AppendItem, type RunMessage, type StoredEvent, type WriteFence } from '../db/events.repository.js';
 import { isConnectionError } from '../server/errors.js';
 import type { RunOutcome } from '../db/runs.repository.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
-import type { AppendedEvent, EventLog } from '../events/event-log.js';
+import { UncertainWriteError, type AppendedEvent, type EventLog } from '../events/event-log.js';
+import { voidEventWrite } from '../db/event-writes.repository.js';
 import { wellFormed } from './text.js';
 import { metrics } from '../metrics/index.js';
 
@@ -29,11 +30,12 @@ export type RunEvent = { [T in EventType]: { type: T; payload: EventPayloads[T];
 
 /**
  * A write that failed because the database was unreachable is retried with backoff for a while,
- * so a database restart pauses a turn instead of failing it. Before each retry the emitter checks
- * whether the lost write committed after all (the connection can drop after COMMIT, before the
- * answer; a batch is one transaction, so its events landed all or none): only this attempt writes
- * the run's events after `afterSeq`, so events of the run newer than the last one it saw, of the
- * types it wrote, are that write. Nothing is written twice.
+ * so a database restart pauses a turn instead of failing it. Before each retry the emitter settles
+ * the lost write by its id (the connection can drop after COMMIT, before the answer, or the write
+ * can still be held up in a cut network): voided, it never committed and a late copy of it will
+ * fail, so it is written again; committed, its events are looked up instead (only this attempt
+ * writes the run's events after `afterSeq`, so events of the run newer than the last one it saw,
+ * of the types it wrote, are that write). Nothing is written twice.
  */
 export class RunEmitter {
   /** The seq of this attempt's newest event it knows is stored. */
@@ -95,23 +97,16 @@ export class RunEmitter {
   }
 
   private async appendDurably(items: AppendItem[]): Promise<AppendedEvent[]> {
-    const stored = await this.retrying(() => this.events.append(items), () => this.landed(items));
-    this.lastSeq = Math.max(this.lastSeq, ...stored.map((event) => event.seq));
-    return stored;
-  }
-
-  /** `write`, retried while the database is unreachable; after a lost attempt, `landed` may find it committed. */
-  private async retrying<T>(write: () => Promise<T>, landed: () => Promise<T | undefined>): Promise<T> {
     const deadline = Date.now() + this.retryWindowMs;
+    let lost: UncertainWriteError | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        if (attempt > 0) {
-          const found = await landed();
-          if (found !== undefined) return found;
-        }
-        return await write();
+        const stored = (lost && (await this.landed(items, lost.writeId))) || (await this.events.append(items));
+        this.lastSeq = Math.max(this.lastSeq, ...stored.map((event) => event.seq));
+        return stored;
       } catch (error) {
         if (!isConnectionError(error) || Date.now() > deadline) throw error;
+        if (error instanceof UncertainWriteError) lost = error;
         if (attempt === 0) this.log.warn({ err: error }, 'database unreachable; retrying the write');
         await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)));
       }
@@ -119,18 +114,14 @@ export class RunEmitter {
   }
 
   /**
-   * The items' events, if a lost write committed: this attempt's events newer than the last one it
-   * knows of, of the same types in the same order. Found, they are published (their publish may
-   * never have happened).
+   * The items' events, if the lost write `writeId` committed: this attempt's events newer than
+   * the last one it knows of, of the same types in the same order. Found, they are published
+   * (their publish may never have happened). Undefined when it never committed (now it never
+   * will) or stored none of them (refused): write them again.
    */
-  private async landed(items: AppendItem[]): Promise<StoredEvent[] | undefined> {
-    // Looked at under the thread's lock: a lost write that is still running on its old connection
-    // (a network cut the server has not noticed) holds or waits for that lock, so it has committed
-    // or aborted by the time this read runs, and cannot commit after it to be written twice.
-    const rows = await this.db.transaction().execute(async (trx) => {
-      await sql`select 1 from threads where id = ${this.threadId} for no key update`.execute(trx);
-      return runEventsAfter(trx, this.threadId, this.fence.runId, this.lastSeq, items.length);
-    });
+  private async landed(items: AppendItem[], writeId: string): Promise<StoredEvent[] | undefined> {
+    if (await voidEventWrite(this.db, writeId)) return undefined;
+    const rows = await runEventsAfter(this.db, this.threadId, this.fence.runId, this.lastSeq, items.length);
     if (rows.length !== items.length || rows.some((row, i) => row.type !== items[i]!.draft.type)) return undefined;
     const events = rows.map(({ seq, frame }) => ({ seq, frame }));
     await this.events.publish(this.threadId, events);

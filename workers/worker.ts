@@ -4,6 +4,7 @@
  * whose job was lost, and running runs whose worker's heartbeat went stale.
  */
 import { beatRuns, failAbandonedRun, nextQueuedRun, staleRuns, strandedRuns } from '../db/runs.repository.js';
+import { pruneEventWrites } from '../db/event-writes.repository.js';
 import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
 import { enqueueTakeover } from '../queue/turn-queue.js';
 import { BackgroundTimer } from './background-task.js';
@@ -11,6 +12,12 @@ import { createTurnProcessor, type RunHandle, type TurnDeps } from './turn-proce
 
 /** A run is taken over at most this many times in all; then it ends failed with worker_lost. */
 export const MAX_RUN_ATTEMPTS = 5;
+
+/**
+ * How long an event write's id is kept: a copy of a write held up in a cut network longer than
+ * this could store its events twice (Linux gives up on a connection after ~15 minutes).
+ */
+export const EVENT_WRITES_KEEP_MS = 3_600_000;
 
 /** The turn processor's dependencies (less what the worker builds itself), plus the worker's own. */
 export interface WorkerOptions extends Omit<TurnDeps, 'activeRuns'> {
@@ -26,6 +33,8 @@ export interface WorkerOptions extends Omit<TurnDeps, 'activeRuns'> {
    * This worker beats every sixth of it. @defaultValue 30000
    */
   runStaleMs?: number;
+  /** How often event-write ids older than EVENT_WRITES_KEEP_MS are deleted. @defaultValue 600000 */
+  pruneIntervalMs?: number;
   /** On close, how long active turns may finish before they are stopped. @defaultValue 10000 */
   shutdownGraceMs?: number;
   /**
@@ -108,6 +117,14 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     run: () => sweep(),
   });
 
+  const pruner = new BackgroundTimer({
+    task: 'prune',
+    everyMs: options.pruneIntervalMs ?? 600_000,
+    log,
+    risk: 'event-write ids pile up in the event_writes table',
+    run: () => pruneEventWrites(db, EVENT_WRITES_KEEP_MS),
+  });
+
   let closing: Promise<void> | undefined;
   return {
     activeCount: () => activeRuns.size,
@@ -115,6 +132,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
       closing ??= (async () => {
         stopping = true;
         await sweeper.stop();
+        await pruner.stop();
         const graceMs = options.shutdownGraceMs ?? 10_000;
         const deadline = Date.now() + graceMs;
         // Stop taking new turns first, so the grace period only serves the ones already running.
