@@ -42,6 +42,10 @@ export interface Config {
     roleClaim: string;
     /** The role that may create, update and delete agents. @defaultValue 'admin' */
     adminRole: string;
+    /** How long a fetched key set is used (a removed key verifies no longer). @defaultValue 60000 */
+    jwksCacheMaxAgeMs: number;
+    /** Least time between fetches a key missing from the set causes. @defaultValue 2000 */
+    jwksCooldownMs: number;
   };
   llm: {
     apiKey?: string;
@@ -200,6 +204,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       workspaceClaim: str(env, 'JWT_WORKSPACE_CLAIM') ?? 'workspace_id',
       roleClaim: str(env, 'JWT_ROLE_CLAIM') ?? 'role',
       adminRole: str(env, 'JWT_ADMIN_ROLE') ?? 'admin',
+      jwksCacheMaxAgeMs: int(env, 'JWKS_CACHE_MAX_AGE_MS', 60_000, 0, 86_400_000),
+      jwksCooldownMs: int(env, 'JWKS_COOLDOWN_MS', 2_000, 0, 600_000),
     },
     llm: {
       apiKey: str(env, 'OPENAI_API_KEY'),

@@ -232,7 +232,10 @@ async function connect(ctx: Ctx, url: string, token: string, via: Placement = 'h
 }
 
 async function jwksNode(ctx: Ctx): Promise<RunningNode> {
-  ctx.jwksNode ??= await ctx.stack.start({ gateway: true, worker: false }, { JWT_SECRET: '  ', JWKS_URL: ctx.jwks.url });
+  // JWKS_COOLDOWN_MS=0: a token whose key the set lacks always makes the gateway fetch the set
+  // again, so each one below is judged against a set fetched for it (401), never told to come back
+  // once the set may be fetched again (503, test/key-rotation.test.ts).
+  ctx.jwksNode ??= await ctx.stack.start({ gateway: true, worker: false }, { JWT_SECRET: '  ', JWKS_URL: ctx.jwks.url, JWKS_COOLDOWN_MS: '0' });
   return ctx.jwksNode;
 }
 

@@ -17,11 +17,12 @@ export interface JwksServer {
   holdNext(ms: number): Hold;
   /** While true the key set answers 503 (an outage of the identity provider). */
   down: boolean;
+  /** The keys served from now on (a rotation: publish a new key, remove an old one). */
+  keys: JWK[];
   close(): Promise<void>;
 }
 
 export async function startJwks(keys: JWK[]): Promise<JwksServer> {
-  const body = JSON.stringify({ keys });
   let pending: { ms: number; arrived: () => void; sent: () => void } | undefined;
   const server = http.createServer((req, res) => {
     if (req.url !== '/jwks.json') {
@@ -33,7 +34,8 @@ export async function startJwks(keys: JWK[]): Promise<JwksServer> {
       res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance');
       return;
     }
-    const answer = () => res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    // Read when answering: a request held by holdNext gets the keys of the moment it is answered.
+    const answer = () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys }));
     const hold = pending;
     pending = undefined;
     if (!hold) {
@@ -51,6 +53,7 @@ export async function startJwks(keys: JWK[]): Promise<JwksServer> {
     url: `http://127.0.0.1:${port}/jwks.json`,
     requests: 0,
     down: false,
+    keys,
     holdNext(ms) {
       let arrived!: () => void;
       let sent!: () => void;

@@ -1,0 +1,40 @@
+/** From a verified token's claims to the principal it speaks for. */
+import type { JWTPayload } from 'jose';
+import { AuthError, type Principal } from './principal.js';
+
+/**
+ * Time claims (`exp`, `nbf`, `iat`) must be whole seconds a Date can hold and an ISO string can
+ * print: up to 9999-12-31T23:59:59Z. A signed token with `exp: 9e15` is refused, not trusted to
+ * build a Date that throws later.
+ */
+const LATEST_TIME_CLAIM = 253_402_300_799;
+
+/** Shared by every principal without a role (most of them), rather than an array each. */
+const NO_ROLES: string[] = Object.freeze([]) as unknown as string[];
+
+export interface ClaimNames {
+  /** JWT_WORKSPACE_CLAIM */
+  workspaceClaim: string;
+  /** JWT_ROLE_CLAIM. @defaultValue 'role' */
+  roleClaim?: string;
+}
+
+/** The principal of a token whose signature, `iss`, `aud` and `exp` jose has checked. */
+export function principalFrom(payload: JWTPayload, names: ClaimNames): Principal {
+  for (const claim of ['exp', 'nbf', 'iat'] as const) {
+    const value = payload[claim];
+    if (value === undefined && claim !== 'exp') continue;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > LATEST_TIME_CLAIM) {
+      throw new AuthError('unauthenticated', `The token's ${claim} claim must be a time in seconds between 1970 and 9999.`);
+    }
+  }
+  if (typeof payload.sub !== 'string' || payload.sub === '') {
+    throw new AuthError('unauthenticated', "The token's sub claim must be a non-empty string.");
+  }
+  const claim = payload[names.workspaceClaim];
+  // No workspace claim: the user gets a personal workspace named after them.
+  const workspaceId = typeof claim === 'string' && claim !== '' ? claim : `personal:${payload.sub}`;
+  const role = payload[names.roleClaim ?? 'role'];
+  const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : NO_ROLES;
+  return { userId: payload.sub, workspaceId, expiresAt: new Date(payload.exp! * 1000), roles };
+}

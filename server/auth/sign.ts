@@ -1,0 +1,27 @@
+/** Signs HS256 tokens: development tokens (the banner, GET /dev/token, `npm run token`) and tests. */
+import { SignJWT, type JWTPayload } from 'jose';
+
+export interface TokenClaims {
+  sub: string;
+  /** Written under `workspaceClaim`; without it the server puts the user in `personal:<sub>`. */
+  workspace?: string;
+  ttlSeconds: number;
+  /** @defaultValue 'workspace_id' */
+  workspaceClaim?: string;
+  issuer?: string;
+  audience?: string;
+  extra?: Record<string, unknown>;
+}
+
+export async function signToken(secret: string, claims: TokenClaims): Promise<string> {
+  const body: JWTPayload = { ...claims.extra };
+  if (claims.workspace) body[claims.workspaceClaim ?? 'workspace_id'] = claims.workspace;
+  let jwt = new SignJWT(body)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + claims.ttlSeconds);
+  if (claims.issuer) jwt = jwt.setIssuer(claims.issuer);
+  if (claims.audience) jwt = jwt.setAudience(claims.audience);
+  return jwt.sign(new TextEncoder().encode(secret));
+}
