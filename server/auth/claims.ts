@@ -3,6 +3,12 @@ import type { JWTPayload } from 'jose';
 import { AuthError, type Principal } from './principal.js';
 
 /**
+ * Workspaces named `personal:<sub>` belong to users whose token has no workspace claim. A claim
+ * may never name one: `personal:bob` in a token would otherwise reach bob's threads.
+ */
+export const PERSONAL_PREFIX = 'personal:';
+
+/**
  * Time claims (`exp`, `nbf`, `iat`) must be whole seconds a Date can hold and an ISO string can
  * print: up to 9999-12-31T23:59:59Z. A signed token with `exp: 9e15` is refused, not trusted to
  * build a Date that throws later.
@@ -32,8 +38,14 @@ export function principalFrom(payload: JWTPayload, names: ClaimNames): Principal
     throw new AuthError('unauthenticated', "The token's sub claim must be a non-empty string.");
   }
   const claim = payload[names.workspaceClaim];
+  if (typeof claim === 'string' && claim.startsWith(PERSONAL_PREFIX)) {
+    throw new AuthError(
+      'unauthenticated',
+      `The token's ${names.workspaceClaim} claim must not start with '${PERSONAL_PREFIX}': those workspaces belong to users whose token has no ${names.workspaceClaim} claim.`,
+    );
+  }
   // No workspace claim: the user gets a personal workspace named after them.
-  const workspaceId = typeof claim === 'string' && claim !== '' ? claim : `personal:${payload.sub}`;
+  const workspaceId = typeof claim === 'string' && claim !== '' ? claim : `${PERSONAL_PREFIX}${payload.sub}`;
   const role = payload[names.roleClaim ?? 'role'];
   const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : NO_ROLES;
   return { userId: payload.sub, workspaceId, expiresAt: new Date(payload.exp! * 1000), roles };

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { LIMITS } from '../../protocol/limits.js';
 import { principalFrom } from './claims.js';
 import { toAuthError } from './jose-errors.js';
 import { createKeySet, type KeySet } from './key-set.js';
@@ -124,6 +125,9 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
   };
 
   return async (token: string): Promise<Principal> => {
+    if (token.length > LIMITS.tokenChars) {
+      throw new AuthError('unauthenticated', `The token is longer than the ${LIMITS.tokenChars} characters allowed.`);
+    }
     const hash = createHash('sha256').update(token).digest('base64url');
     const known = verified.get(hash);
     if (known) {
