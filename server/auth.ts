@@ -7,4 +7,4 @@ export { AuthError, type Principal } from './auth/principal.js';
 export { extractCredentials, type UpgradeCredentials } from './auth/credentials.js';
 export { createTokenVerifier, type TokenVerifier, type VerifierOptions } from './auth/verifier.js';
 export { PERSONAL_PREFIX } from './auth/claims.js';
-export { signToken, type TokenClaims } from './auth/sign.js';
+export { DEV_IDENTITY, signToken, type TokenClaims } from './auth/sign.js';

@@ -7,7 +7,7 @@
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { startNode, type RunningNode } from './node.js';
-import { signToken } from './auth.js';
+import { DEV_IDENTITY, signToken } from './auth.js';
 
 const role = process.argv[2] ?? 'all';
 if (!['all', 'gateway', 'worker'].includes(role)) {
@@ -75,13 +75,13 @@ async function printBanner(node: RunningNode, config: Readonly<Config>, devMode:
     );
   } else if (node.jwtSecret) {
     const token = await signToken(node.jwtSecret, {
-      sub: 'dev', workspace: 'dev', ttlSeconds: 3600, workspaceClaim: auth.workspaceClaim, issuer: auth.issuer, audience: auth.audience,
+      ...DEV_IDENTITY, ttlSeconds: 3600, workspaceClaim: auth.workspaceClaim, issuer: auth.issuer, audience: auth.audience,
     });
     // The demo page signs in with GET /dev/token, which only the embedded store and bus serve.
     if (node.devTokens) lines.push('', `  Chat in a browser (the <convo-chat> widget): http://${shownHost}:${node.gateway!.port}/`);
     lines.push(
       '',
-      '  Connect as user "dev" (token valid for 1 hour):',
+      `  Connect as user "${DEV_IDENTITY.sub}" in workspace "${DEV_IDENTITY.workspace}" (token valid for 1 hour):`,
       `    npx wscat -c '${url}' -H 'Authorization: Bearer ${token}'`,
       '  then type:',
       '    {"type":"message.send","id":"1","payload":{"content":"What time is it?"}}',

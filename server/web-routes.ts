@@ -1,8 +1,9 @@
 /**
  * The browser side of the gateway: the demo page at `/` (the `<convo-chat>` widget on a plain
  * page), the widget and SDK bundles built into dist/ by scripts/build-web.mjs, and, in embedded
- * development mode only, `GET /dev/token` handing the page a token for the dev user, and only to
- * a browser on this machine (server/loopback.ts).
+ * development mode only, `GET /dev/token` handing the page a token for the dev user (DEV_IDENTITY,
+ * the identity the banner and `npm run token` mint too), and only to a browser on this machine
+ * (server/loopback.ts).
  *
  * The bundles (and their source maps) carry `access-control-allow-origin: CORS_ORIGIN`: a page on
  * another origin loads `/convo-client.js` with `import()` or `<script type="module">`, which the
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { signToken } from './auth.js';
+import { DEV_IDENTITY, signToken } from './auth.js';
 import { errorBody } from './errors.js';
 import { guard } from './guard.js';
 import { sendJson, watchAborted } from './http.js';
@@ -76,7 +77,7 @@ export function mountWebRoutes(app: TemplatedApp, options: WebRouteOptions): voi
       return;
     }
     const token = await signToken(secret, {
-      sub: 'dev', workspace: 'dev', ttlSeconds: DEV_TOKEN_TTL_S, workspaceClaim: options.workspaceClaim,
+      ...DEV_IDENTITY, ttlSeconds: DEV_TOKEN_TTL_S, workspaceClaim: options.workspaceClaim,
       issuer: options.issuer, audience: options.audience,
     });
     sendJson(res, 200, { token, expires_at: new Date(Date.now() + DEV_TOKEN_TTL_S * 1000).toISOString() }, state);

@@ -13,6 +13,12 @@ export interface TokenClaims {
   extra?: Record<string, unknown>;
 }
 
+/**
+ * The identity every development token is for unless told otherwise: the start-up banner's token,
+ * GET /dev/token (the demo page) and `npm run token` all mint it, so they see the same threads.
+ */
+export const DEV_IDENTITY = { sub: 'dev', workspace: 'dev' } as const;
+
 export async function signToken(secret: string, claims: TokenClaims): Promise<string> {
   const body: JWTPayload = { ...claims.extra };
   if (claims.workspace) body[claims.workspaceClaim ?? 'workspace_id'] = claims.workspace;
