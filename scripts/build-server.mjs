@@ -12,13 +12,24 @@
  * copied beside the bundle; two of them with the same name stop the build.
  * Code splitting keeps a dynamic `import()` lazy: a gateway-only process never loads the worker's
  * chunk, nor the packages (openai) only that chunk imports.
+ *
+ * Nothing is built when nothing changed: `dist/.build-server.json` records a hash of every file the
+ * last build read (scripts/build-manifest.mjs) and the files it wrote, and a build whose inputs
+ * hash the same and whose outputs are all there writes nothing. Only files of the previous server
+ * build are removed when they are no longer written; the browser bundles beside them are
+ * scripts/build-web.mjs's.
  */
-import { build } from 'esbuild';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hashInputs, readManifest, replaceFile, upToDate, writeManifest } from './build-manifest.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MANIFEST = '.build-server.json';
+/** Read by every build besides the sources esbuild reports: the build itself and its settings. */
+const BUILD_FILES = ['scripts/build-server.mjs', 'scripts/build-manifest.mjs', 'tsconfig.json', 'node_modules/esbuild/package.json'];
+/** esbuild's chunk names (`[name]-[hash]`): what a server build without a manifest may remove. */
+const CHUNK = /^[\w.-]+-[A-Z0-9]{8}\.js(\.map)?$/;
 
 /** The programs, by output name. */
 export const ENTRY_POINTS = {
@@ -29,11 +40,23 @@ export const ENTRY_POINTS = {
 
 const RELATIVE_URL = /new URL\(\s*(['"])(\.{1,2}\/[^'"]+)\1\s*,\s*import\.meta\.url\s*\)/g;
 
-/** Builds into `outdir` (relative to the project root); returns the files written and the time taken. */
+/**
+ * Builds into `outdir` (relative to the project root) unless the build there is up to date; returns
+ * the entry outputs, whether it built, and the time taken.
+ */
 export async function buildServer({ outdir = 'dist', quiet = false } = {}) {
   const started = performance.now();
   const out = path.resolve(root, outdir);
+  const manifestFile = path.join(out, MANIFEST);
+  const previous = readManifest(manifestFile);
+  if (upToDate(root, out, previous)) {
+    const seconds = (performance.now() - started) / 1000;
+    if (!quiet) process.stdout.write(`${path.relative(root, out) || '.'}/ server build up to date (checked in ${seconds.toFixed(2)} s)\n`);
+    return { outdir: out, outputs: previous.entries, copied: previous.copied, seconds, built: false };
+  }
   mkdirSync(out, { recursive: true });
+  // Loaded only to build: a check that finds the build up to date does not start esbuild.
+  const { build } = await import('esbuild');
   const result = await build({
     write: false,
     absWorkingDir: root,
@@ -74,26 +97,22 @@ export async function buildServer({ outdir = 'dist', quiet = false } = {}) {
       written.add(name);
     }
   }
-  for (const name of readdirSync(out)) {
-    if (!written.has(name)) rmSync(path.join(out, name), { recursive: true, force: true });
+  // What the previous server build wrote and this one did not (chunks whose hash changed); with no
+  // manifest, files named like esbuild's chunks. Anything else in the folder is not ours.
+  const stale = previous?.outputs ?? readdirSync(out).filter((name) => CHUNK.test(name));
+  for (const name of stale) {
+    if (!written.has(name)) rmSync(path.join(out, name), { force: true });
   }
   const outputs = Object.keys(result.metafile.outputs).filter((file) => !file.endsWith('.map'));
+  const read = [...Object.keys(result.metafile.inputs), ...[...copied.values()].map((file) => path.relative(root, file)), ...BUILD_FILES];
+  writeManifest(manifestFile, { inputs: hashInputs(root, read), outputs: [...written].sort(), entries: outputs, copied: [...copied.keys()] });
   const seconds = (performance.now() - started) / 1000;
   if (!quiet) {
     const size = (file) => (result.metafile.outputs[file].bytes / 1024).toFixed(1);
     process.stdout.write(`built ${path.relative(root, out) || '.'}/ in ${seconds.toFixed(2)} s: ${outputs.map((f) => `${path.basename(f)} (${size(f)} KiB)`).join(', ')}` +
       `${copied.size ? `; copied ${[...copied.keys()].join(', ')}` : ''}\n`);
   }
-  return { outdir: out, outputs, copied: [...copied.keys()], seconds };
-}
-
-/** Writes `contents` to `file` unless it holds them already; never leaves a half-written file. */
-function replaceFile(file, contents) {
-  const bytes = Buffer.from(contents);
-  if (existsSync(file) && readFileSync(file).equals(bytes)) return;
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, bytes);
-  renameSync(temp, file);
+  return { outdir: out, outputs, copied: [...copied.keys()], seconds, built: true };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -8,4 +8,5 @@ export interface BundleResult {
   /** Source files bundled into it (esbuild's metafile inputs, relative to the repository). */
   inputs: string[];
 }
-export declare function buildWeb(options?: { quiet?: boolean; types?: boolean }): Promise<BundleResult[]>;
+/** Builds what is not up to date in `outdir` (default DIST); `types: false` leaves the declarations alone. */
+export declare function buildWeb(options?: { quiet?: boolean; types?: boolean; outdir?: string }): Promise<BundleResult[]>;

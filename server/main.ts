@@ -7,6 +7,7 @@
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { startNode, type RunningNode } from './node.js';
+import { assertListenPortsFree } from './port-check.js';
 import { DEV_IDENTITY, signToken } from './auth.js';
 
 const role = process.argv[2] ?? 'all';
@@ -26,7 +27,10 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   let node: RunningNode;
   try {
-    node = await startNode(config, { gateway: role !== 'worker', worker: role !== 'gateway' }, log);
+    const roles = { gateway: role !== 'worker', worker: role !== 'gateway' };
+    // Before the store opens (PGlite and the migrations take seconds): a port in use is said at once.
+    await assertListenPortsFree(config, roles);
+    node = await startNode(config, roles, log);
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     throw error;

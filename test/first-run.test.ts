@@ -5,7 +5,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { jwtVerify } from 'jose';
@@ -108,8 +109,36 @@ test('npm start with no configuration serves a full turn, and the thread survive
   const { payload: withRole } = await jwtVerify(roleRun.stdout().trim().split('\n').pop()!, new TextEncoder().encode(secret));
   assert.equal([withRole['https://example.com/role'], withRole.role], ['admin', undefined]);
 
+  // A second process on the same DATA_DIR is refused before it opens a database of its own.
+  const third = npm(ctx, ['start'], { DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1' });
+  assert.equal(await third.exited(60_000), 1);
+  assert.match(third.stderr(), /^Cannot start: DATA_DIR: \S+ is in use by process \d+; [^\n]+\n$/);
+
   second.stop();
   assert.equal(await second.child.exited(), 0);
+});
+
+test('npm start on a PORT in use stops within 3 s with one line naming PORT, before it creates anything in DATA_DIR', async (ctx) => {
+  const held = net.createServer();
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (held.address() as net.AddressInfo).port;
+    const dataDir = await mkdtemp(path.join(ctx.dataDir, 'busy-port-'));
+    // The build that npm start runs first, brought up to date beforehand: what is timed below is a
+    // start with nothing to rebuild (test/build.test.ts times the build step on its own).
+    const build = npm(ctx, ['run', 'build'], {});
+    assert.equal(await build.exited(120_000), 0, build.stderr());
+    const started = Date.now();
+    const child = npm(ctx, ['start'], { DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
+    const code = await child.exited(60_000);
+    const ms = Date.now() - started;
+    assert.equal(code, 1);
+    assert.match(child.stderr(), /^Cannot start: PORT: cannot listen on 127\.0\.0\.1:\d+: the port is in use[^\n]+\n$/, 'one line');
+    assert.equal(await readdir(dataDir), [], 'no database opened, no secret generated');
+    assert.ok(ms < 3000, `refused after ${ms} ms`);
+  } finally {
+    await new Promise<void>((resolve) => held.close(() => resolve()));
+  }
 });
 
 const refusals: Array<[string, Record<string, string>, RegExp]> = [

@@ -1,0 +1,18 @@
+/**
+ * `npm run build`, and what `npm start`, `npm run gateway`, `npm run worker` and `npm run llm-sim`
+ * run first: the server build (scripts/build-server.mjs) and the browser bundles
+ * (scripts/build-web.mjs) in one process, each skipped when its inputs have not changed since it
+ * was last built, so a start with nothing to rebuild pays for one hash of the sources.
+ *
+ *   node scripts/build.mjs
+ */
+import { buildServer } from './build-server.mjs';
+import { buildWeb } from './build-web.mjs';
+
+try {
+  await buildServer();
+  await buildWeb();
+} catch (error) {
+  process.stderr.write(`build failed: ${error?.message ?? error}\n`);
+  process.exit(1);
+}
