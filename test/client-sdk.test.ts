@@ -8,16 +8,17 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { signToken } from '../server/auth.js';
 import {
-  ConversationClient, ConversationError, type ConnectionStatus, type ConversationClientOptions, type Refusal, type ThreadState,
-  type WebSocketConstructor,
+  ConversationClient, ConversationError, SUBPROTOCOL_TOKEN_LIMIT, type ConnectionStatus, type ConversationClientOptions, type Refusal,
+  type StatusDetail, type ThreadState, type WebSocketConstructor, type WebSocketLike,
 } from '../protocol/client/index.js';
 import { useStack, type StackCtx } from './support/fixture.js';
+import { startDroppingFront } from './support/dropping-front.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { Gate, waitFor, within } from './support/wait.js';
 
 interface Ctx extends StackCtx {
   sdks: ConversationClient[];
-  proxies: TcpProxy[];
+  proxies: Array<Pick<TcpProxy, 'close'>>;
 }
 
 const test = suite<Ctx>('client SDK');
@@ -35,13 +36,14 @@ test.after.each(async (ctx) => {
 interface Recorded {
   sdk: ConversationClient;
   statuses: ConnectionStatus[];
+  details: StatusDetail[];
   tokens: number;
   refusals: Refusal[];
 }
 
 /** A client of `sub` with fast backoff, recording its statuses and token requests. */
 function client(ctx: Ctx, sub: string, options: Partial<ConversationClientOptions> & { url?: string } = {}): Recorded {
-  const recorded: Recorded = { sdk: undefined as unknown as ConversationClient, statuses: [], tokens: 0, refusals: [] };
+  const recorded: Recorded = { sdk: undefined as unknown as ConversationClient, statuses: [], details: [], tokens: 0, refusals: [] };
   const { token, ...rest } = options;
   recorded.sdk = new ConversationClient({
     url: ctx.url,
@@ -53,7 +55,10 @@ function client(ctx: Ctx, sub: string, options: Partial<ConversationClientOption
     },
     ...rest,
   });
-  recorded.sdk.on('status', (status) => recorded.statuses.push(status));
+  recorded.sdk.on('status', (status, detail) => {
+    recorded.statuses.push(status);
+    recorded.details.push(detail);
+  });
   recorded.sdk.on('refused', (refusal) => recorded.refusals.push(refusal));
   ctx.sdks.push(recorded.sdk);
   return recorded;
@@ -580,6 +585,120 @@ test('keepThreads bounds the states of threads not followed; followed ones are k
   assert.equal(vera.sdk.threads.map((t) => t.threadId).sort(), [threads[0]!.id, threads[1]!.id, threads[3]!.id].sort());
   await vera.sdk.unfollow(threads[0]!.id);
   assert.equal(vera.sdk.threads.length, 2, 'an unfollowed state counts against the bound');
+});
+
+test('a server that closes every connection before the upgrade: connect_failed naming the likely causes, the next attempt by ticket, backoff until it passes connections, then open', async (ctx) => {
+  const dropper = await startDroppingFront(ctx.node.gateway!.port);
+  ctx.proxies.push(dropper);
+  const vic = client(ctx, 'vic-dropped', { url: `ws://127.0.0.1:${dropper.port}/v1/ws` });
+  await waitFor(() => dropper.lines.length >= 3 && vic.details.filter((d) => d.code === 'connect_failed').length >= 2, 5_000, 'three dropped attempts');
+  // The bearer subprotocol first; after it closed before the upgrade, a ticket (whose request got no
+  // answer either, so the subprotocol again).
+  assert.equal(dropper.lines.slice(0, 3), ['GET /v1/ws HTTP/1.1', 'POST /v1/ws-ticket HTTP/1.1', 'GET /v1/ws HTTP/1.1']);
+  const [first, second] = vic.details.filter((d) => d.code === 'connect_failed');
+  assert.equal(first!.closeCode, 1006);
+  assert.match(first!.message!, /closed before the WebSocket upgrade/);
+  assert.match(first!.message!, /server is unreachable/);
+  assert.match(first!.message!, /proxy does not pass WebSocket upgrades/);
+  assert.match(first!.message!, /request head, with the token in the subprotocol, was over the server's limit \(16 KB/);
+  assert.match(first!.message!, /next attempt sends the token as a ticket/);
+  assert.match(second!.message!, /POST \/v1\/ws-ticket failed .*unreachable.*next attempt sends the token in the subprotocol/);
+  assert.ok(vic.details.filter((d) => d.code === 'connect_failed').every((d) => d.delayMs !== undefined), 'each waits a backoff delay');
+  assert.not.ok(vic.statuses.includes('stopped'), 'it keeps trying');
+  assert.equal(vic.refusals.length, 0);
+
+  dropper.dropping = false;
+  await opened(vic);
+  const ack = await vic.sdk.send('Back again [[words:3]]');
+  await completedRun(vic.sdk, ack.thread_id, ack.run_id);
+});
+
+/** A token of about `bytes` characters: a real one, made long by a claim, as an identity provider with many claims makes them. */
+function longToken(ctx: Ctx, sub: string, bytes: number): Promise<string> {
+  return signToken(ctx.stack.secret, { sub, workspace: 'acme', ttlSeconds: 600, extra: { groups: 'g'.repeat(Math.floor((bytes - 200) * 0.75)) } });
+}
+
+/** The WebSocket URL and subprotocols of every socket the client makes. */
+function recording(wire: string[], options: WebSocket.ClientOptions = {}): WebSocketConstructor {
+  return class extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, options);
+      wire.push(`${url.replace(/ticket=[^&]+/, 'ticket=…')} ${JSON.stringify(protocols).replace(/bearer\.[^"]+/, 'bearer.…')}`);
+    }
+  } as unknown as WebSocketConstructor;
+}
+
+test(`a token over ${SUBPROTOCOL_TOKEN_LIMIT} characters goes by ticket without being asked; a short one in the subprotocol`, async (ctx) => {
+  const token = await longToken(ctx, 'wes-long-token', 6_000);
+  assert.ok(token.length > 5_900 && token.length < 6_200, `a 6 KB token (${token.length})`);
+  const wire: string[] = [];
+  const wes = client(ctx, 'wes-long-token', { token: () => token, WebSocket: recording(wire) });
+  await opened(wes);
+  assert.equal(wire, [`${ctx.url}?ticket=… ["chat.v1"]`], 'one socket, with a ticket and only chat.v1');
+  const ack = await wes.sdk.send('By ticket [[words:3]]');
+  await completedRun(wes.sdk, ack.thread_id, ack.run_id);
+
+  const short: string[] = [];
+  const xia = client(ctx, 'xia-short-token', { WebSocket: recording(short) });
+  await opened(xia);
+  assert.equal(short, [`${ctx.url} ["chat.v1","bearer.…"]`]);
+});
+
+/**
+ * A WebSocket that behaves as a browser's: it sends the page's cookies with the handshake and
+ * cannot read a refused handshake's answer (no `unexpected-response`: a bare 1006).
+ */
+function browserLike(wire: string[], cookie: string): WebSocketConstructor {
+  const Impl = recording(wire, { headers: { cookie } }) as unknown as typeof WebSocket;
+  return class implements WebSocketLike {
+    private readonly ws: WebSocket;
+    onopen: WebSocketLike['onopen'] = null;
+    onmessage: WebSocketLike['onmessage'] = null;
+    onclose: WebSocketLike['onclose'] = null;
+    onerror: WebSocketLike['onerror'] = null;
+    constructor(url: string, protocols?: string | string[]) {
+      this.ws = new Impl(url, protocols);
+      this.ws.onopen = (event) => this.onopen?.(event);
+      this.ws.onmessage = (event) => this.onmessage?.({ data: event.data });
+      this.ws.onclose = (event) => this.onclose?.({ code: event.code, reason: event.reason });
+      this.ws.onerror = (event) => this.onerror?.(event);
+    }
+    get readyState() {
+      return this.ws.readyState;
+    }
+    send(data: string) {
+      this.ws.send(data);
+    }
+    close(code?: number, reason?: string) {
+      this.ws.close(code, reason);
+    }
+  };
+}
+
+test("a request head over the gateway's 16 KB with the token in the subprotocol: the next attempt goes by ticket and connects (browser and Node); forced to the subprotocol, Node's client stops", async (ctx) => {
+  // A 1.5 KB token rides in the subprotocol; with 15 KB of cookies the head passes 16 KB, without the token it does not.
+  const token = await longToken(ctx, 'yan-cookies', 1_500);
+  assert.ok(token.length < SUBPROTOCOL_TOKEN_LIMIT);
+  const cookie = Array.from({ length: 150 }, (_, i) => `c${i}=${'v'.repeat(95)}`).join('; ').slice(0, 15_000);
+  for (const kind of ['browser', 'node'] as const) {
+    const wire: string[] = [];
+    const WebSocketImpl = kind === 'browser' ? browserLike(wire, cookie) : recording(wire, { headers: { cookie } });
+    const yan = client(ctx, 'yan-cookies', { token: () => token, WebSocket: WebSocketImpl });
+    await opened(yan);
+    assert.equal(wire, [`${ctx.url} ["chat.v1","bearer.…"]`, `${ctx.url}?ticket=… ["chat.v1"]`], `${kind}: the subprotocol, then a ticket`);
+    const failed = yan.details.find((d) => d.code === 'connect_failed');
+    assert.ok(failed, `${kind}: the failed attempt is reported`);
+    if (kind === 'browser') assert.match(failed.message!, /over the server's limit \(16 KB.*next attempt sends the token as a ticket/);
+    else assert.match(failed.message!, /request head was over the server's limit \(HTTP 431\)\. The next attempt sends the token as a ticket/);
+    assert.equal(yan.refusals.length, 0);
+  }
+
+  const forced = client(ctx, 'yan-cookies', { token: () => token, transport: 'subprotocol', WebSocket: recording([], { headers: { cookie } }) });
+  await waitFor(() => forced.sdk.status === 'stopped', 5_000, 'the client to stop');
+  assert.equal(forced.refusals.length, 1);
+  assert.equal(forced.refusals[0]!.code, 'connect_failed');
+  assert.equal(forced.refusals[0]!.httpStatus, 431);
+  assert.match(forced.refusals[0]!.message, /HTTP 431/);
 });
 
 test.run();

@@ -28,8 +28,11 @@ export function statusText(status: ConnectionStatus, detail: StatusDetail): stri
     case 'idle': return 'Not connected';
     case 'connecting': return 'Connecting…';
     case 'open': return 'Connected';
-    case 'reconnecting':
-      return detail.delayMs && detail.delayMs >= 1000 ? `Reconnecting in ${Math.round(detail.delayMs / 1000)} s…` : 'Reconnecting…';
+    case 'reconnecting': {
+      const when = detail.delayMs && detail.delayMs >= 1000 ? ` in ${Math.round(detail.delayMs / 1000)} s` : '';
+      // connect_failed: the socket never opened (its likely causes are in detail.message, for the host).
+      return detail.code === 'connect_failed' ? `Cannot reach the chat server. Retrying${when}…` : `Reconnecting${when}…`;
+    }
     case 'stopped': return 'Disconnected';
     case 'closed': return 'Disconnected';
   }

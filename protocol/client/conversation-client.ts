@@ -18,7 +18,7 @@ import { applyEvent, emptyThread, prependEvents, type ThreadState } from './thre
 import { ThreadStore } from './thread-store.js';
 import type { ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, SendOptions } from './types.js';
 
-export { socketUrl } from './link.js';
+export { socketUrl } from './handshake.js';
 
 export class ConversationClient extends Emitter<ClientEvents> {
   private readonly threadStates: ThreadStore;

@@ -10,7 +10,14 @@ export type ClientErrorCode =
   /** `close()` was called, or the client gave up after a refusal (see the `refused` event). */
   | 'client_closed'
   /** The token provider threw or returned no token. */
-  | 'token_unavailable';
+  | 'token_unavailable'
+  /**
+   * The socket closed before the upgrade (a browser sees a bare 1006), or the ticket request got no
+   * answer: the server is unreachable, a proxy does not pass WebSocket upgrades, or the request head
+   * was over the server's limit. A status detail: the client keeps trying with backoff (it stops
+   * only after an HTTP 431 with a forced transport).
+   */
+  | 'connect_failed';
 
 export class ConversationError extends Error {
   constructor(

@@ -7,6 +7,7 @@ export type {
   ClientEvents, ConnectionStatus, ConversationClientOptions, OutboxEntry, Refusal, SendOptions, StatusDetail, TokenProvider,
 } from './types.js';
 export { ConversationError, type ClientErrorCode } from './errors.js';
+export { SUBPROTOCOL_TOKEN_LIMIT } from './handshake.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { judge, type SocketEnd, type Verdict } from './refusals.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';

@@ -1,16 +1,16 @@
 /**
  * The socket half of the client: one WebSocket at a time, kept open. It asks the token provider
- * before every connect, waits for `session.ready`, reads how a socket ended (refusals.ts) and acts
- * on it: reconnect after a backoff, reconnect at once with a fresh token, or stop. A socket that
- * goes silent is pinged and, without an answer, replaced. What travels on the socket is the
- * client's business (conversation-client.ts); the link only hands frames over.
+ * before every connect, sends the token as handshake.ts chooses, waits for `session.ready`, reads
+ * how a socket ended (refusals.ts) and acts on it: reconnect after a backoff, reconnect at once
+ * with a fresh token, or stop. A socket that goes silent is pinged and, without an answer,
+ * replaced. What travels on the socket is the client's business (conversation-client.ts); the link
+ * only hands frames over.
  */
-import { PROTOCOL } from '../codes.js';
 import type { ErrorPayload, SessionReadyPayload } from '../frames.js';
-import type { TicketResult } from '../results.js';
 import { Backoff } from './backoff.js';
 import { ConversationError } from './errors.js';
-import { judge, type SocketEnd } from './refusals.js';
+import { Handshakes, type Transport } from './handshake.js';
+import { fatalProviderError, judge, judgeBeforeUpgrade, type SocketEnd } from './refusals.js';
 import { openSocket, type HttpRefusal, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import type { ConnectionStatus, ConversationClientOptions, Refusal, StatusDetail } from './types.js';
 
@@ -30,10 +30,11 @@ export interface LinkHooks {
   error(error: ConversationError): void;
 }
 
-type Handshake = { url: string; protocols: string[] } | { refused: HttpRefusal };
-
 interface Attempt {
   socket: WebSocketLike;
+  transport: Transport;
+  /** The upgrade succeeded (`open`): the server has read the token. */
+  opened?: boolean;
   ready: boolean;
   http?: HttpRefusal;
   /** An `error` frame before session.ready: the refusal that the close will confirm. */
@@ -43,6 +44,7 @@ interface Attempt {
 
 export class Link {
   private readonly backoff: Backoff;
+  private readonly handshakes: Handshakes;
   private readonly Impl: WebSocketConstructor | undefined;
   private attempt?: Attempt;
   private current: ConnectionStatus = 'idle';
@@ -65,6 +67,7 @@ export class Link {
 
   constructor(private readonly options: ConversationClientOptions, private readonly hooks: LinkHooks) {
     this.backoff = new Backoff(options.backoff);
+    this.handshakes = new Handshakes(options);
     this.Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   }
 
@@ -117,11 +120,10 @@ export class Link {
     if (!this.Impl) {
       return this.stop({ code: 'client_closed', message: 'No WebSocket implementation: pass one as options.WebSocket (in Node: the ws package).' });
     }
-    let handshake: Handshake;
+    let token: string;
     try {
-      const token = await this.options.token();
+      token = await this.options.token();
       if (!token) throw new Error('the token provider returned no token');
-      handshake = await this.handshake(token);
     } catch (error) {
       if (this.finished || generation !== this.generation) return;
       const fatal = fatalProviderError(error);
@@ -129,27 +131,19 @@ export class Link {
       this.hooks.error(new ConversationError('token_unavailable', `Could not get a token: ${(error as Error)?.message ?? error}`, true));
       return this.retryLater({ code: 'token_unavailable', message: 'Could not get a token.' });
     }
+    const handshake = await this.handshakes.prepare(token);
     if (this.finished || generation !== this.generation) return;
+    if ('failed' in handshake) return this.retryLater({ code: 'connect_failed', message: handshake.failed });
     // The ticket endpoint refused the token: the same verdicts as a refused handshake.
     if ('refused' in handshake) return this.ended(undefined, { kind: 'http', ...handshake.refused });
-    const attempt: Attempt = { socket: undefined as unknown as WebSocketLike, ready: false };
+    const attempt: Attempt = { socket: undefined as unknown as WebSocketLike, transport: handshake.transport, ready: false };
     attempt.socket = openSocket(this.Impl, handshake.url, handshake.protocols, (http) => (attempt.http = http));
     this.attempt = attempt;
     attempt.timer = setTimeout(() => this.drop(attempt, 'the handshake timed out'), this.options.connectTimeoutMs ?? 10_000);
+    attempt.socket.onopen = () => (attempt.opened = true);
     attempt.socket.onmessage = (event) => this.attempt === attempt && this.onText(attempt, String(event.data));
     attempt.socket.onclose = (event) => this.ended(attempt, { kind: 'close', code: event.code, reason: event.reason, error: attempt.refusal });
     attempt.socket.onerror = () => {};
-  }
-
-  /** The URL and subprotocols of one handshake (with a ticket fetched first, for `transport: 'ticket'`). */
-  private async handshake(token: string): Promise<Handshake> {
-    const url = socketUrl(this.options.url);
-    if (this.options.transport !== 'ticket') return { url, protocols: [PROTOCOL, `bearer.${token}`] };
-    const endpoint = url.replace(/^ws/, 'http').replace(/\/v1\/ws(\?.*)?$/, '/v1/ws-ticket');
-    const res = await fetch(endpoint, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
-    const body = (await res.json().catch(() => undefined)) as (Partial<ErrorPayload> & Partial<TicketResult>) | undefined;
-    if (!res.ok || !body?.ticket) return { refused: { status: res.status, body } };
-    return { url: `${url}${url.includes('?') ? '&' : '?'}ticket=${encodeURIComponent(body.ticket)}`, protocols: [PROTOCOL] };
   }
 
   private onText(attempt: Attempt, text: string): void {
@@ -224,7 +218,11 @@ export class Link {
     clearInterval(this.heartbeatTimer);
     this.hooks.lost(end.kind === 'close' ? { code: end.code, reason: end.reason } : undefined);
     if (this.finished) return;
-    const verdict = judge(attempt?.http ? { kind: 'http', ...attempt.http } : end);
+    const http: SocketEnd | undefined = attempt?.http && { kind: 'http', ...attempt.http };
+    // Before the upgrade, with no refusal to read (or a head too large): the server never read the token.
+    const verdict = attempt && !attempt.opened && (!http || attempt.http!.status === 431)
+      ? judgeBeforeUpgrade(http ?? end, attempt.transport === 'subprotocol', this.handshakes.switchFrom(attempt.transport))
+      : judge(http ?? end);
     const closeCode = end.kind === 'close' ? end.code : undefined;
     const httpStatus = attempt?.http?.status ?? (end.kind === 'http' ? end.status : undefined);
     if (verdict.action === 'stop' || (verdict.action === 'refresh' && this.refreshes >= 1)) {
@@ -270,21 +268,4 @@ export class Link {
     this.current = status;
     this.hooks.status(status, { attempt: 0, ...detail });
   }
-}
-
-/**
- * A token provider's error that asking again cannot cure: `status` 401/403 (the host's token
- * endpoint says "not signed in" / "not allowed") or `fatal: true`. Anything else is retried.
- */
-function fatalProviderError(error: unknown): Refusal | undefined {
-  const { status, fatal, message } = (error ?? {}) as { status?: unknown; fatal?: unknown; message?: unknown };
-  if (status !== 401 && status !== 403 && fatal !== true) return undefined;
-  const text = typeof message === 'string' && message ? message : 'The token provider refused to give a token.';
-  return { code: status === 403 ? 'forbidden' : 'unauthenticated', message: text, ...(typeof status === 'number' ? { httpStatus: status } : {}) };
-}
-
-/** `ws(s)://host/v1/ws` from a socket URL or an http(s) base URL. */
-export function socketUrl(url: string): string {
-  const withScheme = url.replace(/^http(s?):/, 'ws$1:');
-  return /\/v1\/ws(\?|$)/.test(withScheme) ? withScheme : `${withScheme.replace(/\/+$/, '')}/v1/ws`;
 }

@@ -5,9 +5,11 @@
  *   an `error` frame, then close code 4001/4003/4008/4503 with the error code as the reason;
  * - a plain HTTP answer with a JSON body `{code, message, retry_after_ms?}` (401/403/429/503),
  *   which only non-browser clients can read (Node's `ws`: the `unexpected-response` event).
+ * A socket that ends before the upgrade with neither is `connect_failed` (judgeBeforeUpgrade).
  */
 import { CloseCodes, ErrorCodes, parseRefusalReason, type ErrorCode } from '../codes.js';
 import type { ErrorPayload } from '../frames.js';
+import type { Refusal } from './types.js';
 
 export type SocketEnd =
   | { kind: 'http'; status: number; body?: Partial<ErrorPayload> }
@@ -61,4 +63,38 @@ function judgeClose(closeCode: number, reason: string, error: ErrorPayload | und
       // large (not resent): reconnect and resume by seq.
       return { action: 'reconnect', code, message: message || undefined, atLeastMs: retry };
   }
+}
+
+/**
+ * A socket that ended before the upgrade with no refusal to read: a browser reports only 1006 (no
+ * reason, no status), so the client names the likely causes and keeps trying with backoff (a server
+ * that is down comes back). `bearer`: the token rode in the subprotocol, so a request head over the
+ * server's limit is one of them; `switched`: the next attempt sends the token the other way
+ * (handshake.ts). An HTTP 431, which only Node's `ws` can read, says so for certain, and stops the
+ * client when there is no other way to send the token.
+ */
+export function judgeBeforeUpgrade(end: SocketEnd, bearer: boolean, switched: boolean): Verdict {
+  const next = switched ? ` The next attempt sends the token ${bearer ? 'as a ticket' : 'in the subprotocol'}.` : '';
+  if (end.kind === 'http' && end.status === 431) {
+    const message = `The request head was over the server's limit (HTTP 431).${next}`;
+    return switched ? { action: 'reconnect', code: 'connect_failed', message } : { action: 'stop', code: 'connect_failed', message: `${message} Send ${bearer ? "the token by ticket (transport 'auto') or " : ''}fewer cookies.` };
+  }
+  const reason = end.kind === 'close' && end.reason ? ` (${end.reason})` : '';
+  const head = bearer ? "; the request head, with the token in the subprotocol, was over the server's limit (16 KB by default)" : '';
+  return {
+    action: 'reconnect',
+    code: 'connect_failed',
+    message: `The connection closed before the WebSocket upgrade${reason}. Likely causes: the server is unreachable; a proxy does not pass WebSocket upgrades${head}.${next}`,
+  };
+}
+
+/**
+ * A token provider's error that asking again cannot cure: `status` 401/403 (the host's token
+ * endpoint says "not signed in" / "not allowed") or `fatal: true`. Anything else is retried.
+ */
+export function fatalProviderError(error: unknown): Refusal | undefined {
+  const { status, fatal, message } = (error ?? {}) as { status?: unknown; fatal?: unknown; message?: unknown };
+  if (status !== 401 && status !== 403 && fatal !== true) return undefined;
+  const text = typeof message === 'string' && message ? message : 'The token provider refused to give a token.';
+  return { code: status === 403 ? 'forbidden' : 'unauthenticated', message: text, ...(typeof status === 'number' ? { httpStatus: status } : {}) };
 }

@@ -21,9 +21,11 @@ export interface ConversationClientOptions {
   WebSocket?: WebSocketConstructor;
   /**
    * How the token travels: as the `bearer.<jwt>` subprotocol, or as a one-use `?ticket=` from
-   * `POST /v1/ws-ticket` (keeps the JWT out of the handshake). @defaultValue 'subprotocol'
+   * `POST /v1/ws-ticket` (keeps the JWT out of the handshake). `auto`: the subprotocol for a token
+   * of up to 2 KB (`SUBPROTOCOL_TOKEN_LIMIT`), a ticket for a longer one, and the other way after an
+   * attempt that failed before the server read the token (handshake.ts). @defaultValue 'auto'
    */
-  transport?: 'subprotocol' | 'ticket';
+  transport?: 'auto' | 'subprotocol' | 'ticket';
   /** How long a request may wait for its answer once sent. @defaultValue 15000 */
   requestTimeoutMs?: number;
   /** How long the handshake may take, up to `session.ready`. @defaultValue 10000 */
@@ -77,7 +79,10 @@ export interface StatusDetail {
   attempt: number;
   /** `reconnecting`: how long until the next attempt. */
   delayMs?: number;
-  /** Why the last socket ended, where known (an error code). */
+  /**
+   * Why the last socket ended, where known: an error code, or the client's own (`connect_failed`:
+   * it closed before the upgrade; `message` names the likely causes).
+   */
   code?: string;
   message?: string;
   closeCode?: number;
