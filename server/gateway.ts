@@ -3,7 +3,7 @@
  * routes. It stays thin: uWS callbacks hand off to the auth module, the handler table and the
  * fan-out.
  */
-import uWS from './uws.js';
+import { uws } from './uws.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { CloseCodes, PROTOCOL, refusalReason } from '../protocol/codes.js';
@@ -42,6 +42,7 @@ export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'reads' | 'log' | 'li
 };
 
 export async function startGateway(config: Readonly<Config>, deps: GatewayDeps): Promise<Gateway> {
+  const uWS = uws();
   const app = uWS.App();
   const log = deps.log;
   const reads = new BatchedReads(deps.db);
@@ -234,6 +235,6 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
  * argument with a host too, but its typings only declare it without one.
  */
 function listenExclusive(app: TemplatedApp, host: string, port: number, cb: (socket: us_listen_socket | false) => void): void {
-  const exclusive = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
+  const exclusive = (uws() as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
   (app.listen as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void).call(app, host, port, exclusive, cb);
 }

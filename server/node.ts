@@ -21,7 +21,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth.js';
 import { ConfigError, type Config } from './config.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
 import { startGateway, type Gateway } from './gateway.js';
-import { checkNativeUws } from './native-check.js';
+import { uwsProblem } from './uws.js';
 import { createTicketStore } from './tickets/index.js';
 import { RateLimiter } from './rate-limits/index.js';
 
@@ -70,7 +70,7 @@ export interface NodeOverrides {
 
 export async function startNode(config: Readonly<Config>, roles: Roles, log: Logger, overrides: NodeOverrides = {}): Promise<RunningNode> {
   if (roles.gateway) {
-    const problem = checkNativeUws();
+    const problem = uwsProblem();
     if (problem) throw new ConfigError('uWebSockets.js', problem);
   }
   startDefaultMetrics();
