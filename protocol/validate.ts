@@ -14,6 +14,9 @@ import {
 import { requestSchemas } from './resources.js';
 import type { ClientFrame, ClientFrameType } from './frames.js';
 import type { ErrorCode } from './codes.js';
+import { preParseRefusal } from './pre-parse.js';
+
+export { jsonDepth, MAX_JSON_DEPTH, MAX_JSON_VALUES, MOST_FRAME_VALUES, preParseRefusal } from './pre-parse.js';
 
 // ajv and ajv-formats are CommonJS with a `default` export; under NodeNext the class is on .default.
 const Ajv = AjvModule.default;
@@ -70,27 +73,6 @@ export function codeFor(error: ErrorObject | undefined, otherwise: ErrorCode): E
   return error?.keyword === 'maxLength' && error.instancePath.endsWith('/content') ? 'too_large' : otherwise;
 }
 
-/** Frames are shallow; anything nested deeper is refused before JSON.parse spends time on it. */
-export const MAX_JSON_DEPTH = 16;
-
-/** Nesting depth of JSON text (brackets outside strings), stopping early once past `limit`. */
-export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) {
-      if (++depth > max && (max = depth) > limit) return max;
-    } else if (c === 125 || c === 93) depth--;
-  }
-  return max;
-}
-
 /**
  * Text Postgres cannot store: a NUL character (text and jsonb refuse it) or a lone UTF-16
  * surrogate (`"\ud800"` in JSON; jsonb refuses the escape, and it is not valid Unicode anyway).
@@ -125,9 +107,8 @@ export function findUnstorable(value: unknown, path: string): string | null {
 
 /** Parses and validates one text frame. Never throws. */
 export function parseClientFrame(text: string): ParseResult {
-  if (jsonDepth(text) > MAX_JSON_DEPTH) {
-    return { ok: false, code: 'invalid_frame', message: `The frame is nested deeper than ${MAX_JSON_DEPTH} levels.` };
-  }
+  const refusal = preParseRefusal(text);
+  if (refusal) return { ok: false, code: 'invalid_frame', message: refusal };
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -20,7 +20,7 @@ const files = readdirSync(path.join(root, 'test'))
   .sort();
 
 /** Run alone, after the shards: CPU-heavy, or asserting latency and memory figures. */
-const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.test.ts', 'tenant-flood.test.ts']);
+const SOLO = new Set(['reconnect-storm.test.ts', 'fuzz.test.ts', 'slow-consumer.test.ts', 'tenant-flood.test.ts', 'frame-flood.test.ts']);
 /** Rough seconds per file, to balance the shards; unknown files count as 8. */
 const WEIGHT = {
   'worker-death.test.ts': 85, 'postgres-restart.test.ts': 48, 'first-run.test.ts': 40, 'rate-limits.test.ts': 30,
@@ -28,6 +28,7 @@ const WEIGHT = {
   'long-poll.test.ts': 20, 'bench-smoke.test.ts': 40, 'isolation.embedded.test.ts': 19, 'cancel.test.ts': 19, 'busy.test.ts': 17,
   'golden-path.embedded.test.ts': 16, 'hostile.test.ts': 14, 'conversation.embedded.test.ts': 12,
   'llm-faults.test.ts': 12, 'isolation.redis.test.ts': 12, 'agents.embedded.test.ts': 11, 'run-sweeper.test.ts': 11,
+  'policy-closes.test.ts': 20,
 };
 const shardCount = Math.max(1, Number(process.env.TEST_SHARDS ?? 2));
 const shards = Array.from({ length: shardCount }, () => ({ files: [], weight: 0 }));

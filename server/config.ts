@@ -117,6 +117,12 @@ export interface Config {
     restPerSecond: number;
     /** Threads created per user per minute (thread.create, POST /v1/threads, a send without thread_id). @defaultValue 30 */
     threadsPerMinute: number;
+    /** Seconds a user's handshakes are refused after its 2nd 4008 close in an hour; doubles per later one. @defaultValue 1 */
+    policyBlockSeconds: number;
+    /** The longest such refusal. @defaultValue 300 */
+    policyBlockMaxSeconds: number;
+    /** Users' 4008 closes per client address per hour before the address is refused too. @defaultValue 20 */
+    policyClosesPerAddress: number;
   };
   /**
    * Browser origins allowed to open the socket (the `Origin` header); empty allows any. Clients
@@ -195,6 +201,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       inFlightPerUser: int(env, 'RATE_LIMIT_IN_FLIGHT_PER_USER', 4, 0, 1_000_000),
       restPerSecond: int(env, 'RATE_LIMIT_REST_PER_SEC', 20, 0, 1_000_000),
       threadsPerMinute: int(env, 'RATE_LIMIT_THREADS_PER_MIN', 30, 0, 1_000_000),
+      policyBlockSeconds: int(env, 'RATE_LIMIT_POLICY_BLOCK_S', 1, 0, 3600),
+      policyBlockMaxSeconds: int(env, 'RATE_LIMIT_POLICY_BLOCK_MAX_S', 300, 1, 86_400),
+      policyClosesPerAddress: int(env, 'RATE_LIMIT_POLICY_CLOSES_PER_ADDRESS', 20, 0, 1_000_000),
     },
     allowedOrigins: origins(env),
     corsOrigin: str(env, 'CORS_ORIGIN') ?? '*',

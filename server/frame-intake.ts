@@ -1,9 +1,9 @@
 /**
- * A socket's inbound frames, from the uWS callback to the handler: the per-connection frame rate,
- * binary and size checks, JSON and schema validation, then the connection's ordered queue (frames
- * take effect in the order they were sent, whatever their types; a bounded number may wait), the
- * user's share of requests in flight, and the one place that turns a handler's failure into an
- * `error` frame.
+ * A socket's inbound frames, from the uWS callback to the handler: the per-connection frame rate
+ * (a frame past it is refused unparsed), binary and size checks, the bound on depth and values,
+ * JSON and schema validation, then the connection's ordered queue (frames take effect in the
+ * order they were sent, whatever their types; a bounded number may wait), the user's share of
+ * requests in flight, and the one place that turns a handler's failure into an `error` frame.
  */
 import { CloseCodes, tooLargeReason } from '../protocol/codes.js';
 import { parseClientFrame } from '../protocol/validate.js';
@@ -12,6 +12,7 @@ import type { Connection } from './connection.js';
 import { handlers } from './handlers/index.js';
 import type { FrameHandler, GatewayServices } from './handlers/context.js';
 import { classifyFailure } from './errors.js';
+import { peekFrameId } from './frame-id.js';
 import { rateLimited, tooManyFrames } from './rate-limits/index.js';
 import type { Config } from './config.js';
 
@@ -19,16 +20,14 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
   const { limits } = config;
   const perSecond = config.rateLimits.framesPerSecond;
 
-  /** Counts a bad (or refused) frame; past BAD_FRAME_LIMIT within 10 s the socket is closed with 4008. */
+  /**
+   * Counts a bad (or refused) frame; past BAD_FRAME_LIMIT within 10 s the socket is closed with
+   * 4008, which counts against the user and its address (RATE_LIMIT_POLICY_BLOCK_S).
+   */
   function strike(connection: Connection, reason: string): void {
-    if (connection.countBadFrame(limits.badFramesPer10s)) connection.close(CloseCodes.policy, reason);
-  }
-
-  /** The frame's id, if it has one (for answering a frame that is refused before it is parsed). */
-  function idOf(message: ArrayBuffer, isBinary: boolean): string | undefined {
-    if (isBinary || message.byteLength > limits.maxFrameBytes) return undefined;
-    const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
-    return parsed.ok ? parsed.frame.id : parsed.id;
+    if (!connection.countBadFrame(limits.badFramesPer10s) || connection.closed) return;
+    connection.close(CloseCodes.policy, reason);
+    services.rateLimits.policyClosed(connection, connection.principal);
   }
 
   async function dispatch(connection: Connection, frame: ClientFrame): Promise<void> {
@@ -48,10 +47,13 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
 
   /** The uWS `message` callback's work for one frame. The ArrayBuffer is only valid during this call. */
   return function intake(connection: Connection, message: ArrayBuffer, isBinary: boolean): void {
+    // Frames already on their way when the socket was closed (4008, 1009) are not looked at.
+    if (connection.closed) return;
     const waitMs = connection.admitFrame(perSecond);
     if (waitMs > 0) {
+      // Not parsed: the id, if any, comes from the frame's first bytes.
       const refusal = tooManyFrames(perSecond, waitMs);
-      connection.sendError(idOf(message, isBinary), refusal.code, refusal.message, refusal.retryAfterMs);
+      connection.sendError(isBinary ? undefined : peekFrameId(message), refusal.code, refusal.message, refusal.retryAfterMs);
       strike(connection, 'too many frames');
       return;
     }

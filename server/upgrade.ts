@@ -1,6 +1,7 @@
 /**
  * The WebSocket handshake on GET /v1/ws: origin check, credentials (header, subprotocol, query,
- * ticket), token verification, the per-user socket limit, then the upgrade.
+ * ticket), token verification, the refusal of a user or address whose sockets keep being closed
+ * for policy (4008), the per-user socket limit, then the upgrade.
  *
  * A refused handshake is answered in one of two ways. A client that offers the `chat.v1`
  * subprotocol (every browser client should: a browser's WebSocket API cannot read a handshake
@@ -66,6 +67,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     const origin = req.getHeader('origin');
     const ticket = req.getQuery('ticket') ?? '';
     const credentials = extractCredentials(req.getHeader('authorization'), protocolHeader, req.getQuery('access_token') ?? '');
+    // The peer address (no proxy header is trusted): a user or an address kept out after policy closes.
+    const address = Buffer.from(res.getRemoteAddressAsText()).toString();
     // Without onAborted, a client that leaves during verification would crash the process.
     const state = watchAborted(res);
     const byClose = credentials.protocol === PROTOCOL;
@@ -106,6 +109,16 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
           refuse({ code: 'unavailable', message: 'This gateway is shutting down; connect again (to another one).', retryAfterMs: 1000 });
           return;
         }
+        // RATE_LIMIT_POLICY_BLOCK_S: a user or address whose sockets keep being closed with 4008 waits.
+        const kept = await deps.rateLimits.checkPolicyCloses(principal, address).catch((error: unknown) => {
+          log.warn({ err: error }, 'policy-close refusals not checked');
+          return undefined;
+        });
+        if (kept) {
+          refuse({ code: kept.code, message: kept.message, retryAfterMs: kept.retryAfterMs });
+          return;
+        }
+        if (state.aborted) return;
         const id = newId('c');
         // RATE_LIMIT_CONNECTIONS_PER_USER, across gateways: refused before the socket opens.
         const limited = await deps.rateLimits.acquireConnection(principal, id).catch((error: unknown) => {
@@ -121,6 +134,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
           return;
         }
         const connection = new Connection(id, principal, log, deps.maxBufferedBytes);
+        deps.rateLimits.trackAddress(connection, address);
         const data: SocketData = { connection };
         try {
           deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, credentials.protocol, extensions, context));

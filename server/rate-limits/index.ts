@@ -10,7 +10,9 @@
  * - threads created per user per minute: like messages (Redis-shared, or in process);
  * - requests in flight per user and REST requests per user per second: in this gateway
  *   (./in-flight.ts, and rate-limiter-flexible in memory): they protect this gateway's pool;
- * - waiting long-polls count as open sockets (a long-poll holds a slot while it waits).
+ * - waiting long-polls count as open sockets (a long-poll holds a slot while it waits);
+ * - handshakes after policy closes (4008), per user and per client address: ./policy-closes.ts,
+ *   Redis-shared like messages, or in process.
  *
  * Refusals are RequestErrors with code `rate_limited`, a message naming the limit and
  * `retry_after_ms`.
@@ -22,8 +24,14 @@ import type { Config } from '../config.js';
 import { RequestError } from '../errors.js';
 import { MemoryConnectionSlots, RedisConnectionSlots, type ConnectionSlots, type RedisSlotOptions } from './connection-slots.js';
 import { InFlightLimiter } from './in-flight.js';
+import { PolicyCloses } from './policy-closes.js';
+import { rateLimited } from './refusal.js';
 
-export type RateLimitSettings = Config['rateLimits'];
+export { describeWait, rateLimited, retryAfterSeconds } from './refusal.js';
+
+type PolicySetting = 'policyBlockSeconds' | 'policyBlockMaxSeconds' | 'policyClosesPerAddress';
+/** Config's rate limits; a caller that builds its own may leave the policy-close ones out (off). */
+export type RateLimitSettings = Omit<Config['rateLimits'], PolicySetting> & Partial<Pick<Config['rateLimits'], PolicySetting>>;
 
 interface User {
   workspaceId: string;
@@ -44,30 +52,13 @@ export interface RateLimiterOptions {
 /** How long a client refused for open sockets or active runs should wait: a hint, not a window. */
 export const RETRY_HINT_MS = 1000;
 
-/** A `rate_limited` refusal whose message names the limit and says when to retry. */
-export function rateLimited(what: string, retryAfterMs: number, advice?: string): RequestError {
-  const ms = Math.max(1, Math.ceil(retryAfterMs));
-  return new RequestError('rate_limited', `${what}. ${advice ?? `Retry in ${describeWait(ms)}.`}`, ms);
-}
-
-/** A wait as a person reads it, agreeing with `retry_after_ms`: `20 ms`, `1.5 s`, `12 s`. */
-export function describeWait(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 10_000) return `${Math.ceil(ms / 100) / 10} s`;
-  return `${Math.ceil(ms / 1000)} s`;
-}
-
-/** `Retry-After` (whole seconds, rounded up) for a wait in ms. */
-export function retryAfterSeconds(ms: number): string {
-  return String(Math.ceil(Math.max(0, ms) / 1000));
-}
-
 export class RateLimiter {
   private readonly messages?: RateLimiterAbstract;
   private readonly threads?: RateLimiterAbstract;
   private readonly rest?: RateLimiterAbstract;
   private readonly inFlight?: InFlightLimiter;
   private readonly slots?: ConnectionSlots;
+  private readonly policy?: PolicyCloses;
   private closing?: Promise<void>;
 
   private constructor(
@@ -98,11 +89,16 @@ export class RateLimiter {
     if (limits.connectionsPerUser > 0) {
       this.slots = redis ? new RedisConnectionSlots(redis, prefix, log, slotOptions) : new MemoryConnectionSlots();
     }
+    const { policyBlockSeconds = 0, policyBlockMaxSeconds = policyBlockSeconds, policyClosesPerAddress = 0 } = limits;
+    if (policyBlockSeconds > 0) {
+      const settings = { blockSeconds: policyBlockSeconds, maxBlockSeconds: policyBlockMaxSeconds, perAddress: policyClosesPerAddress };
+      this.policy = new PolicyCloses(settings, windowLimiter);
+    }
   }
 
   static async create(options: RateLimiterOptions): Promise<RateLimiter> {
     const { limits, log } = options;
-    const shared = options.redis && (limits.messagesPerMinute > 0 || limits.connectionsPerUser > 0 || limits.threadsPerMinute > 0);
+    const shared = options.redis && (limits.messagesPerMinute > 0 || limits.connectionsPerUser > 0 || limits.threadsPerMinute > 0 || (limits.policyBlockSeconds ?? 0) > 0);
     let redis: Redis | undefined;
     if (shared) {
       // A slow Redis must not stall a send or an upgrade for long: after a second, the insurance
@@ -162,6 +158,21 @@ export class RateLimiter {
       RETRY_HINT_MS,
       `Close one, or retry in ${RETRY_HINT_MS / 1000} s.`,
     );
+  }
+
+  /** The refusal of a handshake of `user` from `address` after policy closes (./policy-closes.ts), or undefined. */
+  checkPolicyCloses(user: User, address: string): Promise<RequestError | undefined> {
+    return this.closing || !this.policy ? Promise.resolve(undefined) : this.policy.check(userKey(user), address);
+  }
+
+  /** Remembers the address socket `connection` connected from (its policy close counts against it too). */
+  trackAddress(connection: object, address: string): void {
+    this.policy?.track(connection, address);
+  }
+
+  /** Socket `connection` of `user` was closed for policy (4008); failures are logged, not thrown. */
+  policyClosed(connection: object, user: User): void {
+    this.policy?.closed(connection, userKey(user)).catch((error) => this.log.warn({ err: error }, 'policy close not counted'));
   }
 
   /** Connection `id` closed (or never opened). */
