@@ -1,9 +1,9 @@
 /**
- * Works around a uWebSockets.js v20.30 bug: `res.cork(() => res.upgrade(...))` after an await can
+ * Works around a uWebSockets.js bug (seen in v20.30 and still in v20.51, the build we run): `res.cork(() => res.upgrade(...))` after an await can
  * close the freshly upgraded socket (the client sees 1006 right after `session.ready`). After the
  * callback, HttpResponse::cork() re-reads the HTTP response state from memory the upgrade has
  * just handed to the WebSocket; when a stray bit there reads as "Connection: close", it shuts the
- * socket down. Fixed upstream (uWebSockets PR #1929), not in the build we can run.
+ * socket down. The fan-out, storm and golden-path suites fail without this on both builds.
  *
  * Upgrading without any cork avoids the misread but makes uWS print a warning per upgrade. So we
  * keep one HTTP request to ourselves open and never answer it: corking *that* response satisfies
