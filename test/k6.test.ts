@@ -31,7 +31,7 @@ useStack(test, {
 interface Summary {
   iterations: number;
   checks: Record<string, { passes: number; fails: number }>;
-  metrics: Record<string, { count?: number; rate?: number; 'p(95)'?: number }>;
+  metrics: Record<string, { count?: number; rate?: number; min?: number; 'p(95)'?: number }>;
   thresholds: Array<{ metric: string; expression: string; passed: boolean }>;
   errors: string[];
 }
@@ -158,6 +158,82 @@ test('tokens minted in the script carry JWT_ISSUER and JWT_AUDIENCE for a server
     STAGES: '100ms:1,1s:1', TURNS: '1', WORKSPACE: 'k6-iss',
   }, 'issuer');
   assert.equal(code, 0, output);
+});
+
+/** The stack's settings with every rate limit back at the server's default (the stack raises them). */
+function defaultLimits(ctx: Ctx): Record<string, string> {
+  return Object.fromEntries(Object.keys(ctx.stack.env).filter((k) => /^(RATE_LIMIT_|MAX_QUEUED_FRAMES|MAX_SUBSCRIPTIONS)/.test(k)).map((k) => [k, '']));
+}
+
+test('chat.js as the README runs it passes against a gateway with the default rate limits: each VU keeps within its user\'s budget and nothing is refused', async (ctx) => {
+  const node = await ctx.stack.start({ worker: false }, defaultLimits(ctx));
+  const workspace = 'k6-defaults';
+  // Turns take a few milliseconds here: a VU not paced would send 60 messages in a few seconds.
+  const { code, summary, output } = await k6(ctx, 'loadtest/k6/chat.js', {
+    URL: ctx.stack.wsUrl(node), JWT_SECRET: ctx.stack.secret, WORKSPACE: workspace, STAGES: '100ms:2,6s:2', TURNS: '3',
+  }, 'defaults');
+  assert.equal(code, 0, output);
+  assert.equal(summary!.errors, []);
+  assert.is(summary!.metrics.convo_rate_limited!.count, 0, output);
+  assert.is(summary!.metrics.convo_protocol_errors!.count, 0, output);
+  assert.ok(summary!.metrics.convo_turn_ms!.count! >= 6, output);
+  // The pace: 60 messages a minute, 90 % of it, is a send every 1.1 s per user; the server stamps
+  // each message when it stores it, so allow it some of that margin.
+  const sends = await ctx.stack.db.selectFrom('messages').innerJoin('threads', 'threads.id', 'messages.thread_id')
+    .select(['threads.user_id', 'messages.created_at']).where('threads.workspace_id', '=', workspace).where('messages.role', '=', 'user')
+    .orderBy('messages.created_at').execute();
+  const byUser = new Map<string, number[]>();
+  for (const row of sends) byUser.set(row.user_id, [...(byUser.get(row.user_id) ?? []), new Date(row.created_at).getTime()]);
+  assert.equal([...byUser.keys()].sort(), ['k6-vu-1', 'k6-vu-2']);
+  for (const [user, times] of byUser) {
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    assert.ok(gaps.length >= 2 && Math.min(...gaps) >= 900, `${user}: gaps between sends ${gaps.join(', ')} ms`);
+  }
+});
+
+test('a VU refused rate_limited waits retry_after_ms and sends again on the same socket: no reconnect loop, no storm of refused frames', async (ctx) => {
+  // One run at a time for the user every VU shares: sends made while another VU's turn runs are
+  // refused rate_limited with retry_after_ms 1000. The script's own pace is off.
+  const node = await ctx.stack.start({ worker: false }, { RATE_LIMIT_RUNS_PER_USER: '1' });
+  const token = await ctx.stack.token('k6-shared', 'k6-shared');
+  const started = Date.now();
+  const { code, summary, output } = await k6(ctx, 'loadtest/k6/chat.js', {
+    URL: ctx.stack.wsUrl(node), TOKEN: token, STAGES: '100ms:3,3s:3', TURNS: '1', MESSAGES_PER_MIN: '0', THREADS_PER_MIN: '0',
+    MESSAGE: 'Take your time [[words:8]] [[delay:40]]',
+  }, 'backoff');
+  const seconds = (Date.now() - started) / 1000;
+  assert.ok(code === 0 || code === 99, output);
+  assert.equal(summary!.errors, [], output);
+  const turns = summary!.metrics.convo_turn_ms!.count!;
+  assert.ok(turns >= 3, `turns went on between the refusals: ${output}`);
+  // A socket per iteration, and an iteration per turn: a refusal did not cost a reconnect.
+  assert.ok(summary!.iterations <= turns + 3, `${summary!.iterations} sockets for ${turns} turns`);
+  assert.equal(summary!.metrics.convo_protocol_errors!.count, 0, 'rate_limited is counted apart');
+  const refused = summary!.metrics.convo_rate_limited!.count!;
+  assert.ok(refused >= 1, `the limit was reached: ${output}`);
+  // Every wait at least the server's retry_after_ms: so at most one refusal per VU per second.
+  assert.ok(summary!.metrics.convo_backoff_ms!.min! >= 1000, JSON.stringify(summary!.metrics.convo_backoff_ms));
+  assert.ok(refused <= 3 * Math.ceil(seconds + 1), `${refused} refusals in ${seconds.toFixed(1)} s`);
+});
+
+test('a refused handshake is waited out too: the script offers chat.v1, reads retry_after_ms from the error frame and does not reconnect before it', async (ctx) => {
+  // One socket per user: the second VU's handshakes are refused while the first holds its socket.
+  const node = await ctx.stack.start({ worker: false }, { RATE_LIMIT_CONNECTIONS_PER_USER: '1' });
+  const token = await ctx.stack.token('k6-one-socket', 'k6-one-socket');
+  const started = Date.now();
+  const { summary, output } = await k6(ctx, 'loadtest/k6/chat.js', {
+    URL: ctx.stack.wsUrl(node), TOKEN: token, STAGES: '100ms:2,3s:2', TURNS: '2', MESSAGES_PER_MIN: '0', THREADS_PER_MIN: '0',
+    MESSAGE: 'Stay a while [[words:20]] [[delay:40]]',
+  }, 'handshake-backoff');
+  const seconds = (Date.now() - started) / 1000;
+  assert.equal(summary!.errors, [], output);
+  // At most one refused handshake per VU per second (without chat.v1 the refusal was an HTTP 429
+  // the script could not read, and it connected again at once).
+  assert.ok(summary!.iterations <= 2 * Math.ceil(seconds + 1), `${summary!.iterations} sockets in ${seconds.toFixed(1)} s`);
+  const refused = summary!.metrics.convo_rate_limited!.count!;
+  assert.ok(refused >= 1, `a handshake was refused: ${output}`);
+  assert.ok(summary!.checks['handshake accepted']!.fails === refused, output);
+  assert.ok(summary!.metrics.convo_backoff_ms!.min! >= 1000, JSON.stringify(summary!.metrics.convo_backoff_ms));
 });
 
 test.run();

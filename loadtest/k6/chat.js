@@ -9,7 +9,17 @@
 // iteration (3); MESSAGE (a prompt; the default alternates a plain one and a tool call);
 // STAGES of the ramping-VUs scenario, `duration:target,...` (`30s:20,1m:20,15s:0`);
 // TURN_TIMEOUT_MS (30000); HANDSHAKE_TIMEOUT_MS (10000: connect to session.ready);
-// JWT_ISSUER / JWT_AUDIENCE as on the server, for minted tokens.
+// JWT_ISSUER / JWT_AUDIENCE as on the server, for minted tokens; MESSAGES_PER_MIN (60) and
+// THREADS_PER_MIN (30), the server's RATE_LIMIT_MESSAGES_PER_MIN and RATE_LIMIT_THREADS_PER_MIN
+// (0: not paced); SEND_RETRIES (5).
+//
+// Each VU keeps within the server's per-user limits (lib/pace.js): sends and new threads are spaced
+// so that a user stays under MESSAGES_PER_MIN and THREADS_PER_MIN (with TOKEN every VU is the same
+// user, so they share the budget). A request refused `rate_limited` anyway is sent again after the
+// server's retry_after_ms (up to SEND_RETRIES times), on the same socket; any other failure waits
+// retry_after_ms (at least a second) before the VU connects again, so a refusing server is not met
+// with a reconnect loop. The script offers the `chat.v1` subprotocol, so a refused handshake too
+// arrives as an error frame that says how long to wait.
 //
 // A stalled or failing server fails the run instead of passing quietly: the handshake and each turn
 // have a deadline, and a socket that closes before its turns are done fails a check. (k6 ends an
@@ -20,6 +30,7 @@ import { Counter, Rate, Trend } from 'k6/metrics';
 import { setTimeout, clearTimeout } from 'k6/timers';
 import { WebSocket } from 'k6/websockets';
 import { gapFree, lifecycleProblem } from './lib/lifecycle.js';
+import { createPace } from './lib/pace.js';
 import { mintToken } from './lib/token.js';
 
 const handshake = new Trend('convo_handshake_ms', true);
@@ -27,6 +38,10 @@ const firstDelta = new Trend('convo_first_delta_ms', true);
 const turnTime = new Trend('convo_turn_ms', true);
 const turnOk = new Rate('convo_turn_ok');
 const protocolErrors = new Counter('convo_protocol_errors');
+/** Refusals with `rate_limited` (each one waited out before anything else was sent). */
+const rateLimited = new Counter('convo_rate_limited');
+/** How long a VU waited after a refusal before sending again or reconnecting. */
+const backoff = new Trend('convo_backoff_ms', true);
 
 /** @param {string} spec `30s:20,1m:20,15s:0` */
 function stages(spec) {
@@ -36,12 +51,14 @@ function stages(spec) {
   });
 }
 
+const STAGES = stages(__ENV.STAGES || '30s:20,1m:20,15s:0');
+
 export const options = {
   scenarios: {
     chat: {
       executor: 'ramping-vus',
       startVUs: 0,
-      stages: stages(__ENV.STAGES || '30s:20,1m:20,15s:0'),
+      stages: STAGES,
       gracefulRampDown: '30s',
     },
   },
@@ -58,6 +75,16 @@ const URL = __ENV.URL || 'ws://127.0.0.1:8080/v1/ws';
 const TURNS = Number(__ENV.TURNS || 3);
 const TURN_TIMEOUT_MS = Number(__ENV.TURN_TIMEOUT_MS || 30000);
 const HANDSHAKE_TIMEOUT_MS = Number(__ENV.HANDSHAKE_TIMEOUT_MS || 10000);
+const SEND_RETRIES = Number(__ENV.SEND_RETRIES || 5);
+/** After a failure the server gave no wait for: a second before connecting again. */
+const FAILURE_BACKOFF_MS = 1000;
+
+const pace = createPace({
+  messagesPerMin: Number(__ENV.MESSAGES_PER_MIN ?? 60),
+  threadsPerMin: Number(__ENV.THREADS_PER_MIN ?? 30),
+  // One TOKEN is one user for every VU: the budget is shared by as many VUs as the stages reach.
+  sharers: __ENV.TOKEN ? Math.max(1, ...STAGES.map((s) => s.target)) : 1,
+});
 
 function token() {
   if (__ENV.TOKEN) return __ENV.TOKEN;
@@ -78,14 +105,24 @@ function prompt(turn) {
 }
 
 export default function () {
+  // Waiting out a back-off or the pace: the iteration holds a timer, not a socket.
+  const wait = pace.beforeConnect();
+  if (wait > 0) setTimeout(converse, wait);
+  else converse();
+}
+
+function converse() {
   const opened = Date.now();
-  const ws = new WebSocket(URL, null, { headers: { Authorization: `Bearer ${token()}` } });
+  // chat.v1: a refused handshake is told as an error frame (with retry_after_ms), not a bare HTTP error.
+  const ws = new WebSocket(URL, null, { headers: { Authorization: `Bearer ${token()}`, 'Sec-WebSocket-Protocol': 'chat.v1' } });
   /** @type {string | undefined} */
   let threadId;
   let lastSeq = 0;
   let turn = 0;
-  /** @type {{ id: string, runId?: string, sentAt: number, events: Array<{ type: string, payload: Record<string, any> }>, seqs: number[], firstDeltaAt?: number, timer?: number } | undefined} */
+  /** @type {{ id: string, runId?: string, sentAt: number, events: Array<{ type: string, payload: Record<string, any> }>, seqs: number[], firstDeltaAt?: number, timer?: number, retries: number } | undefined} */
   let current;
+  /** A send waiting for its turn (the pace, or a retry after a refusal). @type {number | undefined} */
+  let sendTimer;
   let ready = false;
   /** The script closes the socket itself (done, or failed already): its close is expected. */
   let closing = false;
@@ -93,9 +130,16 @@ export default function () {
   const finish = () => {
     closing = true;
     clearTimeout(handshakeTimer);
+    if (sendTimer !== undefined) clearTimeout(sendTimer);
     if (current && current.timer !== undefined) clearTimeout(current.timer);
     current = undefined;
     ws.close();
+  };
+
+  /** Nothing is sent, nor a new socket opened, before `ms` have passed. @param {number} ms */
+  const backOff = (ms) => {
+    pace.backOff(ms);
+    backoff.add(ms);
   };
 
   // A server that accepts the connection and then says nothing never sends session.ready.
@@ -105,15 +149,23 @@ export default function () {
     finish();
   }, HANDSHAKE_TIMEOUT_MS);
 
-  const send = () => {
+  /** Sends this turn's message once the pace allows; `retries` refusals of it so far. */
+  const send = (retries = 0) => {
+    sendTimer = undefined;
+    const wait = pace.beforeSend(!threadId);
+    if (wait > 0) {
+      sendTimer = setTimeout(() => send(retries), wait);
+      return;
+    }
     const id = `t${turn}`;
-    current = { id, sentAt: Date.now(), events: [], seqs: [] };
+    current = { id, sentAt: Date.now(), events: [], seqs: [], retries };
     current.timer = setTimeout(() => {
       turnOk.add(false);
       check(null, { 'agent_completed within TURN_TIMEOUT_MS': () => false });
       finish();
     }, TURN_TIMEOUT_MS);
     const payload = { content: prompt(turn), ...(threadId ? { thread_id: threadId } : {}) };
+    pace.sent(!threadId);
     ws.send(JSON.stringify({ type: 'message.send', id, payload }));
   };
 
@@ -129,9 +181,28 @@ export default function () {
       return;
     }
     if (frame.type === 'error') {
-      protocolErrors.add(1, { code: String(frame.payload.code) });
-      check(frame, { 'no error frames': () => false });
+      const code = String(frame.payload.code);
+      const retryAfter = Number(frame.payload.retry_after_ms) || 0;
+      if (code === 'rate_limited') {
+        rateLimited.add(1);
+        // This turn's send, refused before anything was stored: the same send after the wait.
+        if (current && frame.id === current.id && current.retries < SEND_RETRIES) {
+          const retries = current.retries + 1;
+          if (current.timer !== undefined) clearTimeout(current.timer);
+          current = undefined;
+          backOff(Math.max(retryAfter, 100));
+          send(retries);
+          return;
+        }
+        if (ready) check(frame, { 'not rate limited past SEND_RETRIES': () => false });
+      } else {
+        protocolErrors.add(1, { code });
+        check(frame, { 'no error frames': () => false });
+      }
+      // Before session.ready: the handshake was refused (the socket closes after this frame).
+      if (!ready) check(null, { 'handshake accepted': () => false });
       turnOk.add(false);
+      backOff(Math.max(retryAfter, FAILURE_BACKOFF_MS));
       finish();
       return;
     }
@@ -174,6 +245,7 @@ export default function () {
     check(null, { 'socket without errors': () => false });
     if (!ready) check(null, { 'handshake accepted': () => false });
     turnOk.add(false);
+    backOff(FAILURE_BACKOFF_MS);
     finish();
   };
 
@@ -183,8 +255,10 @@ export default function () {
     check(null, { 'socket open until the turns end': () => false });
     if (!ready) check(null, { 'handshake accepted': () => false });
     turnOk.add(false);
+    backOff(FAILURE_BACKOFF_MS);
     closing = true;
     clearTimeout(handshakeTimer);
+    if (sendTimer !== undefined) clearTimeout(sendTimer);
     if (current && current.timer !== undefined) clearTimeout(current.timer);
     current = undefined;
   };

@@ -1,5 +1,7 @@
 // `k6/websockets`: k6's browser-like WebSocket over the `ws` package. Params.headers go on the
 // handshake; `ws_connecting`-style built-in metrics are not emitted (scripts here measure their own).
+// k6 ignores the `protocols` argument and sends a `Sec-WebSocket-Protocol` header as it is given;
+// `ws` must be told the subprotocols instead (it refuses an answer naming one it did not offer).
 import WS from 'ws';
 import { trackSocket, untrackSocket } from '../runtime.mjs';
 
@@ -16,7 +18,11 @@ export class WebSocket {
     this.binaryType = 'arraybuffer';
     this.listeners = new Map(EVENTS.map((name) => [name, []]));
     for (const name of EVENTS) this[`on${name}`] = null;
-    this.socket = new WS(url, protocols ?? undefined, { headers: params?.headers ?? {} });
+    const headers = { ...(params?.headers ?? {}) };
+    const protocolHeader = Object.keys(headers).find((name) => name.toLowerCase() === 'sec-websocket-protocol');
+    const offered = protocolHeader ? String(headers[protocolHeader]).split(',').map((p) => p.trim()).filter(Boolean) : [];
+    if (protocolHeader) delete headers[protocolHeader];
+    this.socket = new WS(url, offered, { headers });
     trackSocket(this);
     const now = () => Date.now();
     this.socket.on('open', () => this.dispatch('open', { type: 'open', timestamp: now() }));
