@@ -28,7 +28,8 @@ const WEIGHT = {
   'long-poll.test.ts': 20, 'bench-smoke.test.ts': 40, 'isolation.embedded.test.ts': 19, 'cancel.test.ts': 19, 'busy.test.ts': 17,
   'golden-path.embedded.test.ts': 16, 'hostile.test.ts': 14, 'conversation.embedded.test.ts': 12,
   'llm-faults.test.ts': 12, 'isolation.redis.test.ts': 12, 'agents.embedded.test.ts': 11, 'run-sweeper.test.ts': 11,
-  'policy-closes.test.ts': 20,
+  'policy-closes.test.ts': 20, 'long-turns.test.ts': 30, 'heartbeat.embedded.test.ts': 18, 'key-rotation.test.ts': 15,
+  'dev-identity.test.ts': 15, 'widget-connect.browser.test.ts': 15, 'build.test.ts': 12, 'request-heads.test.ts': 10,
 };
 const shardCount = Math.max(1, Number(process.env.TEST_SHARDS ?? 2));
 const shards = Array.from({ length: shardCount }, () => ({ files: [], weight: 0 }));
