@@ -22,7 +22,7 @@ import { publishStoredEvent } from '../broker/index.js';
 import { appendBatch, type AppendItem, type AppendOutcome, type StoredEvent } from '../db/events.repository.js';
 import { newWriteId } from '../db/ids.js';
 import type { Database } from '../db/schema.js';
-import { isConnectionError } from '../server/errors.js';
+import { isConnectionError } from '../errors/backing-services.js';
 import { UncertainWriteError, type AppendedEvent, type EventLog, type EventLogStats } from './event-log.js';
 
 export interface GroupCommitOptions {

@@ -1,9 +1,10 @@
 /**
- * Errors both sides share: the known refusal a request ends with (`RequestError`, rendered as an
- * `error` frame or a REST body with the code's status), the body they render to, and the test
- * that tells a dependency outage (retryable) from a bug.
+ * The gateway's errors: the known refusal a request ends with (`RequestError`, rendered as an
+ * `error` frame or a REST body with the code's status), the body they render to, and what an
+ * unexpected failure tells the client (errors/backing-services.ts tells an outage from a bug).
  */
 import { isRetryable, type ErrorCode } from '../protocol/codes.js';
+import { isConnectionError, isTimeoutError } from '../errors/backing-services.js';
 
 /** A known, expected refusal: rendered to the client as an `error` frame (or REST body) with this code. */
 export class RequestError extends Error {
@@ -22,20 +23,6 @@ export function errorBody(code: ErrorCode, message: string, retryAfterMs?: numbe
     ...(retryAfterMs === undefined ? {} : { retry_after_ms: retryAfterMs }),
     ...details,
   };
-}
-
-/** Errors that mean a dependency is down (retryable), not a bug. */
-export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003'].includes(code ?? '') ||
-    /Connection terminated|timeout exceeded when trying to connect|Connection is closed/i.test(String((error as Error)?.message))
-  );
-}
-
-/** A statement cancelled by its time budget (statement_timeout): the request answers `unavailable`. */
-export function isTimeoutError(error: unknown): boolean {
-  return (error as { code?: string } | undefined)?.code === '57014';
 }
 
 /**

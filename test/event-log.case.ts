@@ -11,7 +11,7 @@ import { StatementCounter } from '../db/statement-counter.js';
 import { decodeBrokerEvent, threadChannel } from '../broker/index.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { RunEmitter } from '../workers/run-emitter.js';
-import { isConnectionError } from '../server/errors.js';
+import { isConnectionError } from '../errors/backing-services.js';
 import { connect, redisOnlyTest, useStack, type StackCtx } from './support/fixture.js';
 import type { Backend } from './support/stack.js';
 import { waitFor, within } from './support/wait.js';

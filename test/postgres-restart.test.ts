@@ -18,7 +18,7 @@ import { restBase, RestClient, type RestResponse } from './support/rest-client.j
 import type { Frame } from './support/client.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './support/throwaway.js';
 import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes, sleep } from './support/run-checks.js';
-import { isConnectionError } from '../server/errors.js';
+import { isConnectionError } from '../errors/backing-services.js';
 
 interface Ctx extends StackCtx {
   pg: ThrowawayPostgres;

@@ -17,7 +17,7 @@ import { RunErrorCodes } from '../protocol/codes.js';
 import type { Usage } from '../protocol/frames.js';
 import { enqueueTakeover, type TurnContext, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/turn-queue.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { isConnectionError } from '../server/errors.js';
+import { isConnectionError } from '../errors/backing-services.js';
 import { buildPrompt, DEFAULT_CONTEXT_TOKENS } from './context.js';
 import { DeltaCoalescer, RunEmitter } from './run-emitter.js';
 import type { EventLog } from '../events/event-log.js';
