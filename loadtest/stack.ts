@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { loadConfig } from '../server/config.js';
+import { loadConfig } from '../config/config.js';
 import { createLogger } from '../server/logger.js';
 import { startNode, type RunningNode } from '../server/node.js';
 import { signToken } from '../server/auth.js';

@@ -5,7 +5,7 @@
  * the demo page sign in as. `--help` says so.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig, ConfigError } from '../server/config.js';
+import { loadConfig, ConfigError } from '../config/config.js';
 import { loadOrCreateDevSecret } from '../server/dev-secret.js';
 import { DEV_IDENTITY, PERSONAL_PREFIX, signToken } from '../server/auth.js';
 

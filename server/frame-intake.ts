@@ -14,7 +14,7 @@ import type { FrameHandler, GatewayServices } from './handlers/context.js';
 import { classifyFailure } from './errors.js';
 import { peekFrameId } from './frame-id.js';
 import { rateLimited, tooManyFrames } from './rate-limits/index.js';
-import type { Config } from './config.js';
+import type { Config } from '../config/config.js';
 
 export function createFrameIntake(config: Readonly<Config>, services: GatewayServices) {
   const { limits } = config;

@@ -20,7 +20,7 @@ import { CorkHolder } from './cork-holder.js';
 import { createRestKit } from './rest/rest-kit.js';
 import { mountRoutes } from './rest/routes.js';
 import { openApiDocument } from './rest/openapi.js';
-import { ConfigError, type Config } from './config.js';
+import { ConfigError, type Config } from '../config/config.js';
 import { mountWebRoutes } from './web-routes.js';
 import { metrics, METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/index.js';
 

@@ -4,7 +4,7 @@
  * configuration once, starts the parts, prints how to connect, and shuts down cleanly on
  * SIGTERM/SIGINT.
  */
-import { loadConfig, ConfigError, type Config } from './config.js';
+import { loadConfig, ConfigError, type Config } from '../config/config.js';
 import { createLogger } from './logger.js';
 import { startNode, type RunningNode } from './node.js';
 import { assertListenPortsFree } from './port-check.js';

@@ -18,7 +18,7 @@ import { createDefaultRegistry, type ToolRegistry } from '../workers/tools/regis
 import type { TurnWorker } from '../workers/worker.js';
 import { metrics, startDefaultMetrics, startMetricsServer } from '../metrics/index.js';
 import { createTokenVerifier, type TokenVerifier } from './auth.js';
-import { ConfigError, type Config } from './config.js';
+import { ConfigError, type Config } from '../config/config.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
 import { startGateway, type Gateway } from './gateway.js';
 import { uwsProblem } from './uws.js';

@@ -5,7 +5,7 @@
  * in between); this only makes the common refusal quick.
  */
 import net from 'node:net';
-import { ConfigError, type Config } from './config.js';
+import { ConfigError, type Config } from '../config/config.js';
 
 /**
  * The port a process of this role will listen on, checked before anything else starts: PORT for

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadConfig } from '../server/config.js';
+import { loadConfig } from '../config/config.js';
 import { createLogger } from '../server/logger.js';
 import { startNode, type RunningNode } from '../server/node.js';
 import { CircuitBreaker } from '../workers/circuit-breaker.js';

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Kysely } from 'kysely';
-import { loadConfig } from '../../server/config.js';
+import { loadConfig } from '../../config/config.js';
 import { createLogger } from '../../server/logger.js';
 import { startNode, type NodeOverrides, type Roles, type RunningNode } from '../../server/node.js';
 import { signToken } from '../../server/auth.js';

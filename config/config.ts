@@ -3,7 +3,7 @@
  * start-up with one line that names it (ConfigError), never a stack trace.
  */
 import path from 'node:path';
-import { ConfigError, deepFreeze, int, origins, str, url, type Env } from './config-env.js';
+import { ConfigError, deepFreeze, int, origins, str, url, type Env } from './env.js';
 
 export { ConfigError };
 
