@@ -2,18 +2,19 @@ import type { Logger } from 'pino';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
 import { RedisBroker } from './redis-broker.js';
+import type { RedisConnections } from '../redis/connections.js';
 import { metrics } from '../metrics/index.js';
 
 export type { Broker } from './broker.js';
 /** `log` hears of a subscriber's handler that threw (the message still reaches the others). */
-export type BrokerOptions = ({ kind: 'memory' } | { kind: 'redis'; url: string; prefix: string }) & { log?: Logger };
+export type BrokerOptions = ({ kind: 'memory' } | { kind: 'redis'; redis: RedisConnections }) & { log?: Logger };
 
 export function createBroker(options: BrokerOptions): Broker {
   switch (options.kind) {
     case 'memory':
       return new MemoryBroker(options.log);
     case 'redis':
-      return new RedisBroker(options.url, options.prefix, options.log);
+      return new RedisBroker(options.redis, options.log);
     default:
       throw new Error(`unknown broker kind ${(options as { kind: string }).kind}`);
   }

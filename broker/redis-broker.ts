@@ -1,7 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { RedisConnections } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
-import { metrics } from '../metrics/index.js';
 
 /**
  * Redis pub/sub. One connection publishes, one subscribes; a channel is subscribed on Redis once
@@ -26,33 +26,19 @@ export class RedisBroker implements Broker {
   private readonly unpublished = new Map<string, string>();
   private closing?: Promise<void>;
 
-  constructor(url: string, private readonly prefix: string, log?: Logger) {
+  private readonly prefix: string;
+
+  constructor(redis: RedisConnections, log?: Logger) {
+    this.prefix = redis.prefix;
     this.table = new HandlerTable((error, channel) => log?.error({ err: error, channel }, 'a broker message handler threw'));
-    // Publishing fails fast while Redis is unreachable instead of queueing behind reconnect
-    // attempts: every event is in the log already, and gateways re-sync from it on reconnect.
-    // Reconnect attempts at most a second apart (ioredis waits up to 2 s), so service resumes
-    // promptly once Redis is back.
-    const retryStrategy = (times: number) => Math.min(times * 100, 1_000);
-    // A command written just as the connection is cut can wait for a reply that never comes:
-    // commandTimeout fails it after 5 s (it is then published again on reconnect, see below).
-    // Auto-pipelining: the publishes of one event batch, issued in one tick, go out in one write
-    // (one syscall) instead of one each; their order on the connection is unchanged.
-    this.pub = new Redis(url, {
-      lazyConnect: false,
-      maxRetriesPerRequest: 2,
-      enableOfflineQueue: false,
-      retryStrategy,
-      commandTimeout: 5_000,
-      enableAutoPipelining: true,
-    });
-    this.sub = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: null, retryStrategy });
-    // Errors surface through failed commands; without a listener ioredis would log them loudly.
-    this.pub.on('error', () => metrics.redisError('broker'));
+    // Publishing fails fast while Redis is unreachable (the 'publish' role): every event is in the
+    // log already, and gateways re-sync from it on reconnect.
+    this.pub = redis.connect('publish');
+    this.sub = redis.connect('subscribe');
     this.pub.on('ready', () => {
       this.pubConnected = true;
       if (this.unpublished.size > 0) void this.republish();
     });
-    this.sub.on('error', () => metrics.redisError('broker'));
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.table.deliver(channel.toString().slice(this.prefix.length), message.toString());
     });

@@ -62,3 +62,14 @@ export function deepFreeze<T extends object>(value: T): Readonly<T> {
   }
   return Object.freeze(value);
 }
+
+/** A URL without its password, for logs and messages. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}

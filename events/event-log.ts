@@ -1,6 +1,6 @@
 /**
  * The event log as writers see it: append a thread's events and have them published once stored.
- * One per process, built in the composition root (server/node.ts) and handed to everyone who
+ * One per process, built in the composition root (app/node.ts) and handed to everyone who
  * writes events, so that storing and publishing happen in one place, in one order.
  */
 import type { AppendItem, StoredEvent } from '../db/events.repository.js';

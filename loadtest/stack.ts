@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../server/logger.js';
-import { startNode, type RunningNode } from '../server/node.js';
+import { startNode, type RunningNode } from '../app/node.js';
 import { signToken } from '../server/auth.js';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
 

@@ -38,7 +38,7 @@ const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 function command(role: string): string[] {
   const mainRole = role === 'embedded' ? 'all' : role;
   const extra = values['node-options'] ? values['node-options'].split(/\s+/) : [];
-  return values.runner === 'tsx' ? [...extra, '--import', 'tsx', 'server/main.ts', mainRole] : [...extra, 'dist/server.js', mainRole];
+  return values.runner === 'tsx' ? [...extra, '--import', 'tsx', 'app/main.ts', mainRole] : [...extra, 'dist/server.js', mainRole];
 }
 
 function rssMiB(pid: number): number {

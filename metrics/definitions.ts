@@ -165,7 +165,7 @@ export const dbErrors = new Counter({
 
 export const redisErrors = new Counter({
   name: `${PREFIX}redis_errors_total`,
-  help: 'Errors reported by Redis connections, by client: broker (pub/sub), queue (BullMQ).',
+  help: 'Errors reported by Redis connections, by client: broker (pub/sub), queue (BullMQ), tickets, limits (rate limits and connection slots).',
   labelNames: ['client'] as const,
   registers,
 });

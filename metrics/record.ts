@@ -10,6 +10,9 @@ const KNOWN_CLOSE_CODES = new Set<number>([1000, 1005, 1006, ...Object.values(Cl
 
 /** How an attempt ended; `error`: it threw (e.g. the database stayed unreachable) and the queue retries it. */
 export type TurnMetricOutcome = 'completed' | 'cancelled' | 'failed' | 'released' | 'fenced' | 'error';
+/** The redis_errors_total label of each connection role. */
+const REDIS_CLIENTS = { publish: 'broker', subscribe: 'broker', queue: 'queue', 'queue-blocking': 'queue', commands: 'tickets', limits: 'limits' } as const;
+
 /** A worker's background tasks (see backgroundTasks). */
 export type BackgroundTask = 'heartbeat' | 'sweep' | 'prune';
 export type StatementKind = 'select' | 'insert' | 'update' | 'delete' | 'with' | 'transaction' | 'other';
@@ -99,8 +102,9 @@ export const metrics = {
   dbError(sqlState: string | undefined): void {
     m.dbErrors.labels(sqlState && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState.slice(0, 2) : 'connection').inc();
   },
-  redisError(client: 'broker' | 'queue'): void {
-    m.redisErrors.labels(client).inc();
+  /** An error on a Redis connection, by what the connection is for (redis/connections.ts roles). */
+  redisError(role: 'publish' | 'subscribe' | 'queue' | 'queue-blocking' | 'commands' | 'limits'): void {
+    m.redisErrors.labels(REDIS_CLIENTS[role]).inc();
   },
   backgroundTask(task: BackgroundTask, ok: boolean): void {
     m.backgroundTasks.labels(task, ok ? 'ok' : 'failed').inc();

@@ -1,4 +1,6 @@
 import { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { closeConnection, type RedisConnections } from '../redis/connections.js';
 import type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
 
 const QUEUE_NAME = 'turns';
@@ -7,18 +9,22 @@ const QUEUE_NAME = 'turns';
 export class BullmqTurnQueue implements TurnQueue {
   private readonly queue: Queue<TurnJob>;
   private worker?: Worker<TurnJob>;
+  /** Connections BullMQ was handed (it leaves those open on close: they are closed here). */
+  private readonly connections: Redis[] = [];
   private closing?: Promise<void>;
 
   constructor(
-    private readonly url: string,
-    private readonly prefix: string,
+    private readonly redis: RedisConnections,
     private readonly onError: (error: Error) => void,
   ) {
-    this.queue = new Queue<TurnJob>(QUEUE_NAME, {
-      connection: { url, maxRetriesPerRequest: 2, enableOfflineQueue: false },
-      prefix: `${prefix}bull`,
-    });
+    this.queue = new Queue<TurnJob>(QUEUE_NAME, { connection: this.connection('queue'), prefix: `${redis.prefix}bull` });
     this.queue.on('error', onError);
+  }
+
+  private connection(role: 'queue' | 'queue-blocking'): Redis {
+    const connection = this.redis.connect(role);
+    this.connections.push(connection);
+    return connection;
   }
 
   async enqueue(job: TurnJob, options?: EnqueueOptions): Promise<void> {
@@ -54,8 +60,9 @@ export class BullmqTurnQueue implements TurnQueue {
         });
       },
       {
-        connection: { url: this.url, maxRetriesPerRequest: null },
-        prefix: `${this.prefix}bull`,
+        // BullMQ makes its blocking connection as a copy of this one (same options).
+        connection: this.connection('queue-blocking'),
+        prefix: `${this.redis.prefix}bull`,
         concurrency,
         // A worker that dies mid-turn leaves its job stalled; another worker picks it up.
         stalledInterval: 5_000,
@@ -75,6 +82,7 @@ export class BullmqTurnQueue implements TurnQueue {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.allSettled([this.worker?.close(), this.queue.close()]);
+      await Promise.all(this.connections.map(closeConnection));
     })();
     return this.closing;
   }

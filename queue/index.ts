@@ -1,16 +1,17 @@
 import { BullmqTurnQueue } from './bullmq-turn-queue.js';
 import { InlineTurnQueue } from './inline-turn-queue.js';
 import type { TurnQueue } from './turn-queue.js';
+import type { RedisConnections } from '../redis/connections.js';
 
 export type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
 export type TurnQueueOptions =
-  | { kind: 'bullmq'; url: string; prefix: string; onError: (error: Error) => void }
+  | { kind: 'bullmq'; redis: RedisConnections; onError: (error: Error) => void }
   | { kind: 'inline'; graceMs?: number };
 
 export function createTurnQueue(options: TurnQueueOptions): TurnQueue {
   switch (options.kind) {
     case 'bullmq':
-      return new BullmqTurnQueue(options.url, options.prefix, options.onError);
+      return new BullmqTurnQueue(options.redis, options.onError);
     case 'inline':
       return new InlineTurnQueue({ graceMs: options.graceMs });
     default:

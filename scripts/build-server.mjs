@@ -33,7 +33,7 @@ const CHUNK = /^[\w.-]+-[A-Z0-9]{8}\.js(\.map)?$/;
 
 /** The programs, by output name. */
 export const ENTRY_POINTS = {
-  server: 'server/main.ts',
+  server: 'app/main.ts',
   'llm-sim': 'workers/llm-sim-main.ts',
   token: 'scripts/token.ts',
 };

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/config.js';
-import { loadOrCreateDevSecret } from '../server/dev-secret.js';
+import { loadOrCreateDevSecret } from '../app/dev-secret.js';
 import { DEV_IDENTITY, PERSONAL_PREFIX, signToken } from '../server/auth.js';
 
 function parseTtl(text: string): number {

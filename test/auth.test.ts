@@ -10,7 +10,7 @@ import { useStack, type StackCtx } from './support/fixture.js';
 import { signToken } from '../server/auth.js';
 import { within as deadline } from './support/wait.js';
 import { startJwks, type JwksServer } from './support/jwks.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createBroker } from '../broker/index.js';
-import { REDIS_URL, uniquePrefix } from './support/database.js';
+import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
 import { waitFor } from './support/wait.js';
 
 /** A TCP relay to Redis that can drop every connection and refuse new ones until restored. */
@@ -49,8 +49,8 @@ const test = suite('broker: republish after a cut');
 test('the latest message a cut-off publisher failed to send reaches subscribers once it reconnects', async () => {
   const prefix = uniquePrefix();
   const proxy = await relay(new URL(REDIS_URL));
-  const subscriber = createBroker({ kind: 'redis', url: REDIS_URL, prefix });
-  const publisher = createBroker({ kind: 'redis', url: proxy.url, prefix });
+  const subscriber = createBroker({ kind: 'redis', redis: testRedis(prefix) });
+  const publisher = createBroker({ kind: 'redis', redis: testRedis(prefix, proxy.url) });
   try {
     const got: string[] = [];
     await subscriber.subscribe('thread:t1', (message) => got.push(message));

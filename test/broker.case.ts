@@ -3,7 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createBroker, type Broker } from '../broker/index.js';
 import { RedisBroker } from '../broker/redis-broker.js';
-import { REDIS_URL, uniquePrefix } from './support/database.js';
+import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
 import { waitFor, within } from './support/wait.js';
 
 export type BrokerBackend = 'memory' | 'redis';
@@ -38,7 +38,7 @@ export function brokerSuite(backend: BrokerBackend): void {
 
   /** A fresh broker, closed after the test. Same prefix as the suite's unless told otherwise. */
   function open(ctx: Ctx, prefix = ctx.prefix): Broker {
-    const broker = backend === 'redis' ? createBroker({ kind: 'redis', url: REDIS_URL, prefix }) : createBroker({ kind: 'memory' });
+    const broker = backend === 'redis' ? createBroker({ kind: 'redis', redis: testRedis(prefix) }) : createBroker({ kind: 'memory' });
     ctx.brokers.push(broker);
     return broker;
   }

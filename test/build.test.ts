@@ -58,7 +58,7 @@ test('the server build: a second one with nothing changed writes nothing, quickl
   assert.equal(await snapshot(out), before, 'no file written, replaced or removed');
   assert.equal(second.outputs, first.outputs);
 
-  await editRecordedInput(path.join(out, '.build-server.json'), 'server/main.ts');
+  await editRecordedInput(path.join(out, '.build-server.json'), 'app/main.ts');
   assert.ok((await buildServer({ outdir: out, quiet: true })).built, 'an edited input');
   await rm(path.join(out, 'token.js'));
   assert.ok((await buildServer({ outdir: out, quiet: true })).built, 'a missing output');
@@ -97,7 +97,7 @@ test('the two builds share a folder: the server build keeps the browser bundles 
   const manifestFile = path.join(out, '.build-server.json');
   const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
   manifest.outputs.push('worker-AAAAAAAA.js');
-  manifest.inputs['server/main.ts'] = 'edited';
+  manifest.inputs['app/main.ts'] = 'edited';
   await writeFile(manifestFile, JSON.stringify(manifest));
   assert.ok((await buildServer({ outdir: out, quiet: true })).built);
   assert.not.ok(await stat(stale).catch(() => undefined), 'the previous build\'s chunk is gone');

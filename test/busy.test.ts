@@ -250,8 +250,8 @@ procs('enqueue across two worker processes: six back-to-back turns all complete 
     assert.ok(env[key], `${key} is passed to the workers`);
   }
   ctx.workers.push(
-    run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'worker'], env),
-    run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'worker'], env),
+    run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'worker'], env),
+    run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'worker'], env),
   );
   await Promise.all(ctx.workers.map((worker) => worker.waitFor(/"msg":"started"/, 30_000)));
 

@@ -38,7 +38,7 @@ async function tokenCli(ctx: Ctx, args: string[]): Promise<{ code: number | null
 }
 
 test('the banner, the demo page and the token CLI sign in as the same user in the same workspace', async (ctx) => {
-  const server = run('node', ['--import', 'tsx', 'server/main.ts'], cleanEnv({ DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' }));
+  const server = run('node', ['--import', 'tsx', 'app/main.ts'], cleanEnv({ DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' }));
   ctx.children.push(server);
   const [, port] = await server.waitFor(/ready: ws:\/\/127\.0\.0\.1:(\d+)\/v1\/ws/, 60_000);
   const [, bannerToken] = await server.waitFor(/-H 'Authorization: Bearer ([^']+)'/);

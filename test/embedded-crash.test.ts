@@ -33,7 +33,7 @@ test.after(async (ctx) => {
 });
 
 async function start(ctx: Ctx) {
-  const child = run('node', ['--import', 'tsx', 'server/main.ts'], cleanEnv({
+  const child = run('node', ['--import', 'tsx', 'app/main.ts'], cleanEnv({
     DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: ctx.secret, LOG_LEVEL: 'warn',
   }));
   ctx.children.push(child);

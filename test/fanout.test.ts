@@ -8,7 +8,7 @@ import { TestClient } from './support/client.js';
 import { connect, useStack, type StackCtx } from './support/fixture.js';
 import { appendEvent } from '../db/events.repository.js';
 import { Redis } from 'ioredis';
-import { REDIS_URL } from './support/database.js';
+import { REDIS_URL, testRedis } from './support/database.js';
 import { waitFor } from './support/wait.js';
 import { createBroker, encodeBrokerEvent, threadChannel } from '../broker/index.js';
 
@@ -51,7 +51,7 @@ test('the first live event a new follower sees may follow lost publishes: the ga
   const draft = (content: string) => ({ type: 'message_created' as const, payload: { message: { id: `m_${content}`, role: 'system' as const, content } } });
   await appendEvent(ctx.stack.db, thread_id, draft('lost'));
   const published = await appendEvent(ctx.stack.db, thread_id, draft('published'));
-  const broker = createBroker({ kind: 'redis', url: REDIS_URL, prefix: ctx.stack.prefix });
+  const broker = createBroker({ kind: 'redis', redis: testRedis(ctx.stack.prefix) });
   try {
     await broker.publish(threadChannel(thread_id), encodeBrokerEvent(published.seq, published.frame));
   } finally {

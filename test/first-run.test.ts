@@ -152,7 +152,7 @@ const refusals: Array<[string, Record<string, string>, RegExp]> = [
 for (const [what, env, line] of refusals) {
   test(`start-up refuses ${what} with one line naming the setting`, async (ctx) => {
     const dataDir = await mkdtemp(path.join(ctx.dataDir, 'refusal-'));
-    const child = run('node', ['--import', 'tsx', 'server/main.ts'], cleanEnv({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env }));
+    const child = run('node', ['--import', 'tsx', 'app/main.ts'], cleanEnv({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env }));
     ctx.children.push(child);
     const code = await child.exited(30_000);
     assert.is.not(code, 0);

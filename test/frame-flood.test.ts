@@ -82,7 +82,7 @@ const maxStallMs = (metrics: Scrape) => total(metrics, 'convo_nodejs_eventloop_l
 
 test("a user's flood of bad frames from 30 reconnecting sockets leaves another user's pings fast and the gateway's loop unstalled", async (ctx) => {
   const env = ctx.stack.env;
-  const gateway = run(process.execPath, ['--max-semi-space-size=2', '--import', 'tsx', 'server/main.ts', 'gateway'], cleanEnv({
+  const gateway = run(process.execPath, ['--max-semi-space-size=2', '--import', 'tsx', 'app/main.ts', 'gateway'], cleanEnv({
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_URL: env.DATABASE_URL!,

@@ -27,7 +27,7 @@ useStack(test, {
 });
 
 async function startGateway(ctx: Ctx): Promise<{ child: Child; url: string }> {
-  const child = run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'gateway'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'warn' }));
+  const child = run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'gateway'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'warn' }));
   ctx.gateways.push(child);
   const [, url] = await child.waitFor(/ready: (ws:\/\/\S+)/, 30_000);
   return { child, url: url! };

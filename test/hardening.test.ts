@@ -16,7 +16,7 @@ import { startJwks } from './support/jwks.js';
 import { waitFor, within } from './support/wait.js';
 import { cleanEnv, run, type Child } from './support/process.js';
 import { createTokenVerifier, type Principal } from '../server/auth.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 const test = suite<StackCtx & { children: Child[] }>('hardening');
 useStack(test, { setup: (ctx) => void (ctx.children = []), teardown: (ctx) => ctx.children.forEach((c) => c.kill('SIGKILL')) });
@@ -187,7 +187,7 @@ test('a socket may keep only MAX_QUEUED_FRAMES waiting: more are refused rate_li
 
 function serverProcess(ctx: StackCtx & { children: Child[] }, env: Record<string, string>): Child {
   const base = ctx.stack.env;
-  const child = run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'all'], cleanEnv({
+  const child = run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'all'], cleanEnv({
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_URL: base.DATABASE_URL!,

@@ -7,11 +7,11 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { createStack, type TestStack } from './support/stack.js';
 import { TestClient } from './support/client.js';
-import { REDIS_URL, uniquePrefix } from './support/database.js';
+import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
 import { MemoryTicketStore } from '../server/tickets/memory-ticket-store.js';
 import { RedisTicketStore } from '../server/tickets/redis-ticket-store.js';
 import type { TicketStore } from '../server/tickets/index.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 interface Ctx {
   stack: TestStack;
@@ -92,7 +92,7 @@ test('a ticket opens one socket as its user, once, and never needs the JWT in th
 
 for (const [name, open] of [
   ['memory', async () => new MemoryTicketStore()],
-  ['redis', async () => new RedisTicketStore(REDIS_URL, uniquePrefix())],
+  ['redis', async () => new RedisTicketStore(testRedis())],
 ] as Array<[string, () => Promise<TicketStore>]>) {
   test(`${name} ticket store: tickets expire and redeem once, even when raced`, async () => {
     const store = await open();

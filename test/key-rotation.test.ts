@@ -18,7 +18,7 @@ import { useStack, type StackCtx } from './support/fixture.js';
 import { startJwks, type JwksServer } from './support/jwks.js';
 import { FORMS, present, type Answer, type Form } from './support/auth-probe.js';
 import { waitFor } from './support/wait.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 type Key = { kid: string; jwk: JWK; privateKey: CryptoKey };
 

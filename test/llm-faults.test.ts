@@ -12,7 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../server/logger.js';
-import { startNode, type RunningNode } from '../server/node.js';
+import { startNode, type RunningNode } from '../app/node.js';
 import { CircuitBreaker } from '../workers/circuit-breaker.js';
 import { builtinTools, ToolRegistry, type Tool } from '../workers/tools/registry.js';
 import type { Frame, TestClient } from './support/client.js';

@@ -34,7 +34,7 @@ useStack(test, {
 });
 
 async function startWorkers(ctx: Ctx, count: number, env: Record<string, string> = {}): Promise<Child[]> {
-  const started = Array.from({ length: count }, () => run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info', ...env })));
+  const started = Array.from({ length: count }, () => run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info', ...env })));
   ctx.workers.push(...started);
   await Promise.all(started.map((worker) => worker.waitFor(/"msg":"started"/, 30_000)));
   return started;

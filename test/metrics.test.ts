@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
 import { createStack, type TestStack } from './support/stack.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 import { TestClient } from './support/client.js';
 import { cleanEnv, run, type Child } from './support/process.js';
 import { scrape, total, type Scrape } from './support/metrics-scrape.js';
@@ -27,7 +27,7 @@ test.before(async (ctx) => {
   ctx.stack = await createStack();
   ctx.gateway = await ctx.stack.start({ gateway: true, worker: false });
   ctx.gatewayMetrics = `http://127.0.0.1:${ctx.gateway.gateway!.port}/metrics`;
-  ctx.worker = run('node', ['--import', 'tsx', 'server/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, METRICS_PORT: '0', LOG_LEVEL: 'info' }));
+  ctx.worker = run('node', ['--import', 'tsx', 'app/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, METRICS_PORT: '0', LOG_LEVEL: 'info' }));
   const started = await ctx.worker.waitFor(/^.*"msg":"started".*$/m, 30_000);
   const port = /"metrics_port":(\d+)/.exec(started[0])?.[1];
   assert.ok(port, `the worker's start-up line names its metrics port: ${started[0]}`);
@@ -133,7 +133,7 @@ test('a worker-only process whose METRICS_PORT is taken does not start, and says
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const port = (blocker.address() as net.AddressInfo).port;
   try {
-    const child = run('node', ['--import', 'tsx', 'server/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, METRICS_PORT: String(port), LOG_LEVEL: 'silent' }));
+    const child = run('node', ['--import', 'tsx', 'app/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, METRICS_PORT: String(port), LOG_LEVEL: 'silent' }));
     const code = await child.exited(30_000);
     assert.ok(code !== 0, `exit code ${code}`);
     assert.match(child.stderr(), /METRICS_PORT/);

@@ -13,10 +13,10 @@ import WebSocket from 'ws';
 import { createStack, type Backend, type TestStack } from './support/stack.js';
 import { TestClient } from './support/client.js';
 import { waitFor, within } from './support/wait.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 import { RateLimiter } from '../server/rate-limits/index.js';
 import { createLogger } from '../server/logger.js';
-import { uniquePrefix } from './support/database.js';
+import { uniquePrefix, testRedis } from './support/database.js';
 
 interface Ctx {
   stacks: TestStack[];
@@ -171,7 +171,7 @@ limiter('policy closes are still counted in process, and no handshake waits on R
   const rateLimits = await RateLimiter.create({
     limits: { ...limits, policyBlockSeconds: 2, policyBlockMaxSeconds: 2, policyClosesPerAddress: 0 },
     log: createLogger('silent'),
-    redis: { url: 'redis://127.0.0.1:1', prefix: uniquePrefix() },
+    redis: testRedis(uniquePrefix(), 'redis://127.0.0.1:1'),
   });
   try {
     const user = { workspaceId: 'w', userId: 'u' };

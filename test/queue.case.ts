@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTurnQueue, type TurnContext, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/index.js';
-import { REDIS_URL, uniquePrefix } from './support/database.js';
+import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
 import { Gate, waitFor, within } from './support/wait.js';
 
 export type QueueBackend = 'inline' | 'bullmq';
@@ -41,7 +41,7 @@ export function queueSuite(backend: QueueBackend): void {
     if (backend === 'bullmq') {
       const prefix = uniquePrefix();
       ctx.prefixes.push(prefix);
-      queue = createTurnQueue({ kind: 'bullmq', url: REDIS_URL, prefix, onError: () => {} });
+      queue = createTurnQueue({ kind: 'bullmq', redis: testRedis(prefix), onError: () => {} });
     } else {
       queue = createTurnQueue({ kind: 'inline' });
     }

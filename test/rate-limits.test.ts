@@ -15,13 +15,13 @@ import { Redis } from 'ioredis';
 import { createStack, type TestStack } from './support/stack.js';
 import { TestClient, type Frame } from './support/client.js';
 import { rest, restBase } from './support/rest-client.js';
-import { REDIS_URL, uniquePrefix } from './support/database.js';
+import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
 import { waitFor } from './support/wait.js';
 import { createLogger } from '../server/logger.js';
 import { RateLimiter } from '../server/rate-limits/index.js';
 import { RedisConnectionSlots } from '../server/rate-limits/connection-slots.js';
 import { RequestError } from '../server/errors.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 const LIMITS = {
   RATE_LIMIT_MESSAGES_PER_MIN: '4',
@@ -295,7 +295,7 @@ test('a limit of 0 turns it off', async (ctx) => {
 // The limiter on its own: what the end-to-end tests cannot wait for.
 
 test('the messages window ends: after retry_after_ms the budget is back (Redis and in process)', async () => {
-  for (const redis of [{ url: REDIS_URL, prefix: uniquePrefix() }, undefined]) {
+  for (const redis of [testRedis(), undefined]) {
     const limiter = await RateLimiter.create({
       limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 0, runsPerUser: 0, inFlightPerUser: 0, restPerSecond: 0, threadsPerMinute: 0 },
       log: silent,
@@ -324,7 +324,7 @@ test('Redis unreachable: messages are still limited per process (insurance limit
   const limiter = await RateLimiter.create({
     limits: { messagesPerMinute: 2, framesPerSecond: 0, connectionsPerUser: 1, runsPerUser: 0, inFlightPerUser: 0, restPerSecond: 0, threadsPerMinute: 0 },
     log: silent,
-    redis: { url: 'redis://127.0.0.1:1', prefix: uniquePrefix() },
+    redis: testRedis(uniquePrefix(), 'redis://127.0.0.1:1'),
   });
   try {
     const user = { workspaceId: 'w', userId: 'u' };

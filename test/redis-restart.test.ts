@@ -14,7 +14,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 import { connect, type StackCtx } from './support/fixture.js';
 import { createStack } from './support/stack.js';
 import { restBase, RestClient } from './support/rest-client.js';

@@ -15,7 +15,7 @@ import { claimRun } from '../db/runs.repository.js';
 import { RunEmitter } from '../workers/run-emitter.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createBroker } from '../broker/index.js';
-import { REDIS_URL } from './support/database.js';
+import { REDIS_URL, testRedis } from './support/database.js';
 import { MAX_RUN_ATTEMPTS } from '../workers/worker.js';
 
 const test = suite<StackCtx>('run sweeper');
@@ -37,7 +37,7 @@ async function abandonedRun(ctx: StackCtx, sub: string, text: string, attempts =
     await sql`update runs set attempt = ${attempts} where id = ${run_id}`.execute(ctx.stack.db);
     fence = { runId: run_id, attempt: attempts };
   }
-  const broker = createBroker({ kind: 'redis', url: REDIS_URL, prefix: ctx.stack.prefix });
+  const broker = createBroker({ kind: 'redis', redis: testRedis(ctx.stack.prefix) });
   const events = new GroupCommitEventLog(ctx.stack.db, broker, pino({ level: 'silent' }));
   try {
     const emitter = new RunEmitter(ctx.stack.db, thread_id, fence, pino({ level: 'silent' }), { afterSeq: claim.thread.last_seq, events });

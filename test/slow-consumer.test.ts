@@ -21,13 +21,13 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import type { Frame, TestClient } from './support/client.js';
 import { connect, useStack, type StackCtx } from './support/fixture.js';
-import { REDIS_URL } from './support/database.js';
+import { REDIS_URL, testRedis } from './support/database.js';
 import { waitFor } from './support/wait.js';
 import { appendEvent, type StoredEvent } from '../db/events.repository.js';
 import { RedisBroker } from '../broker/redis-broker.js';
 import { encodeBrokerEvent, threadChannel } from '../broker/index.js';
 import type { Connection } from '../server/connection.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 const BOUND = 65_536;
 const IDLE_S = 8;
@@ -57,7 +57,7 @@ useStack(test, {
   // debug: the gateway logs every close with its code ('disconnected').
   env: { MAX_BUFFERED_BYTES: String(BOUND), LOG_LEVEL: 'debug' },
   setup: (ctx) => {
-    ctx.broker = new RedisBroker(REDIS_URL, ctx.stack.prefix);
+    ctx.broker = new RedisBroker(testRedis(ctx.stack.prefix));
     ctx.threads = [];
     ctx.baseline = new Map([[ctx.node, brokerChannels(ctx.node)]]);
   },

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { TestClient } from './support/client.js';
 import { createStack, type TestStack } from './support/stack.js';
 import { rest, restBase } from './support/rest-client.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 import { newId } from '../db/ids.js';
 import { DEFAULT_AGENT_ID } from '../db/migrations/0001-initial.js';
 

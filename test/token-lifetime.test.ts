@@ -7,7 +7,7 @@ import { TestClient, type Frame } from './support/client.js';
 import { waitFor, within } from './support/wait.js';
 import { signToken } from '../server/auth.js';
 import { CloseCodes } from '../protocol/codes.js';
-import type { RunningNode } from '../server/node.js';
+import type { RunningNode } from '../app/node.js';
 
 /**
  * A connection lives as long as its token: `auth.expiring` ahead of `exp` (a minute, or a fifth of

@@ -26,7 +26,7 @@ useStack(test, {
 });
 
 function startWorker(ctx: Ctx): Child {
-  const worker = run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info' }));
+  const worker = run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info' }));
   ctx.workers.push(worker);
   return worker;
 }

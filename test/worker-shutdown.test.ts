@@ -26,7 +26,7 @@ useStack(test, {
 });
 
 async function startWorker(ctx: Ctx, env: Record<string, string> = {}): Promise<Child> {
-  const worker = run(process.execPath, ['--import', 'tsx', 'server/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info', ...env }));
+  const worker = run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info', ...env }));
   ctx.workers.push(worker);
   await worker.waitFor(/"msg":"started"/, 30_000);
   return worker;

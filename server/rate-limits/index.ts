@@ -17,7 +17,8 @@
  * Refusals are RequestErrors with code `rate_limited`, a message naming the limit and
  * `retry_after_ms`.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { closeConnection, type RedisConnections } from '../../redis/connections.js';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config/config.js';
@@ -42,7 +43,7 @@ export interface RateLimiterOptions {
   limits: RateLimitSettings;
   log: Logger;
   /** Shared through Redis by every gateway; absent: counted in this process (embedded mode). */
-  redis?: { url: string; prefix: string };
+  redis?: RedisConnections;
   /** Length of the messages window. Not a setting: tests shorten it to watch a window end. @defaultValue 60000 */
   messageWindowMs?: number;
   /** Expiry and refresh of the Redis connection entries. */
@@ -103,8 +104,7 @@ export class RateLimiter {
     if (shared) {
       // A slow Redis must not stall a send or an upgrade for long: after a second, the insurance
       // limiter (messages) or an unchecked admission (sockets) takes over.
-      redis = new Redis(options.redis!.url, { maxRetriesPerRequest: 1, commandTimeout: 1000 });
-      redis.on('error', () => {});
+      redis = options.redis!.connect('limits');
       await redis.ping().catch((error) => log.warn({ err: error }, 'rate limits: Redis not answering yet; counting in process until it does'));
     }
     return new RateLimiter(limits, log, redis, options.redis?.prefix ?? '', options.messageWindowMs ?? 60_000, options.connectionSlots ?? {});
@@ -188,8 +188,7 @@ export class RateLimiter {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.slots?.close();
-      if (this.redis?.status === 'ready') await this.redis.quit().catch(() => this.redis?.disconnect());
-      else this.redis?.disconnect();
+      if (this.redis) await closeConnection(this.redis);
     })();
     return this.closing;
   }

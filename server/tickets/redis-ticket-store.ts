@@ -1,14 +1,16 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { closeConnection, type RedisConnections } from '../../redis/connections.js';
 import type { Principal } from '../auth.js';
 import { decodePrincipal, encodePrincipal, newTicket, type TicketStore } from './ticket-store.js';
 
 /** Tickets shared by every gateway: SET with an expiry, redeemed with GETDEL (atomic, once). */
 export class RedisTicketStore implements TicketStore {
   private readonly redis: Redis;
+  private readonly prefix: string;
 
-  constructor(url: string, private readonly prefix: string) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 2 });
-    this.redis.on('error', () => {});
+  constructor(connections: RedisConnections) {
+    this.redis = connections.connect('commands');
+    this.prefix = connections.prefix;
   }
 
   async issue(principal: Principal, ttlMs: number): Promise<string> {
@@ -23,6 +25,6 @@ export class RedisTicketStore implements TicketStore {
   }
 
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeConnection(this.redis);
   }
 }

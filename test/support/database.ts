@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+import { redisConnections, type RedisConnections } from '../../redis/connections.js';
+
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface TestDatabase {
@@ -47,3 +49,8 @@ export function uniquePrefix(): string {
 }
 
 const RUN_ID = process.env.TEST_RUN_ID ?? randomBytes(4).toString('hex');
+
+/** Redis connections for a test's own use, with its own key prefix (default: a fresh one). */
+export function testRedis(prefix = uniquePrefix(), url = REDIS_URL): RedisConnections {
+  return redisConnections({ url, prefix });
+}

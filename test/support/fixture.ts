@@ -3,7 +3,7 @@
  * closed after the last, and WebSocket clients that are closed after each test.
  */
 import type { Test } from 'uvu';
-import type { Roles, RunningNode } from '../../server/node.js';
+import type { Roles, RunningNode } from '../../app/node.js';
 import type { LlmSimOptions } from '../../workers/llm-sim.js';
 import { createStack, type Backend, type TestStack } from './stack.js';
 import { TestClient } from './client.js';

@@ -9,7 +9,7 @@ import { ajv } from '../../protocol/validate.js';
 import { resultSchemas } from '../../protocol/resources.js';
 import { httpStatus } from '../../protocol/codes.js';
 import type { ErrorCode } from '../../protocol/codes.js';
-import type { RunningNode } from '../../server/node.js';
+import type { RunningNode } from '../../app/node.js';
 
 export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 

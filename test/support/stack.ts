@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Kysely } from 'kysely';
 import { loadConfig } from '../../config/config.js';
 import { createLogger } from '../../server/logger.js';
-import { startNode, type NodeOverrides, type Roles, type RunningNode } from '../../server/node.js';
+import { startNode, type NodeOverrides, type Roles, type RunningNode } from '../../app/node.js';
 import { signToken } from '../../server/auth.js';
 import { openDatabase } from '../../db/connect.js';
 import type { Database } from '../../db/schema.js';

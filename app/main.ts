@@ -1,14 +1,14 @@
 /**
  * Process entry: `node dist/server.js [all|gateway|worker]`, built from this file by
- * scripts/build-server.mjs (`node --import tsx server/main.ts` runs the source as it is). Reads the
+ * scripts/build-server.mjs (`node --import tsx app/main.ts` runs the source as it is). Reads the
  * configuration once, starts the parts, prints how to connect, and shuts down cleanly on
  * SIGTERM/SIGINT.
  */
 import { loadConfig, ConfigError, type Config } from '../config/config.js';
-import { createLogger } from './logger.js';
+import { createLogger } from '../server/logger.js';
 import { startNode, type RunningNode } from './node.js';
 import { assertListenPortsFree } from './port-check.js';
-import { DEV_IDENTITY, signToken } from './auth.js';
+import { DEV_IDENTITY, signToken } from '../server/auth.js';
 
 const role = process.argv[2] ?? 'all';
 if (!['all', 'gateway', 'worker'].includes(role)) {

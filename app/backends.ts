@@ -1,0 +1,52 @@
+/**
+ * Which implementation each backing part runs on, decided once from the configuration: with
+ * DATABASE_URL the store is Postgres, else the embedded PGlite in DATA_DIR; with REDIS_URL the
+ * broker, the turn queue, the tickets and the shared rate limits are on Redis (through one
+ * connection factory), else all of them run in this process.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { redactUrl } from '../config/env.js';
+import type { StoreOptions } from '../db/connect.js';
+import { metrics } from '../metrics/index.js';
+import { redisConnections, type RedisConnections } from '../redis/connections.js';
+
+/** The bus: what carries events, jobs, tickets and shared limits between processes. */
+export type Bus = { kind: 'embedded' } | { kind: 'redis'; redis: RedisConnections };
+
+export interface Backends {
+  store: StoreOptions;
+  bus: Bus;
+  /** What each part runs on, for the log and the banner (no passwords). */
+  modes: { store: string; broker: string; queue: string };
+}
+
+export function chooseBackends(config: Readonly<Config>, log: Logger): Backends {
+  const store: StoreOptions = config.databaseUrl
+    ? { kind: 'postgres', url: config.databaseUrl, poolSize: config.databasePoolSize, statementTimeoutMs: config.database.statementTimeoutMs }
+    : { kind: 'pglite', dataDir: config.dataDir };
+  const bus: Bus = config.redisUrl
+    ? {
+        kind: 'redis',
+        redis: redisConnections({
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          onError: (role, error) => {
+            metrics.redisError(role);
+            // The queue's errors were the only ones logged before: the others surface as failed commands.
+            if (role === 'queue' || role === 'queue-blocking') log.warn({ err: error, role }, 'queue connection error');
+          },
+        }),
+      }
+    : { kind: 'embedded' };
+  return {
+    store,
+    bus,
+    modes: {
+      // The embedded store's description (its folder) is filled in once it is open.
+      store: store.kind === 'postgres' ? `postgres ${redactUrl(store.url)}` : 'embedded PGlite',
+      broker: bus.kind === 'redis' ? bus.redis.description : 'in-process (single node; set REDIS_URL to scale out)',
+      queue: bus.kind === 'redis' ? 'bullmq on redis' : 'in-process',
+    },
+  };
+}

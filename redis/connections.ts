@@ -1,0 +1,79 @@
+/**
+ * Every Redis connection the server opens, made in one place, by role. Each role's options say how
+ * that use of Redis should behave while Redis is slow or gone; callers say only what they need a
+ * connection for. Moving to another Redis deployment (a cluster) changes this file, not its users.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { redactUrl } from '../config/env.js';
+
+/** What a connection is for. */
+export type RedisRole =
+  /**
+   * Publishing thread events and cancel signals. Fails fast while Redis is down (every event is in
+   * the log already, and gateways re-sync from it); a command stuck on a cut connection fails after
+   * 5 s; the publishes of one batch go out in one write (auto-pipelining keeps their order).
+   */
+  | 'publish'
+  /** SUBSCRIBE. Waits out any outage and re-subscribes by itself on reconnect. */
+  | 'subscribe'
+  /** BullMQ's Queue: adding jobs. Fails fast; the sweeper enqueues again what was lost. */
+  | 'queue'
+  /** BullMQ's Worker: blocking reads. BullMQ requires that a command is never given up. */
+  | 'queue-blocking'
+  /** Plain commands (connection tickets). */
+  | 'commands'
+  /**
+   * Rate limits and connection slots: a slow Redis must not stall a send or an upgrade for long;
+   * after a second the caller's in-process fallback takes over.
+   */
+  | 'limits';
+
+/** Reconnect attempts at most a second apart (ioredis would back off up to 2 s). */
+const retryStrategy = (times: number) => Math.min(times * 100, 1_000);
+
+const ROLE_OPTIONS: Record<RedisRole, RedisOptions> = {
+  publish: { maxRetriesPerRequest: 2, enableOfflineQueue: false, retryStrategy, commandTimeout: 5_000, enableAutoPipelining: true },
+  subscribe: { maxRetriesPerRequest: null, retryStrategy },
+  queue: { maxRetriesPerRequest: 2, enableOfflineQueue: false },
+  'queue-blocking': { maxRetriesPerRequest: null },
+  commands: { maxRetriesPerRequest: 2 },
+  limits: { maxRetriesPerRequest: 1, commandTimeout: 1_000 },
+};
+
+export interface RedisConnections {
+  /** Prepended to every key and channel name this server uses, so deployments can share a Redis. */
+  readonly prefix: string;
+  /** Where the connections go, for logs and the banner (no password). */
+  readonly description: string;
+  /**
+   * A new connection for `role`, connecting at once. The caller owns it and closes it. Errors are
+   * reported to `onError` (ioredis logs them loudly when nobody listens); they also surface as
+   * failed commands to whoever issued them.
+   */
+  connect(role: RedisRole): Redis;
+}
+
+export interface RedisSettings {
+  url: string;
+  prefix: string;
+  /** Hears every connection's errors, with its role (metrics count them). */
+  onError?: (role: RedisRole, error: Error) => void;
+}
+
+export function redisConnections(settings: RedisSettings): RedisConnections {
+  return {
+    prefix: settings.prefix,
+    description: `redis ${redactUrl(settings.url)}`,
+    connect(role) {
+      const connection = new Redis(settings.url, ROLE_OPTIONS[role]);
+      connection.on('error', (error: Error) => settings.onError?.(role, error));
+      return connection;
+    },
+  };
+}
+
+/** Closes a connection politely (QUIT), or at once when Redis does not answer. */
+export async function closeConnection(connection: Redis): Promise<void> {
+  await connection.quit().catch(() => {});
+  connection.disconnect();
+}
