@@ -4,11 +4,13 @@
  * gaps and what was stored is byte for byte what was sent. The statement is the `append_events`
  * function of migration 0004: one round trip for a whole batch, whichever threads and runs it
  * spans (see there for the locking and fencing).
+ *
+ * This file is the writers' side: appending, and the reads a run's writer makes about its own
+ * events. Clients' reads (replay, long-poll, history) are in event-reads.repository.ts.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Database, ToolCallRecord } from './schema.js';
+import type { Database, RunOutcome, ToolCallRecord } from './schema.js';
 import { newWriteId } from './ids.js';
-import type { RunOutcome } from './runs.repository.js';
 import type { EventDraft, EventType } from '../protocol/frames.js';
 
 /** A stored event, ready to send: `frame` is the JSON text of `{type, payload}`. */
@@ -153,24 +155,6 @@ export async function runEventsAfter(
   return rows.map((r) => ({ seq: r.seq, type: r.type as EventType, frame: toFrame(r.type, r.payload) }));
 }
 
-/** Events with seq > afterSeq, oldest first. The caller has already checked access to the thread. */
-export async function listEventsAfter(
-  db: Kysely<Database>,
-  threadId: string,
-  afterSeq: number,
-  limit = 1000,
-): Promise<StoredEvent[]> {
-  const rows = await db
-    .selectFrom('events')
-    .select(['seq', 'type', 'payload'])
-    .where('thread_id', '=', threadId)
-    .where('seq', '>', afterSeq)
-    .orderBy('seq')
-    .limit(limit)
-    .execute();
-  return rows.map((r) => ({ seq: r.seq, frame: toFrame(r.type, r.payload) }));
-}
-
 /** The newest stored event of a run (its agent_completed once it has finished), or undefined. */
 export async function lastRunEvent(db: Kysely<Database>, threadId: string, runId: string): Promise<StoredEvent | undefined> {
   const row = await db
@@ -182,59 +166,4 @@ export async function lastRunEvent(db: Kysely<Database>, threadId: string, runId
     .limit(1)
     .executeTakeFirst();
   return row ? { seq: row.seq, frame: toFrame(row.type, row.payload) } : undefined;
-}
-
-/** One replay read: events of the thread with seq > afterSeq. */
-export interface ReplayRead {
-  threadId: string;
-  afterSeq: number;
-}
-
-/**
- * listEventsAfter for several reads in one statement (each its own page of at most `limit`), and
- * for each whether its thread still exists: a replay that finds nothing must tell "no new events"
- * from "the thread was deleted". Results come back in the reads' order.
- */
-export async function readEventsAfterEach(
-  db: Kysely<Database>,
-  reads: readonly ReplayRead[],
-  limit: number,
-): Promise<Array<{ events: StoredEvent[]; threadExists: boolean }>> {
-  const results = reads.map(() => ({ events: [] as StoredEvent[], threadExists: false }));
-  if (reads.length === 0) return results;
-  const wanted = JSON.stringify(reads.map((r, i) => ({ i, thread_id: r.threadId, after_seq: r.afterSeq })));
-  const result = await sql<{ i: number; live: boolean; seq: number | null; type: string | null; payload: Record<string, unknown> | null }>`
-    select r.i, t.id is not null as live, e.seq, e.type, e.payload
-    from jsonb_to_recordset(${wanted}::jsonb) as r(i int, thread_id text, after_seq bigint)
-    left join threads t on t.id = r.thread_id
-    left join lateral (
-      select seq, type, payload from events where thread_id = r.thread_id and seq > r.after_seq order by seq limit ${limit}
-    ) e on true
-    order by r.i, e.seq`.execute(db);
-  for (const row of result.rows) {
-    const target = results[row.i]!;
-    target.threadExists = row.live;
-    if (row.seq !== null) target.events.push({ seq: row.seq, frame: toFrame(row.type!, row.payload) });
-  }
-  return results;
-}
-
-/** A page of the log ending before `beforeSeq` (newest page first), returned oldest first. */
-export async function listEventsBefore(
-  db: Kysely<Database>,
-  threadId: string,
-  beforeSeq: number | undefined,
-  limit: number,
-): Promise<{ events: Array<{ type: string; payload: Record<string, unknown> }>; hasMore: boolean }> {
-  const rows = await db
-    .selectFrom('events')
-    .select(['seq', 'type', 'payload'])
-    .where('thread_id', '=', threadId)
-    .$if(beforeSeq !== undefined, (q) => q.where('seq', '<', beforeSeq!))
-    .orderBy('seq', 'desc')
-    .limit(limit + 1)
-    .execute();
-  const hasMore = rows.length > limit;
-  const page = rows.slice(0, limit).reverse();
-  return { events: page.map((r) => ({ type: r.type, payload: r.payload })), hasMore };
 }

@@ -61,6 +61,13 @@ export interface ToolCallRecord {
 
 export type RunStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
 
+/** How a run ended: what is stored on its row with its agent_completed. */
+export interface RunOutcome {
+  status: Extract<RunStatus, 'completed' | 'cancelled' | 'failed'>;
+  error?: { code: string; message: string };
+  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens?: number };
+}
+
 export interface RunsTable {
   id: string;
   thread_id: string;

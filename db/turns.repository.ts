@@ -8,9 +8,9 @@ import { sql, type Kysely } from 'kysely';
 import { newId } from './ids.js';
 import { autoTitle } from './thread-title.js';
 import { toFrame, type StoredEvent } from './events.repository.js';
-import type { Owner } from './threads.repository.js';
+import type { Owner } from './owner.js';
 import type { Database } from './schema.js';
-import { DEFAULT_AGENT_ID } from './migrations/0001-initial.js';
+import { DEFAULT_AGENT_ID } from './agents.repository.js';
 
 export interface TurnInput {
   content: string;

@@ -11,8 +11,10 @@
  */
 import DataLoader from 'dataloader';
 import type { Kysely } from 'kysely';
-import { readEventsAfterEach, type ReplayRead, type StoredEvent } from '../db/events.repository.js';
-import { findThreadsById, type Owner } from '../db/threads.repository.js';
+import type { StoredEvent } from '../db/events.repository.js';
+import { readEventsAfterEach, type ReplayRead } from '../db/event-reads.repository.js';
+import { findThreadsById } from '../db/threads.repository.js';
+import { isOwnedBy, type Owner } from '../db/owner.js';
 import type { Database, Thread } from '../db/schema.js';
 
 /**
@@ -69,7 +71,7 @@ export class BatchedReads {
   /** The thread if it exists and belongs to the owner (someone else's looks missing). */
   async ownedThread(threadId: string, owner: Owner): Promise<Thread | undefined> {
     const thread = await this.threads.load(threadId);
-    return thread && thread.workspace_id === owner.workspaceId && thread.user_id === owner.userId ? thread : undefined;
+    return thread && isOwnedBy(thread, owner) ? thread : undefined;
   }
 
   /**

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { Backend } from './support/stack.js';
 import type { TestClient } from './support/client.js';
 import { connect, useStack, type StackCtx } from './support/fixture.js';
-import { DEFAULT_AGENT_ID } from '../db/migrations/0001-initial.js';
+import { DEFAULT_AGENT_ID } from '../db/agents.repository.js';
 
 interface Ctx extends StackCtx {
   systemPrompt: string;

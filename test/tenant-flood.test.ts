@@ -13,7 +13,7 @@ import { createStack, type TestStack } from './support/stack.js';
 import { rest, restBase } from './support/rest-client.js';
 import type { RunningNode } from '../app/node.js';
 import { newId } from '../db/ids.js';
-import { DEFAULT_AGENT_ID } from '../db/migrations/0001-initial.js';
+import { DEFAULT_AGENT_ID } from '../db/agents.repository.js';
 
 interface Ctx {
   stack: TestStack;

@@ -1,5 +1,10 @@
 import { sql, type Kysely } from 'kysely';
 
+/**
+ * The id of the global agent this migration seeds. A migration is frozen, so it keeps its own copy
+ * of the literal; runtime code uses DEFAULT_AGENT_ID of db/agents.repository.ts, which must stay
+ * equal to it (databases already hold this row).
+ */
 export const DEFAULT_AGENT_ID = 'ag_default';
 
 export async function up(db: Kysely<any>): Promise<void> {

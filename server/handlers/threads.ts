@@ -2,7 +2,7 @@ import { createThread, deleteThread, getThread, listThreads, threadHistory, upda
 import { searchMessages } from '../operations/search.js';
 import type { ClientFrameType } from '../../protocol/frames.js';
 import type { FrameHandler, GatewayServices } from './context.js';
-import type { Owner } from '../../db/threads.repository.js';
+import type { Owner } from '../../db/owner.js';
 
 /** A frame whose answer is the operation's result as the ack payload. */
 function ackWith<T extends ClientFrameType>(

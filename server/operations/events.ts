@@ -1,5 +1,7 @@
 import { threadChannel } from '../../broker/index.js';
-import { findOwnedThread, type Owner } from '../../db/threads.repository.js';
+import { findOwnedThread } from '../../db/threads.repository.js';
+import { listEventPayloadsAfter } from '../../db/event-reads.repository.js';
+import type { Owner } from '../../db/owner.js';
 import { type GatewayServices } from '../handlers/context.js';
 import { RequestError } from '../errors.js';
 import { newId } from '../../db/ids.js';
@@ -40,17 +42,8 @@ async function poll(
   signal: AbortSignal,
 ) {
   const limit = input.limit ?? 500;
-  const read = () => services.rateLimits.withRequestSlot(input.owner, async () => {
-    const rows = await services.db
-      .selectFrom('events')
-      .select(['seq', 'type', 'payload'])
-      .where('thread_id', '=', input.thread_id)
-      .where('seq', '>', input.after_seq)
-      .orderBy('seq')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({ type: r.type, payload: r.payload }));
-  });
+  const read = () => services.rateLimits.withRequestSlot(input.owner, () =>
+    listEventPayloadsAfter(services.db, input.thread_id, input.after_seq, limit));
   let wake!: () => void;
   const arrived = new Promise<void>((resolve) => (wake = resolve));
   const unsubscribe = input.wait_ms > 0 ? await services.broker.subscribe(threadChannel(input.thread_id), () => wake()) : undefined;

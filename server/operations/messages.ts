@@ -1,6 +1,6 @@
 import { RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { recordTurn, TurnRejected, type RecordedTurn } from '../../db/turns.repository.js';
-import type { Owner } from '../../db/threads.repository.js';
+import type { Owner } from '../../db/owner.js';
 import type { MessageSendPayload } from '../../protocol/frames.js';
 import { type GatewayServices } from '../handlers/context.js';
 import { RequestError } from '../errors.js';

@@ -1,6 +1,6 @@
 import { RUN_CANCEL_CHANNEL } from '../../broker/index.js';
 import { cancelQueuedRun, findOwnedRun } from '../../db/runs.repository.js';
-import type { Owner } from '../../db/threads.repository.js';
+import type { Owner } from '../../db/owner.js';
 import { type GatewayServices } from '../handlers/context.js';
 import { RequestError } from '../errors.js';
 

@@ -1,12 +1,13 @@
 /** Thread operations, shared by the WebSocket frames and the REST routes. */
-import { sql } from 'kysely';
 import { encodeThreadDeleted, RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
-import { newId } from '../../db/ids.js';
-import { listEventsBefore } from '../../db/events.repository.js';
-import { findUsableAgent } from '../../db/agents.repository.js';
-import { findOwnedThread, type Owner } from '../../db/threads.repository.js';
+import { listEventsBefore } from '../../db/event-reads.repository.js';
+import { DEFAULT_AGENT_ID, findVisibleAgent } from '../../db/agents.repository.js';
+import { runningRunsOfThread } from '../../db/runs.repository.js';
+import {
+  deleteOwnedThread, findOwnedThread, insertThread, listOwnedThreads, updateOwnedThread,
+} from '../../db/threads.repository.js';
+import type { Owner } from '../../db/owner.js';
 import type { Thread } from '../../db/schema.js';
-import { DEFAULT_AGENT_ID } from '../../db/migrations/0001-initial.js';
 import type {
   ThreadCreatePayload, ThreadDeletePayload, ThreadGetPayload, ThreadHistoryPayload, ThreadListPayload, ThreadUpdatePayload,
 } from '../../protocol/frames.js';
@@ -36,7 +37,7 @@ async function owned(services: GatewayServices, owner: Owner, threadId: string):
 export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload): Promise<ThreadView> {
   const agentId = input.agent_id ?? DEFAULT_AGENT_ID;
   await services.rateLimits.consumeThread(owner);
-  const agent = await findUsableAgent(services.db, agentId, owner.workspaceId).catch(async (error: unknown) => {
+  const agent = await findVisibleAgent(services.db, owner.workspaceId, agentId).catch(async (error: unknown) => {
     await services.rateLimits.refundThread(owner);
     throw error;
   });
@@ -44,19 +45,7 @@ export async function createThread(services: GatewayServices, owner: Owner, inpu
     await services.rateLimits.refundThread(owner);
     throw new RequestError('not_found', `Agent ${agentId} was not found.`);
   }
-  const thread = await services.db
-    .insertInto('threads')
-    .values({
-      id: newId('t'),
-      workspace_id: owner.workspaceId,
-      user_id: owner.userId,
-      agent_id: agent.id,
-      title: input.title ?? null,
-      archived_at: null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return threadView(thread);
+  return threadView(await insertThread(services.db, owner, { agentId: agent.id, title: input.title ?? null }));
 }
 
 export async function getThread(services: GatewayServices, owner: Owner, input: ThreadGetPayload): Promise<ThreadView> {
@@ -100,31 +89,16 @@ function isRealDate(iso: string): boolean {
 export async function listThreads(services: GatewayServices, owner: Owner, input: ThreadListPayload) {
   const limit = input.limit ?? 20;
   const cursor = input.cursor ? decodeCursor(input.cursor) : undefined;
-  const rows = await services.db
-    .selectFrom('threads')
-    .selectAll()
-    .select(sql<string>`to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as('cursor_at'))
-    .where('workspace_id', '=', owner.workspaceId)
-    .where('user_id', '=', owner.userId)
-    .where('archived_at', input.archived ? 'is not' : 'is', null)
-    .$if(cursor !== undefined, (q) =>
-      q.where((eb) =>
-        eb.or([
-          eb('updated_at', '<', sql<Date>`cast(${cursor!.u} as timestamptz)`),
-          eb.and([eb('updated_at', '=', sql<Date>`cast(${cursor!.u} as timestamptz)`), eb('id', '<', cursor!.i)]),
-        ]),
-      ),
-    )
-    .orderBy('updated_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-    .execute();
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  const next = rows.length > limit && last
+  const { threads, hasMore } = await listOwnedThreads(services.db, owner, {
+    archived: input.archived ?? false,
+    limit,
+    ...(cursor ? { after: { updatedAt: cursor.u, id: cursor.i } } : {}),
+  });
+  const last = threads[threads.length - 1];
+  const next = hasMore && last
     ? Buffer.from(JSON.stringify({ u: last.cursor_at, i: last.id })).toString('base64url')
     : null;
-  return { threads: page.map(threadView), next_cursor: next };
+  return { threads: threads.map(threadView), next_cursor: next };
 }
 
 /** A page of the thread's stored events before `before_seq`, oldest first. */
@@ -138,17 +112,7 @@ export async function updateThread(services: GatewayServices, owner: Owner, inpu
   const current = await owned(services, owner, input.thread_id);
   // Nothing to change (an empty SET would be a syntax error): answer the thread as it is.
   if (input.title === undefined && input.archived === undefined) return threadView(current);
-  const thread = await services.db
-    .updateTable('threads')
-    .set({
-      ...(input.title !== undefined ? { title: input.title } : {}),
-      ...(input.archived !== undefined ? { archived_at: input.archived ? sql<Date>`coalesce(archived_at, now())` : null } : {}),
-    })
-    .where('id', '=', input.thread_id)
-    .where('workspace_id', '=', owner.workspaceId)
-    .where('user_id', '=', owner.userId)
-    .returningAll()
-    .executeTakeFirst();
+  const thread = await updateOwnedThread(services.db, owner, input.thread_id, { title: input.title, archived: input.archived });
   if (!thread) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
   return threadView(thread);
 }
@@ -156,22 +120,11 @@ export async function updateThread(services: GatewayServices, owner: Owner, inpu
 /** Deletes the thread with its messages, runs and events; a running turn is told to stop. */
 export async function deleteThread(services: GatewayServices, owner: Owner, input: ThreadDeletePayload) {
   await owned(services, owner, input.thread_id);
-  const running = await services.db
-    .selectFrom('runs')
-    .select('id')
-    .where('thread_id', '=', input.thread_id)
-    .where('status', '=', 'running')
-    .execute();
-  const deleted = await services.db
-    .deleteFrom('threads')
-    .where('id', '=', input.thread_id)
-    .where('workspace_id', '=', owner.workspaceId)
-    .where('user_id', '=', owner.userId)
-    .executeTakeFirst();
-  if (deleted.numDeletedRows === 0n) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
+  const running = await runningRunsOfThread(services.db, input.thread_id);
+  if (!(await deleteOwnedThread(services.db, owner, input.thread_id))) throw new RequestError('not_found', `Thread ${input.thread_id} was not found.`);
   // Its turn stops (its writes fail from here on anyway: the thread and the run are gone), and
   // every socket following it, on any gateway, is told and let go.
-  for (const run of running) await services.broker.publish(RUN_CANCEL_CHANNEL, run.id).catch(() => {});
+  for (const runId of running) await services.broker.publish(RUN_CANCEL_CHANNEL, runId).catch(() => {});
   await services.broker
     .publish(threadChannel(input.thread_id), encodeThreadDeleted(input.thread_id, new Date().toISOString()))
     .catch((error) => services.log.warn({ err: error, thread_id: input.thread_id }, 'thread deleted, but its followers could not be told'));
