@@ -4,12 +4,13 @@
  * `npm start` runs both roles; `npm run gateway` and `npm run worker` run one each. The only
  * module that knows both roles.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/schema.js';
 import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
 import type { StatementCounter } from '../db/statement-counter.js';
 import { migrateToLatest } from '../db/migrate.js';
+import { pingStore } from '../db/health.repository.js';
 import { createBroker, type Broker } from '../broker/index.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { createTurnQueue, type TurnQueue } from '../queue/index.js';
@@ -222,7 +223,7 @@ async function startGatewayRole(core: Core, secret: SigningSecret, devTokens: bo
     log,
     devTokenSecret: devTokens ? secret.jwtSecret : undefined,
     checkReady: async () => {
-      await sql`select 1`.execute(db);
+      await pingStore(db);
       await broker.ping();
     },
   });

@@ -387,7 +387,7 @@ test('every frame type and every route: other users are refused the owner\'s res
   }
   assert.equal(after.runs.map((r) => r.status), ['completed', 'running', 'queued'],
     'no run cancelled or interrupted (and the running one outlasted the matrix: make it slower if this fails)');
-  const runStable = (r: typeof before.runs[number]) => ({ ...r, attempt: 0, started_at: null, finished_at: null });
+  const runStable = (r: typeof before.runs[number]) => ({ ...r, attempt: 0, started_at: null, finished_at: null, heartbeat_at: null });
   assert.equal(after.runs.map(runStable), before.runs.map(runStable), 'runs unchanged');
   assert.equal(after.events.slice(0, before.events.length), before.events, 'stored events unchanged');
   for (const extra of after.events.slice(before.events.length)) {
