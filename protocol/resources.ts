@@ -4,6 +4,14 @@
  * the results. The OpenAPI document is built from these too.
  */
 import { LIMITS } from './limits.js';
+import { schemaOf } from './typed-schema.js';
+import type {
+  SearchPayload, ThreadCreatePayload, ThreadDeletePayload, ThreadGetPayload, ThreadHistoryPayload, ThreadListPayload, ThreadUpdatePayload,
+} from './frames.js';
+import type { AgentCreateRequest, AgentUpdateRequest, MessagePostRequest, ThreadPatchRequest } from './requests.js';
+import type {
+  CancelResult, HistoryResult, SearchResult, ThreadDeletedResult, ThreadListResult, ThreadView, TicketResult,
+} from './results.js';
 
 export const idSchema = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
 const seq = { type: 'integer', minimum: 0, maximum: LIMITS.maxSeq } as const;
@@ -12,30 +20,37 @@ const title = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const limit = (max: number) => ({ type: 'integer', minimum: 1, maximum: max }) as const;
 const busyPolicy = { enum: ['enqueue', 'reject', 'interrupt'] } as const;
 
-function request(properties: Record<string, object>, required: string[] = []) {
+/** A request: unknown fields are refused, so a typo is an error. */
+export function request<const P extends Record<string, object>, const R extends readonly (keyof P & string)[] = readonly []>(
+  properties: P,
+  required: R = [] as unknown as R,
+) {
   return { type: 'object', properties, required, additionalProperties: false } as const;
 }
-function resource(properties: Record<string, object>, required: string[]) {
+/** A result: extra fields are allowed, so adding one is not a breaking change. */
+export function resource<const P extends Record<string, object>, const R extends readonly (keyof P & string)[]>(properties: P, required: R) {
   return { type: 'object', properties, required, additionalProperties: true } as const;
 }
 
 // ---- requests ----------------------------------------------------------------------------------
 
 export const requestSchemas = {
-  'thread.create': request({ title, agent_id: idSchema }),
-  'thread.list': request({
+  'thread.create': schemaOf<ThreadCreatePayload>()(request({ title, agent_id: idSchema })),
+  'thread.list': schemaOf<ThreadListPayload>()(request({
     cursor: { type: 'string', minLength: 1, maxLength: 512 },
     limit: limit(100),
     archived: { type: 'boolean' },
-  }),
-  'thread.get': request({ thread_id: idSchema }, ['thread_id']),
-  'thread.history': request({ thread_id: idSchema, before_seq: { type: 'integer', minimum: 1, maximum: LIMITS.maxSeq }, limit: limit(500) }, ['thread_id']),
-  'thread.update': request({ thread_id: idSchema, title, archived: { type: 'boolean' } }, ['thread_id']),
+  })),
+  'thread.get': schemaOf<ThreadGetPayload>()(request({ thread_id: idSchema }, ['thread_id'])),
+  'thread.history': schemaOf<ThreadHistoryPayload>()(
+    request({ thread_id: idSchema, before_seq: { type: 'integer', minimum: 1, maximum: LIMITS.maxSeq }, limit: limit(500) }, ['thread_id']),
+  ),
+  'thread.update': schemaOf<ThreadUpdatePayload>()(request({ thread_id: idSchema, title, archived: { type: 'boolean' } }, ['thread_id'])),
   /** `PATCH /v1/threads/:id`: thread.update without thread_id (it is in the path). */
-  'thread.patch': request({ title, archived: { type: 'boolean' } }),
-  'thread.delete': request({ thread_id: idSchema }, ['thread_id']),
-  search: request({ q: { type: 'string', minLength: 1, maxLength: 500 }, limit: limit(50) }, ['q']),
-  'agent.create': request(
+  'thread.patch': schemaOf<ThreadPatchRequest>()(request({ title, archived: { type: 'boolean' } })),
+  'thread.delete': schemaOf<ThreadDeletePayload>()(request({ thread_id: idSchema }, ['thread_id'])),
+  search: schemaOf<SearchPayload>()(request({ q: { type: 'string', minLength: 1, maxLength: 500 }, limit: limit(50) }, ['q'])),
+  'agent.create': schemaOf<AgentCreateRequest>()(request(
     {
       name: { type: 'string', minLength: 1, maxLength: 100 },
       description: { type: 'string', maxLength: 500 },
@@ -47,8 +62,8 @@ export const requestSchemas = {
       busy_policy: busyPolicy,
     },
     ['name'],
-  ),
-  'agent.update': request({
+  )),
+  'agent.update': schemaOf<AgentUpdateRequest>()(request({
     name: { type: 'string', minLength: 1, maxLength: 100 },
     description: { type: 'string', maxLength: 500 },
     model: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'null' }] },
@@ -57,16 +72,16 @@ export const requestSchemas = {
     tools: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64, uniqueItems: true },
     max_tool_iterations: { type: 'integer', minimum: 1, maximum: 50 },
     busy_policy: busyPolicy,
-  }),
+  })),
   /** `POST /v1/threads/:id/messages`: message.send without thread_id (it is in the path). */
-  'message.post': request(
+  'message.post': schemaOf<MessagePostRequest>()(request(
     {
       content: { type: 'string', minLength: 1, maxLength: LIMITS.contentChars },
       client_message_id: idSchema,
       on_busy: busyPolicy,
     },
     ['content'],
-  ),
+  )),
 } as const;
 
 // ---- resources and results ---------------------------------------------------------------------

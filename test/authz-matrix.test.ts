@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { clientPayloadSchemas } from '../protocol/schemas.js';
 import { signToken } from '../server/auth.js';
+import { routeTable } from '../server/rest/index.js';
 import { TestClient, type Frame } from './support/client.js';
 import { RestClient, type Method } from './support/rest-client.js';
 import { useStack, type StackCtx } from './support/fixture.js';
@@ -185,16 +185,10 @@ const restMatrix: Record<string, RestCase[]> = {
   'DELETE /v1/agents/:id': [{ name: 'the agent', build: get((ids) => `/v1/agents/${ids.agent}`), expect: deny }],
 };
 
-/** Every `kit.route('<method>', '<path>'` in server/rest/routes.ts, as 'GET /v1/...'. */
+/** Every route of the table that needs a token, as 'GET /v1/...'. */
 function declaredRoutes(): string[] {
-  const source = readFileSync(new URL('../server/rest/routes.ts', import.meta.url), 'utf8');
-  const methods: Record<string, Method> = { get: 'GET', post: 'POST', patch: 'PATCH', del: 'DELETE', delete: 'DELETE' };
-  const routes = [...source.matchAll(/kit\.route\(\s*'(\w+)'\s*,\s*'([^']+)'/g)].map(([, method, path]) => {
-    const upper = methods[method!];
-    if (!upper) throw new Error(`unknown method ${method} in routes.ts`);
-    return `${upper} ${path}`;
-  });
-  assert.ok(routes.length >= 10, `parsed ${routes.length} routes from routes.ts`);
+  const routes = routeTable.filter((route) => route.auth === 'bearer').map((route) => `${route.method.toUpperCase()} ${route.path}`);
+  assert.ok(routes.length >= 10, `${routes.length} routes need a token`);
   return routes;
 }
 
