@@ -27,6 +27,7 @@ import { rssOf, sampleGroup } from './bench/procstat.js';
 import { printScenario, slope, type ScenarioReport } from './bench/report.js';
 import { startServices, type Services } from './bench/services.js';
 import { scrape, total } from '../test/support/metrics-scrape.js';
+import { sleep } from '../test/support/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SCENARIOS = ['closed', 'streaming', 'idle', 'storm', 'soak'] as const;
@@ -226,8 +227,8 @@ async function drive(meter: Meter, stack: Stack, config: DriverConfig, onIdleSte
   });
   await driver.stop();
   if (after && Meter.settleMs) {
-    // pg_stat_database lags by up to a second: re-read the transaction count once it has settled.
-    await new Promise((resolve) => setTimeout(resolve, Meter.settleMs));
+    // pg_stat_database lags by up to a second (a threshold to pass): re-read the transaction count once it has settled.
+    await sleep(Meter.settleMs);
     const late = await meter.snapshot([]);
     after.transactions = late.transactions;
   }

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { freePort } from '../test/support/ports.js';
+import { sleep } from '../test/support/wait.js';
 import { table } from './stats.js';
 
 const { values } = parseArgs({
@@ -64,7 +65,7 @@ async function once(role: string, env: Record<string, string>): Promise<{ startM
       child.stderr.on('data', (chunk) => (out += chunk));
       child.once('exit', (code) => reject(new Error(`${role}: exited ${code} before starting\n${out}`)));
     });
-    await new Promise((resolve) => setTimeout(resolve, Number(values['idle-ms'])));
+    await sleep(Number(values['idle-ms'])); // the idle time is the point: memory is read after it
     return { startMs, rssMiB: rssMiB(child.pid!) };
   } finally {
     child.kill('SIGTERM');

@@ -6,6 +6,7 @@ import { routeTable } from '../server/rest/index.js';
 import { TestClient, type Frame } from './support/client.js';
 import { RestClient, type Method } from './support/rest-client.js';
 import { useStack, type StackCtx } from './support/fixture.js';
+import { sleep } from './support/wait.js';
 
 /**
  * The authorization matrix (redis): an owner (admin of acme) has a thread with a completed turn, a
@@ -345,7 +346,8 @@ test('every frame type and every route: other users are refused the owner\'s res
 
     // Everything the attacker's socket received (including events of the threads it created).
     await socket.request('ping', {});
-    await new Promise((r) => setTimeout(r, 200));
+    // A window in which nothing may arrive: an event that went round the broker would show up here.
+    await sleep(200);
     assert.equal(socket.events(ids.thread), [], `${who}: no event of the owner's thread reached the socket`);
     const everything = JSON.stringify(socket.frames);
     for (const secret of neverSent(who)) {

@@ -11,6 +11,7 @@ import type { Backend } from './support/stack.js';
 import type { TestClient, Frame } from './support/client.js';
 import { rest } from './support/rest-client.js';
 import { connect, redisOnlyTest, useStack, type StackCtx as Ctx } from './support/fixture.js';
+import { waitFor } from './support/wait.js';
 
 function cancelSuite(backend: Backend): void {
   const test = suite<Ctx>(`cancel (${backend})`);
@@ -147,11 +148,7 @@ function cancelSuite(backend: Backend): void {
     const { run_id } = ack.payload;
     await client.next((f) => f.type === 'agent_thinking' && f.payload.run_id === run_id, 10_000);
     // Polling only observes: the request reached the simulator, which will never answer it.
-    const deadline = Date.now() + 10_000;
-    while (simRequestsFor(ctx, marker).length === 0) {
-      if (Date.now() > deadline) throw new Error('the model request never reached the simulator');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitFor(() => simRequestsFor(ctx, marker).length > 0, 10_000, 'the model request to reach the simulator');
     const cancel = await client.request('run.cancel', { run_id });
     assert.equal(cancel.payload, { run_id, status: 'cancelling' });
     const asked = performance.now();

@@ -14,7 +14,7 @@ import {
 import { useStack, type StackCtx } from './support/fixture.js';
 import { startDroppingFront } from './support/dropping-front.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
-import { Gate, waitFor, within } from './support/wait.js';
+import { Gate, sleep, waitFor, within } from './support/wait.js';
 
 interface Ctx extends StackCtx {
   sdks: ConversationClient[];
@@ -154,9 +154,9 @@ test('a refused token surfaces as one refused event, and the client stops instea
   const error = await within(queued, 1_000, 'the queued send to fail');
   assert.instance(error, ConversationError);
   assert.equal((error as ConversationError).code, 'client_closed');
-  // Backoff here is 20-200 ms: a loop would have tried many times within this window.
+  // Backoff here is 20-200 ms: a loop would have tried many times within this window, in which nothing may happen.
   const attempts = mallory.tokens;
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  await sleep(800);
   assert.equal(mallory.tokens, attempts, 'no further connection attempts');
   assert.equal(attempts, 1);
   assert.not.ok(mallory.statuses.includes('open'));
@@ -532,8 +532,8 @@ test('a token provider that says "not signed in" (status 401) stops the client w
   assert.equal(tina.refusals[0]!.httpStatus, 401);
   assert.match(tina.refusals[0]!.message, /signed in/);
   assert.equal(((await within(queued, 1_000, 'the queued send')) as ConversationError).code, 'client_closed');
-  // Backoff here is 20-200 ms: a loop would have asked many times within this window.
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  // Backoff here is 20-200 ms: a loop would have asked many times within this window, in which nothing may happen.
+  await sleep(800);
   assert.equal(tina.tokens, 1, 'asked once');
   // A fatal flag works the same way, and a plain failure is still retried.
   const fatal = client(ctx, 'tina-fatal', { token: () => Promise.reject(Object.assign(new Error('no session'), { fatal: true })) });

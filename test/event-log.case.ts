@@ -15,7 +15,7 @@ import { RunEmitter } from '../workers/run-emitter.js';
 import { isConnectionError } from '../errors/backing-services.js';
 import { connect, redisOnlyTest, useStack, type StackCtx } from './support/fixture.js';
 import type { Backend } from './support/stack.js';
-import { waitFor, within } from './support/wait.js';
+import { sleep, waitFor, within } from './support/wait.js';
 
 /**
  * The group-committed event log (events/group-commit-log.ts over append_events), against every
@@ -488,7 +488,8 @@ postgresOnly('a thread another transaction holds does not hold the batch: the ot
     assert.equal(freeWrites.map(([e]) => e!.seq), [2, 2, 2], 'the other threads were stored at once');
     assert.ok(log.stats.detoured >= 1, `the held thread took a detour: ${JSON.stringify(log.stats)}`);
     const heldSettled = Promise.allSettled(heldWrites);
-    assert.is(await Promise.race([heldSettled.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 200))]), 'waiting', 'the held thread waits for its lock');
+    // A window in which nothing may happen: the held writes stay unsettled for 200 ms.
+    assert.is(await Promise.race([heldSettled.then(() => 'settled'), sleep(200).then(() => 'waiting')]), 'waiting', 'the held thread waits for its lock');
     await other.query('commit');
     const [first, second] = await within(Promise.all(heldWrites), 10_000, 'the held thread after the lock went');
     assert.equal([first![0]!.seq, second![0]!.seq], [2, 3], 'in append order');

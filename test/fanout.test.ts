@@ -148,8 +148,7 @@ test('after many connects and disconnects, every subscription and connection is 
   try {
     const channel = `${ctx.stack.prefix}thread:${thread_id}`;
     const numsub = async () => Number(((await redis.pubsub('NUMSUB', channel)) as [string, number])[1]);
-    const deadline = Date.now() + 5_000;
-    while ((await numsub()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitFor(async () => (await numsub()) === 0, 5_000, 'the thread channel to have no subscriber');
     assert.equal(await numsub(), 0, 'no Redis subscription left');
     assert.is(await redis.zcard(`${ctx.stack.prefix}rl:connections:acme:churn`), 0, 'no socket slot left in Redis');
   } finally {

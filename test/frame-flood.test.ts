@@ -8,13 +8,13 @@
  * from /metrics) may pass 200 ms, the wide frame is refused before it is parsed, and the flooder's
  * reconnects after its policy closes (4008) are refused.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createStack, type TestStack } from './support/stack.js';
 import { cleanEnv, run, type Child } from './support/process.js';
 import { TestClient } from './support/client.js';
 import { scrape, total, type Scrape } from './support/metrics-scrape.js';
+import { sleep } from './support/wait.js';
 import { MOST_FRAME_VALUES, parseClientFrame } from '../protocol/validate.js';
 
 const QUIET_MS = 4_000;
@@ -65,9 +65,9 @@ async function pings(client: TestClient, ms: number): Promise<{ latencies: numbe
     const answer = await client.request('ping', {}, 5_000).catch((error: Error) => ({ type: 'timeout', payload: error.message }));
     latencies.push(performance.now() - started);
     if (answer.type !== 'pong') failures.push(JSON.stringify(answer.payload));
-    // Paced, not back to back: the user's own limit is 50 frames a second.
+    // Paced, not back to back (the pace is the point): the user's own limit is 50 frames a second.
     due = Math.max(due + PING_EVERY_MS, performance.now());
-    await delay(due - performance.now());
+    await sleep(due - performance.now());
   }
   return { latencies, failures };
 }

@@ -19,6 +19,7 @@ import { checkServerFrame } from '../protocol/validate.js';
 import { ErrorCodes } from '../protocol/codes.js';
 import { clientPayloadSchemas, eventPayloadSchemas } from '../protocol/schemas.js';
 import { FRAME_TYPES, FrameGenerator, mulberry32, toJson, type FrameType, type Generated } from './support/mutator.js';
+import { sleep } from './support/wait.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? 10_000);
@@ -34,8 +35,6 @@ console.log(`fuzz: seed ${SEED} (replay with FUZZ_SEED=${SEED}), ${FRAMES} frame
 // A forced GC without --expose-gc on the command line: expose it now, fetch it from a fresh context.
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as (() => void) | undefined;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Expectation {
   kind: string;
@@ -227,6 +226,7 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
 }
 
 async function settledRss(): Promise<{ rss: number; heap: number }> {
+  // Time passing is the point: freed memory goes back and the collector runs before the figure is read.
   await sleep(500);
   for (let i = 0; i < 3; i++) {
     // A few allocations so the allocator reuses freed pages before we look.
@@ -397,6 +397,7 @@ test('a seq past 2^53 (thread.subscribe after_seq, thread.history before_seq) ge
     client.send(`{"type":"${type}","id":"${id}","payload":{"thread_id":"${ctx.threadId}","${field}":123456789012345678901234567890}}`);
     client.send({ type: 'ping', id: `${id}-probe`, payload: {} });
     await client.next((f) => f.id === `${id}-probe`, 5_000, from);
+    // A window in which nothing may arrive: a second answer to the frame would show up here.
     await sleep(300);
     const answers = client.frames.slice(from).filter((f) => f.id === id);
     assert.is(answers.length, 1, `${type}: ${JSON.stringify(answers)}`);

@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useStack, connect, type StackCtx } from './support/fixture.js';
-import { waitFor } from './support/wait.js';
+import { sleep, waitFor } from './support/wait.js';
 import { registry } from '../metrics/registry.js';
 import { claimRun } from '../db/runs.repository.js';
 import { recordTurn } from '../db/turns.repository.js';
@@ -31,7 +31,8 @@ test('a turn of 3× the stale threshold: fresh heartbeats, no takeover, no faile
   const { run_id, thread_id } = ack.payload;
   const row = () => ctx.stack.db.selectFrom('runs').select(['status', 'attempt', 'heartbeat_at']).where('id', '=', run_id).executeTakeFirstOrThrow();
   await waitFor(async () => (await row()).status === 'running', 10_000, 'the turn to start');
-  await new Promise((resolve) => setTimeout(resolve, STALE_MS * 1.5));
+  // A threshold to pass: the run outlives the stale threshold, which only a fresh heartbeat keeps from a takeover.
+  await sleep(STALE_MS * 1.5);
   const during = await row();
   assert.is(during.status, 'running', 'still streaming past the threshold');
   assert.ok(during.heartbeat_at && Date.now() - during.heartbeat_at.getTime() < STALE_MS / 2, 'the heartbeat is recent');

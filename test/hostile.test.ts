@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { createStack, type TestStack } from './support/stack.js';
 import { TestClient } from './support/client.js';
+import { sleep } from './support/wait.js';
 import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
 import { MemoryTicketStore } from '../server/tickets/memory-ticket-store.js';
 import { RedisTicketStore } from '../server/tickets/redis-ticket-store.js';
@@ -102,7 +103,7 @@ for (const [name, open] of [
       const deadline = Date.now() + 2_000;
       let expired = false;
       while (!expired && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 60));
+        await sleep(60); // a lifetime to pass: the ticket's 50 ms
         const peek = await store.issue(principal, 60_000); // unrelated traffic does not revive it
         expired = (await store.redeem(short)) === undefined;
         await store.redeem(peek);

@@ -17,6 +17,7 @@ import { CircuitBreaker } from '../workers/circuit-breaker.js';
 import { builtinTools, ToolRegistry, type Tool } from '../workers/tools/registry.js';
 import type { Frame, TestClient } from './support/client.js';
 import { connect, useStack, type StackCtx } from './support/fixture.js';
+import { sleep } from './support/wait.js';
 
 interface Ctx extends StackCtx {
   toolNode: RunningNode;
@@ -97,8 +98,8 @@ async function turn(client: TestClient, content: string, threadId?: string): Pro
   assert.equal(ack.type, 'ack', JSON.stringify(ack));
   const { thread_id, run_id } = ack.payload;
   const done = await client.completed(run_id, 20_000);
-  // Let anything that (wrongly) follows the end arrive before counting.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // A window in which nothing may arrive: anything that (wrongly) follows the end shows up before counting.
+  await sleep(50);
   const events = client.events(thread_id);
   assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'seq runs without gaps or duplicates');
   const runEvents = events.filter((e) => e.payload.run_id === run_id);
@@ -235,7 +236,8 @@ test('circuit breaker: two failing turns open it, the third fails fast without a
   assert.ok(Date.now() - started < 1_000, 'failed fast');
   assert.is(ctx.stack.sim.requests.length, before, 'the provider was not called');
 
-  await new Promise((resolve) => setTimeout(resolve, BREAKER_COOLDOWN_MS + 100));
+  // A threshold to pass: the breaker lets a trial call through only once its cooldown is over.
+  await sleep(BREAKER_COOLDOWN_MS + 100);
   const good = await turn(client, `Back ${marker} [[words:4]]`);
   assert.is(good.done.payload.status, 'completed', JSON.stringify(good.done.payload));
   const again = await turn(client, `Closed ${marker} [[words:4]]`);

@@ -4,20 +4,11 @@ import OpenAI, { APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
 import { evaluateExpression } from '../workers/tools/calculator.js';
-import { within } from './support/wait.js';
+import { waitFor, within } from './support/wait.js';
 
 // uvu has no timeouts: every wait below goes through deadline().
 const DEADLINE_MS = 5000;
 const deadline = <T>(p: Promise<T>, ms = DEADLINE_MS, what = 'operation'): Promise<T> => within(p, ms, what);
-
-/** Polls a condition (no fixed sleep) until true or the deadline passes. */
-async function waitFor(cond: () => boolean, ms = DEADLINE_MS, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms}ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 async function rejects(p: Promise<unknown>, what: string): Promise<unknown> {
   try {

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import type { Backend } from './support/stack.js';
 import { rest } from './support/rest-client.js';
 import { connect, redisOnlyTest, useStack, type StackCtx as Ctx } from './support/fixture.js';
+import { sleep } from './support/wait.js';
 
 function longPollSuite(backend: Backend): void {
   const test = suite<Ctx>(`long-poll events (${backend})`);
@@ -60,8 +61,8 @@ function longPollSuite(backend: Backend): void {
 
     let settled = false;
     const poll = rest(ctx.base, 'GET', eventsPath(threadId, lastSeq, 10_000), { token, timeoutMs: 15_000 }).finally(() => (settled = true));
-    // Not synchronisation, only an observation: the poll is still open with nothing to report.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A window in which nothing may happen: the poll is still open with nothing to report.
+    await sleep(300);
     assert.not.ok(settled, 'the poll waits while nothing happens');
 
     const sentAt = performance.now();

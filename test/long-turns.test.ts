@@ -8,7 +8,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useStack, connect, type StackCtx } from './support/fixture.js';
 import { cleanEnv, run, type Child } from './support/process.js';
-import { waitFor } from './support/wait.js';
+import { sleep, waitFor } from './support/wait.js';
 import type { TestClient } from './support/client.js';
 
 interface Ctx extends StackCtx {
@@ -64,7 +64,8 @@ test('three turns of 3× the stale threshold on two workers: one attempt and one
 
   // While they stream, the heartbeat moves: every running run's heartbeat_at is recent.
   await waitFor(async () => (await runRow(ctx, turns[0]!.runId)).status === 'running', 10_000, 'the first turn to start');
-  await new Promise((resolve) => setTimeout(resolve, STALE_MS * 1.5));
+  // A threshold to pass: the runs outlive the stale threshold, which only a fresh heartbeat keeps from a takeover.
+  await sleep(STALE_MS * 1.5);
   const beats: number[] = [];
   for (const turn of turns) {
     const row = await runRow(ctx, turn.runId);

@@ -6,13 +6,12 @@
  * after the next; other users are not affected. An address is refused once its users' policy
  * closes pass RATE_LIMIT_POLICY_CLOSES_PER_ADDRESS; another address is not.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
 import { createStack, type Backend, type TestStack } from './support/stack.js';
 import { TestClient } from './support/client.js';
-import { waitFor, within } from './support/wait.js';
+import { sleep, waitFor, within } from './support/wait.js';
 import type { RunningNode } from '../app/node.js';
 import { RateLimiter } from '../server/rate-limits/index.js';
 import { createLogger } from '../server/logger.js';
@@ -137,7 +136,7 @@ for (const backend of ['redis', 'embedded'] as Backend[]) {
     assert.ok(other.ms < 900, `not held (${other.ms.toFixed(0)} ms)`);
 
     // The refusal ends when it said; the user is back, is closed again, and waits longer.
-    await delay(Number(/retry_after_ms=(\d+)/.exec(browser.close!.reason)![1]));
+    await sleep(Number(/retry_after_ms=(\d+)/.exec(browser.close!.reason)![1])); // a threshold to pass: the refusal's retry_after_ms
     assert.is((await handshake(b!, token)).status, 101, 'back once the wait is over');
     await closeForPolicy(ctx, b!, token);
     const longer = await refusal(a, token);

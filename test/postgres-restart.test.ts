@@ -17,7 +17,8 @@ import { createStack } from './support/stack.js';
 import { restBase, RestClient, type RestResponse } from './support/rest-client.js';
 import type { Frame } from './support/client.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './support/throwaway.js';
-import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes, sleep } from './support/run-checks.js';
+import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes } from './support/run-checks.js';
+import { sleep } from './support/wait.js';
 import { isConnectionError } from '../errors/backing-services.js';
 
 interface Ctx extends StackCtx {
@@ -143,7 +144,7 @@ async function outageMidTurn(ctx: Ctx, user: string, outageMs: number): Promise<
 
   const stoppedAt = Date.now();
   await ctx.pg.stop('fast');
-  await sleep(Math.max(0, stoppedAt + outageMs - Date.now()));
+  await sleep(Math.max(0, stoppedAt + outageMs - Date.now())); // the outage's length is the point
   await ctx.pg.start();
   const restartedAt = Date.now();
 
@@ -154,7 +155,7 @@ async function outageMidTurn(ctx: Ctx, user: string, outageMs: number): Promise<
     status = await runStatus(ctx, run_id);
     if (status === 'completed' || status === 'failed') break;
     assert.ok(Date.now() < deadline, `run ${run_id} is still '${status}' 60 s after Postgres came back`);
-    await sleep(250);
+    await sleep(250); // polling: the loop's deadline is the assertion above
   }
   const done = await client.completed(run_id, Math.max(5_000, deadline - Date.now()));
   assert.is(done.payload.status, status, 'the client sees the stored outcome');

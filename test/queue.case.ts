@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTurnQueue, type TurnContext, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/index.js';
 import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
-import { Gate, waitFor, within } from './support/wait.js';
+import { Gate, sleep, waitFor, within } from './support/wait.js';
 
 export type QueueBackend = 'inline' | 'bullmq';
 
@@ -234,7 +234,7 @@ export function queueSuite(backend: QueueBackend): void {
     const closing = queue.close().then(() => void log.push('closed'));
     // Not synchronisation: the order asserted below holds however long this is; it only gives a
     // close() that does not wait the chance to resolve before the job ends.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     assert.equal(log, [], 'close() has not resolved while the job runs');
     release.open();
     await within(closing, OP_MS, 'close()');

@@ -16,7 +16,7 @@ import { createStack, type TestStack } from './support/stack.js';
 import { TestClient, type Frame } from './support/client.js';
 import { rest, restBase } from './support/rest-client.js';
 import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
-import { waitFor } from './support/wait.js';
+import { sleep, waitFor } from './support/wait.js';
 import { createLogger } from '../server/logger.js';
 import { RateLimiter } from '../server/rate-limits/index.js';
 import { RedisConnectionSlots } from '../server/rate-limits/connection-slots.js';
@@ -45,7 +45,6 @@ interface Ctx {
 }
 
 const silent = createLogger('silent');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function connect(ctx: { stack: TestStack; clients: TestClient[] }, node: RunningNode, sub: string): Promise<TestClient> {
   const client = await TestClient.connect(ctx.stack.wsUrl(node), { token: await ctx.stack.token(sub) });
@@ -222,6 +221,7 @@ test('frames per second: a burst past the limit is refused frame by frame with t
   assert.equal(refused.map((f) => f.id), ['f20', 'f21', 'f22', 'f23'], 'each refusal echoes its frame id');
   let wait = 0;
   for (const frame of refused) wait = Math.max(wait, assertRateLimited(frame.payload, /^Too many frames: at most 20 per second on one connection\. Retry in \d+ ms\.$/, 50));
+  // A threshold to pass: the refusals' retry_after_ms.
   await sleep(wait);
   assert.is((await client.request('ping', {})).type, 'pong', 'after retry_after_ms a frame passes again');
   assert.is(client.closeCode, undefined, 'four refusals (BAD_FRAME_LIMIT 5) do not close it');
@@ -312,7 +312,7 @@ test('the messages window ends: after retry_after_ms the budget is back (Redis a
       assert.is(code, 'rate_limited');
       assert.match(message, /at most 2 per 1 s/);
       assert.ok(retryAfterMs! > 0 && retryAfterMs! <= 1000, `retry after ${retryAfterMs}`);
-      await sleep(retryAfterMs! + 30);
+      await sleep(retryAfterMs! + 30); // a threshold to pass: the window the refusal named
       await limiter.consumeMessage(user);
     } finally {
       await limiter.close();
@@ -354,7 +354,7 @@ test('a crashed gateway\'s socket entries expire; a live gateway\'s are refreshe
     assert.ok(await liveSlots.acquire('u', 'c-live', 2));
     assert.not.ok(await liveSlots.acquire('u', 'c-third', 2), 'full');
     crashing.disconnect(); // the gateway dies: no release, no refresh
-    await sleep(900);
+    await sleep(900); // a lifetime to pass: the crashed gateway's entry (ttl 600 ms) is never refreshed
     assert.ok(await liveSlots.acquire('u', 'c-third', 2), 'the crashed gateway\'s entry expired');
     assert.equal((await live.zrange(liveSlots.key('u'), '0', '-1')).sort(), ['c-live', 'c-third'], 'the refreshed entry is still there');
     assert.not.ok(await liveSlots.acquire('u', 'c-fourth', 2));

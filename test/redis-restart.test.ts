@@ -20,7 +20,8 @@ import { createStack } from './support/stack.js';
 import { restBase, RestClient } from './support/rest-client.js';
 import { TestClient, type Frame } from './support/client.js';
 import { startThrowawayRedis, type ThrowawayRedis } from './support/throwaway.js';
-import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes, sleep } from './support/run-checks.js';
+import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes } from './support/run-checks.js';
+import { sleep } from './support/wait.js';
 
 interface Ctx extends StackCtx {
   redis: ThrowawayRedis;
@@ -71,7 +72,7 @@ test('Redis killed mid-turn and started 4 s later: the streaming client gets the
   await ctx.redis.stop('SIGKILL');
   const whileDown = await ready(ctx.base);
   assert.is(whileDown.status, 503, `/ready while Redis is down: ${JSON.stringify(whileDown.body)}`);
-  await sleep(Math.max(0, stoppedAt + 4_000 - Date.now()));
+  await sleep(Math.max(0, stoppedAt + 4_000 - Date.now())); // the outage's length is the point
   const restartedAt = Date.now();
   await ctx.redis.start();
 
@@ -117,7 +118,7 @@ test('message.send while Redis is down: refused as retryable, or acked and then 
     }
   }
   assert.ok(!ctx.redis.running);
-  // Down for 4 s, and in any case past the answers.
+  // Down for 4 s, and in any case past the answers (the outage's length is the point).
   await sleep(Math.max(500, stoppedAt + 4_000 - Date.now()));
   const restartedAt = Date.now();
   await ctx.redis.start();
@@ -137,7 +138,7 @@ test('message.send while Redis is down: refused as retryable, or acked and then 
     while (current.type === 'error') {
       assert.is(current.payload.code, 'unavailable', JSON.stringify(current.payload));
       assert.ok(Date.now() < deadline, 'a refused send is accepted again within 20 s of Redis coming back');
-      await sleep(current.payload.retry_after_ms ?? 1_000);
+      await sleep(current.payload.retry_after_ms ?? 1_000); // a threshold to pass: the refusal's retry_after_ms
       current = await client.request('message.send', sends[i]!, 20_000);
     }
     acks.push(current);

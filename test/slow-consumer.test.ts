@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 import type { Frame, TestClient } from './support/client.js';
 import { connect, useStack, type StackCtx } from './support/fixture.js';
 import { REDIS_URL, testRedis } from './support/database.js';
-import { waitFor } from './support/wait.js';
+import { sleep, waitFor } from './support/wait.js';
 import { appendEvent, type StoredEvent } from '../db/events.repository.js';
 import { RedisBroker } from '../broker/redis-broker.js';
 import { encodeBrokerEvent, threadChannel } from '../broker/index.js';
@@ -66,7 +66,6 @@ useStack(test, {
   },
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 const seqs = (events: Frame[]) => events.map((e) => e.payload.seq as number);
 
@@ -195,7 +194,7 @@ async function resumeAfterCutOff(ctx: Ctx, slow: TestClient, user: string, threa
     n = ack.payload.last_seq as number;
     assert.ok(from <= n, `ack last_seq ${n} < after_seq ${from}`);
     await waitFor(() => from === n || again.events(threadId).some((e) => e.payload.seq === n) || again.closeCode !== undefined, 15_000, `resumed events up to ${n}`);
-    if (again.closeCode === undefined) await sleep(200); // anything doubled would arrive now
+    if (again.closeCode === undefined) await sleep(200); // a window in which nothing may arrive: anything doubled would arrive now
     else assert.is(again.closeCode, 1013, 'a resuming connection is only ever cut off as a slow consumer');
     const resumed = again.events(threadId);
     assert.equal(seqs(resumed), range(from + 1, from + resumed.length), `resume ${connections} after_seq ${from}: gap-free, each once`);
@@ -245,7 +244,7 @@ test('live fan-out: a client that stops reading is closed with 1013 past the bou
 
   const { k, connections } = await resumeAfterCutOff(ctx, slow, 'slowpoke', threadId);
   assert.ok(k <= closedAfter! && k < n, `the slow client missed the events published after its close (k=${k}, N=${n})`);
-  await sleep(100);
+  await sleep(100); // a window in which nothing more may arrive: a late or doubled event would show up here
   await assertEqualsLog(ctx, 'fast client', threadId, fast.events(threadId));
   console.log(`[slow-consumer live] ${n} events, ${(bytes / 1e6).toFixed(1)} MB; slow cut off when seq ${closedAfter} was published, having ${k}; resumed with ${connections} connection(s); ${lag}`);
 });
@@ -280,7 +279,7 @@ test('replay from the log: a client that stops reading during thread.subscribe i
     published.set(event.seq, performance.now());
     await publish(ctx, threadId, event);
     if (serverCloseCode(ctx, slowId) !== undefined) after++;
-    await sleep(2);
+    await sleep(2); // the pace is the point: live events keep coming during the replay, not all at once
   }
   assert.is(serverCloseCode(ctx, slowId), 1013, 'the gateway closed the replaying socket with 1013');
   const n = s + published.size;
@@ -306,7 +305,7 @@ test('a client that keeps reading resumes a backlog far larger than MAX_BUFFERED
   await waitFor(() => reader.events(threadId).length >= n || reader.closeCode !== undefined, 20_000, `${n} events`);
   const got = reader.events(threadId).length;
   assert.is(reader.closeCode, undefined, `a reading client was cut off with ${reader.closeCode} after ${got} of ${n} events (${(reader.events(threadId).reduce((a, e) => a + JSON.stringify(e).length, 0) / 1e6).toFixed(1)} MB): the replay writes a 500-event page at once and judges the client by the buffer that leaves`);
-  await sleep(200);
+  await sleep(200); // a window in which nothing more may arrive: a doubled event would show up here
   await assertEqualsLog(ctx, 'reader', threadId, reader.events(threadId));
   console.log(`[slow-consumer backlog] ${n} events replayed to a reading client in ${(performance.now() - started).toFixed(0)} ms`);
 });
@@ -334,7 +333,7 @@ test('a burst that ends just past the bound: the socket is closed without waitin
     await publish(ctx, threadId, event);
     bytes += event.frame.length;
     await fast.next((f) => f.payload?.seq === event.seq && f.payload.thread_id === threadId, 5_000);
-    await sleep(5);
+    await sleep(5); // the pace is the point: the slow socket's buffer is read between events
     if (!conn.closed && conn.ws!.getBufferedAmount() > BOUND) {
       overAt = event.seq;
       const buffered = conn.ws!.getBufferedAmount();
@@ -452,7 +451,7 @@ test(`a peer that stops answering pings is closed by the idle timeout (IDLE_TIME
   await waitFor(() => serverCloseCode(ctx, deadId) !== undefined, 2_000, 'the close handler');
   await waitFor(() => gateway.connectionCount() === 1 && gateway.fanout.threadCount === 0, 5_000, 'the dead peer released');
 
-  // The healthy one, just as silent, outlives two idle timeouts.
+  // The healthy one, just as silent, outlives two idle timeouts (a threshold to pass).
   await sleep(Math.max(0, healthySince + 2 * IDLE_S * 1000 + 500 - performance.now()));
   assert.is(healthy.closeCode, undefined, 'the client answering pings is still connected');
   assert.is((await healthy.request('ping', {})).type, 'pong');

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { TestClient } from './support/client.js';
 import { createStack, type TestStack } from './support/stack.js';
 import { rest, restBase } from './support/rest-client.js';
+import { sleep } from './support/wait.js';
 import type { RunningNode } from '../app/node.js';
 import { newId } from '../db/ids.js';
 import { DEFAULT_AGENT_ID } from '../db/agents.repository.js';
@@ -123,7 +124,7 @@ test('a search flood from one tenant leaves another tenant\'s requests fast and 
     if (ws.type !== 'ack') failures.push(`ws ${probe}: ${JSON.stringify(ws.payload)}`);
     if (http.status !== 200) failures.push(`rest ${probe}: ${http.status} ${JSON.stringify(http.body)}`);
     probe++;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50); // the pace is the point: a calm user's requests, not a second flood
   }
   for (const timer of [...floodTimers, restTimer]) clearInterval(timer);
 

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { decodeJwt } from 'jose';
 import { createStack, type TestStack } from './support/stack.js';
 import { TestClient, type Frame } from './support/client.js';
-import { waitFor, within } from './support/wait.js';
+import { sleep, waitFor, within } from './support/wait.js';
 import { signToken } from '../server/auth.js';
 import { CloseCodes } from '../protocol/codes.js';
 import type { RunningNode } from '../app/node.js';
@@ -93,8 +93,7 @@ async function connect(ctx: Ctx, sub: string, workspace = 'acme', ttlSeconds = 3
  * exp is itself what the test is about.
  */
 async function clockPast(at: number): Promise<void> {
-  const ms = at - Date.now();
-  if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+  await sleep(at - Date.now());
 }
 
 /** Waits for `auth.expiring` for `exp` and checks it came before exp, after ≥60% of the lifetime left at `from`. */

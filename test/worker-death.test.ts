@@ -86,8 +86,8 @@ test('a frozen worker (SIGSTOP) loses the run to another; woken up, it cannot wr
   process.kill(frozen.proc.pid!, 'SIGCONT');
   const done = await client.completed(run_id, 45_000);
   assert.is(done.payload.status, 'completed');
-  // Give the woken attempt time to try its next writes.
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  // The woken attempt tries its next write, is fenced off and says so; it writes nothing after that.
+  await frozen.waitFor(/this attempt stopped writing/, 15_000);
   const events = client.events(thread_id);
   assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'gap-free');
   assert.is(events.filter((e) => e.type === 'agent_completed').length, 1, 'exactly one agent_completed');

@@ -10,6 +10,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { CeilingConfig, CeilingResult, ToCeiling } from './messages.js';
+import { waitFor } from '../../test/support/wait.js';
 
 let waiting: (() => void) | undefined;
 const mark = (name: 'start' | 'end') => new Promise<void>((resolve) => {
@@ -77,9 +78,8 @@ async function run(config: CeilingConfig): Promise<CeilingResult> {
       }));
       const windowS = (performance.now() - started) / 1000;
       await mark('end');
-      // The last publishes reach the subscriber a moment later.
-      const settle = Date.now() + 2_000;
-      while (received < publishes && Date.now() < settle) await new Promise((resolve) => setTimeout(resolve, 20));
+      // The last publishes reach the subscriber a moment later; what did not within 2 s is reported as missing.
+      await waitFor(() => received >= publishes, 2_000, 'the last publishes', 20).catch(() => {});
       return { turns, windowS, rows, publishes, received };
     } finally {
       await worker.close();

@@ -10,6 +10,7 @@ import { signToken } from '../../server/auth.js';
 import { summarize } from '../stats.js';
 import { BenchSocket, type ThreadTrack } from './socket.js';
 import type { Check, DriverConfig, DriverResult, ToDriver } from './messages.js';
+import { sleep } from '../../test/support/wait.js';
 
 let config: DriverConfig;
 const waiting: Array<() => void> = [];
@@ -154,8 +155,7 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
     permits = async () => {
       const at = nextAt;
       nextAt = Math.max(nextAt + interval, performance.now());
-      const wait = at - performance.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(at - performance.now()); // the pace is the point
     };
   }
   await mark({ type: 'mark', name: 'start' });
@@ -190,10 +190,10 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   const windowS = (performance.now() - started) / 1000;
   await mark({ type: 'mark', name: 'end' });
 
-  // Followers finish receiving the last turns; then a moment for late duplicates to show.
+  // Followers finish receiving the last turns; then a window in which late duplicates would show.
   const stored = await lastSeqs(ownerThreads.flat());
   await Promise.all(followers.map((f) => f.socket.until(() => f.socket.track(threadIds[f.owner]!).seqs.length >= (stored.get(threadIds[f.owner]!) ?? 0), Date.now() + 10_000, 'the whole thread').catch(() => {})));
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sleep(300);
   const all = [...owners, ...followers.map((f) => f.socket)];
   const completedTurns = fullTurns.length;
   const events = [...stored.values()].reduce((a, b) => a + b, 0);
@@ -321,7 +321,7 @@ async function storm(): Promise<DriverResult> {
   const windowS = (performance.now() - dropAt) / 1000;
   await mark({ type: 'mark', name: 'end' });
   await Promise.all(owners.map((o, i) => o.until(() => o.track(threadIds[i]!).runs.get(runIds[i]!)?.completed === 1, deadline(), 'the owner\'s agent_completed').catch(() => {})));
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sleep(300); // a window in which late duplicates would show
   const stored = await lastSeqs(threadIds);
   const delivery = deliveryChecks(followers.map((x) => ({ tracks: x.sockets.map((sock) => sock.track(threadIds[x.thread]!)), threadId: threadIds[x.thread]! })), stored, () => 1);
   const all = [...owners, ...followers.flatMap((x) => x.sockets)];

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from './cleanup.js';
 import { freePort } from '../../test/support/ports.js';
+import { waitFor } from '../../test/support/wait.js';
 
 export type Topology = 'all' | 'split' | '2x2';
 export type Role = 'all' | 'gateway' | 'worker';
@@ -84,14 +85,11 @@ export function nodeFlags(root: string, script: 'start' | 'gateway' | 'worker'):
 }
 
 async function waitHttp(url: string, proc: Proc, deadlineMs: number): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
+  const up = async () => {
     if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited ${proc.child.exitCode} at start:\n${proc.output()}`);
-    const ok = await fetch(url, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status === 200, () => false);
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${proc.name}: ${url} not ready within ${deadlineMs} ms:\n${proc.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+    return fetch(url, { signal: AbortSignal.timeout(1_000) }).then((r) => r.status === 200, () => false);
+  };
+  await waitFor(up, deadlineMs, () => `${proc.name}: ${url} to answer 200:\n${proc.output()}`, 50);
 }
 
 export interface ServerSetup {

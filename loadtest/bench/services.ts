@@ -14,6 +14,7 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { onCleanup } from './cleanup.js';
 import { freePort } from '../../test/support/ports.js';
+import { waitFor } from '../../test/support/wait.js';
 
 export interface Services {
   databaseUrl: string;
@@ -121,17 +122,19 @@ async function privateRedis(): Promise<{ url: string; pid: number }> {
   const url = `redis://127.0.0.1:${port}`;
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on('error', () => {});
-  const deadline = Date.now() + 10_000;
-  for (;;) {
+  let last = '';
+  const answers = async () => {
+    if (child.exitCode !== null) throw new Error(`redis-server did not start on ${port}: it exited ${child.exitCode}`);
     try {
       await redis.connect();
       await redis.ping();
-      break;
+      return true;
     } catch (error) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`redis-server did not start on ${port}: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      last = (error as Error).message;
+      return false;
     }
-  }
+  };
+  await waitFor(answers, 10_000, () => `redis-server to start on ${port} (last: ${last})`, 50);
   redis.disconnect();
   return { url, pid: child.pid! };
 }

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import type { Frame, TestClient } from './client.js';
+import { waitFor } from './wait.js';
 
 /**
  * The client's events of the thread are seq 1..N with no gap and no duplicate, and equal what the
@@ -66,20 +67,15 @@ export async function ready(base: string, timeoutMs = 15_000): Promise<{ status:
 export async function readyBecomes(base: string, status: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (;;) {
-    const left = deadline - Date.now();
+  const answers = async () => {
     try {
-      const answer = await ready(base, Math.max(1_000, left));
-      if (answer.status === status) return;
+      const answer = await ready(base, Math.max(1_000, deadline - Date.now()));
       last = answer;
+      return answer.status === status;
     } catch (error) {
       last = (error as Error).message;
+      return false;
     }
-    if (Date.now() >= deadline) throw new Error(`/ready did not become ${status} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-    await sleep(100);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  };
+  await waitFor(answers, timeoutMs, () => `/ready to answer ${status}; last: ${JSON.stringify(last)}`, 100);
 }

@@ -14,6 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
 
 const DIR_PREFIX = 'convo-throwaway-';
 
@@ -155,10 +156,6 @@ function tail(file: string, chars = 2_000): string {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** Resolves when `child` has exited, or rejects after `timeoutMs` (the timer keeps the loop alive). */
 function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -255,16 +252,14 @@ export async function startThrowawayRedis(): Promise<ThrowawayRedis> {
       proc.once('spawn', resolve);
       proc.once('error', reject);
     });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    const answers = async () => {
       if (!alive() || child !== proc) throw new Error(`redis-server on port ${port} exited at start:\n${tail(logFile)}`);
-      if (await pingRedis(port)) return;
-      if (Date.now() > deadline) {
-        proc.kill('SIGKILL');
-        throw new Error(`redis-server on port ${port} did not answer PING within 10 s:\n${tail(logFile)}`);
-      }
-      await sleep(20);
-    }
+      return pingRedis(port);
+    };
+    await waitFor(answers, 10_000, () => `redis-server on port ${port} to answer PING:\n${tail(logFile)}`, 20).catch((error: unknown) => {
+      if (alive() && child === proc) proc.kill('SIGKILL');
+      throw error;
+    });
   };
 
   const killSync = () => {
