@@ -26,7 +26,7 @@ import { sleep, waitFor } from './support/wait.js';
 import { appendEvent, type StoredEvent } from '../db/events.repository.js';
 import { RedisBroker } from '../broker/redis-broker.js';
 import { encodeBrokerEvent, threadChannel } from '../broker/index.js';
-import type { Connection } from '../server/connection.js';
+import type { Connection } from '../server/ws/connection.js';
 import type { RunningNode } from '../app/node.js';
 
 const BOUND = 65_536;

@@ -21,6 +21,6 @@ export const authRefresh: FrameHandler<'auth.refresh'> = async (connection, fram
     connection.close(CloseCodes.forbidden, 'token for another identity');
     return;
   }
-  connection.extendUntil(principal.expiresAt);
+  connection.token.extendUntil(principal.expiresAt);
   connection.sendFrame('ack', { token_expires_at: principal.expiresAt.toISOString() }, frame.id);
 };

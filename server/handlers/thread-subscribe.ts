@@ -1,5 +1,5 @@
 import { CloseCodes } from '../../protocol/codes.js';
-import type { Connection } from '../connection.js';
+import type { Connection } from '../ws/connection.js';
 import type { FrameHandler, GatewayServices } from './context.js';
 import { RequestError } from '../errors.js';
 

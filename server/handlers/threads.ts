@@ -1,15 +1,18 @@
 import { createThread, deleteThread, getThread, listThreads, threadHistory, updateThread } from '../operations/threads.js';
 import { searchMessages } from '../operations/search.js';
-import type { ClientFrameType } from '../../protocol/frames.js';
+import type { ClientFrameType, ClientPayloads } from '../../protocol/frames.js';
 import type { FrameHandler, GatewayServices } from './context.js';
 import type { Owner } from '../../db/owner.js';
 
-/** A frame whose answer is the operation's result as the ack payload. */
+/** A frame whose answer is the operation's result as the ack payload; the operation takes that frame's payload. */
 function ackWith<T extends ClientFrameType>(
-  operation: (services: GatewayServices, owner: Owner, input: any) => Promise<object>,
+  operation: (services: GatewayServices, owner: Owner, input: ClientPayloads[T]) => Promise<object>,
 ): FrameHandler<T> {
   return async (connection, frame, services) => {
-    connection.sendFrame('ack', await operation(services, connection.owner, frame.payload), frame.id);
+    const result = await operation(services, connection.owner, frame.payload);
+    // The results are interfaces (protocol/results.ts), which TypeScript does not let stand for the
+    // ack's open `Record<string, unknown>`; a spread is a plain object with the same fields.
+    connection.sendFrame('ack', { ...result }, frame.id);
   };
 }
 

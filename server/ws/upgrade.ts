@@ -9,41 +9,21 @@
  * then a close whose code and reason say what to do (4001 `token_expired` / `unauthenticated`,
  * 4003 `forbidden`, 4008 `rate_limited retry_after_ms=N`, 4503 `unavailable retry_after_ms=N`).
  * Anyone else gets a plain HTTP 401/403/429/503 with a JSON body and no upgrade.
+ * (./handshake-refusal.ts renders the first kind.)
  */
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { CloseCodes, PROTOCOL, httpStatus, type ErrorCode } from '../protocol/codes.js';
-import { newId } from '../db/ids.js';
-import { AuthError, extractCredentials, type Principal, type TokenVerifier } from './auth.js';
+import { PROTOCOL, httpStatus } from '../../protocol/codes.js';
+import { newId } from '../../db/ids.js';
+import { AuthError, extractCredentials, type Principal, type TokenVerifier } from '../auth.js';
 import { Connection, type SocketData } from './connection.js';
-import { sendJson, watchAborted } from './http.js';
-import { errorBody } from './errors.js';
-import { isConnectionError } from '../errors/backing-services.js';
-import { retryAfterSeconds, type RateLimiter } from './rate-limits/index.js';
-import type { TicketStore } from './tickets/index.js';
-import type { CorkHolder } from './cork-holder.js';
-
-/** Why a handshake was refused, rendered as HTTP or as a close after the upgrade. */
-export interface Refusal {
-  code: ErrorCode;
-  message: string;
-  retryAfterMs?: number;
-}
-
-/** The close code that carries a refusal to a client that cannot read HTTP answers. */
-export function refusalCloseCode(code: ErrorCode): number {
-  switch (code) {
-    case 'unauthenticated':
-    case 'token_expired':
-      return CloseCodes.unauthenticated;
-    case 'forbidden':
-      return CloseCodes.forbidden;
-    case 'unavailable':
-      return CloseCodes.unavailable;
-    default:
-      return CloseCodes.policy;
-  }
-}
+import type { Refusal } from './handshake-refusal.js';
+import { sendJson, watchAborted } from '../http.js';
+import { errorBody } from '../errors.js';
+import { isConnectionError } from '../../errors/backing-services.js';
+import { retryAfterSeconds, type RateLimiter } from '../rate-limits/index.js';
+import type { TicketStore } from '../tickets/index.js';
+import type { CorkHolder } from '../cork-holder.js';
 
 export interface UpgradeDeps {
   verifyToken: TokenVerifier;

@@ -67,7 +67,7 @@ export class TokenClock {
       try {
         next.owner.due();
       } catch {
-        // The owner guards its own callback (see Connection); nothing more to do here.
+        // The owner guards its own callback (see TokenLifetime.due); nothing more to do here.
       }
     }
     this.arm();

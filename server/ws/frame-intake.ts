@@ -5,16 +5,16 @@
  * order they were sent, whatever their types; a bounded number may wait), the user's share of
  * requests in flight, and the one place that turns a handler's failure into an `error` frame.
  */
-import { CloseCodes, tooLargeReason } from '../protocol/codes.js';
-import { parseClientFrame } from '../protocol/validate.js';
-import type { ClientFrame } from '../protocol/frames.js';
+import { CloseCodes, tooLargeReason } from '../../protocol/codes.js';
+import { parseClientFrame } from '../../protocol/validate.js';
+import type { ClientFrame } from '../../protocol/frames.js';
 import type { Connection } from './connection.js';
-import { handlers } from './handlers/index.js';
-import type { FrameHandler, GatewayServices } from './handlers/context.js';
-import { classifyFailure } from './errors.js';
+import { handlers } from '../handlers/index.js';
+import type { FrameHandler, GatewayServices } from '../handlers/context.js';
+import { classifyFailure } from '../errors.js';
 import { peekFrameId } from './frame-id.js';
-import { rateLimited, tooManyFrames } from './rate-limits/index.js';
-import type { Config } from '../config/config.js';
+import { rateLimited, tooManyFrames } from '../rate-limits/index.js';
+import type { Config } from '../../config/config.js';
 
 export function createFrameIntake(config: Readonly<Config>, services: GatewayServices) {
   const { limits } = config;
@@ -25,7 +25,7 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
    * 4008, which counts against the user and its address (RATE_LIMIT_POLICY_BLOCK_S).
    */
   function strike(connection: Connection, reason: string): void {
-    if (!connection.countBadFrame(limits.badFramesPer10s) || connection.closed) return;
+    if (!connection.badFrames.strike(limits.badFramesPer10s) || connection.closed) return;
     connection.close(CloseCodes.policy, reason);
     services.rateLimits.policyClosed(connection, connection.principal);
   }
@@ -49,7 +49,7 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
   return function intake(connection: Connection, message: ArrayBuffer, isBinary: boolean): void {
     // Frames already on their way when the socket was closed (4008, 1009) are not looked at.
     if (connection.closed) return;
-    const waitMs = connection.admitFrame(perSecond);
+    const waitMs = connection.frames.admit(perSecond);
     if (waitMs > 0) {
       // Not parsed: the id, if any, comes from the frame's first bytes.
       const refusal = tooManyFrames(perSecond, waitMs);
@@ -73,7 +73,7 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
       return;
     }
     const frame = parsed.frame;
-    if (!connection.enqueue(() => dispatch(connection, frame), limits.maxQueuedFrames)) {
+    if (!connection.inbox.enqueue(() => dispatch(connection, frame), limits.maxQueuedFrames)) {
       const refusal = rateLimited(`Too many frames waiting: at most ${limits.maxQueuedFrames} queued on one connection; wait for answers before sending more`, 100);
       connection.sendError(frame.id, refusal.code, refusal.message, refusal.retryAfterMs);
       strike(connection, 'too many frames waiting');
