@@ -1,4 +1,4 @@
-/** The `rate_limited` refusal every limit answers with, and how its wait is written. */
+/** The `rate_limited` refusals every limit answers with, and how their wait is written. */
 import { RequestError } from '../errors.js';
 
 /** A `rate_limited` refusal whose message names the limit and says when to retry. */
@@ -17,4 +17,31 @@ export function describeWait(ms: number): string {
 /** `Retry-After` (whole seconds, rounded up) for a wait in ms. */
 export function retryAfterSeconds(ms: number): string {
   return String(Math.ceil(Math.max(0, ms) / 1000));
+}
+
+/** How long a client refused for open sockets or active runs should wait: a hint, not a window. */
+export const RETRY_HINT_MS = 1000;
+
+/** The runs-per-user refusal (the count itself is in db/turns.repository.ts). */
+export function tooManyRuns(limit: number): RequestError {
+  return rateLimited(
+    `Too many active runs: at most ${limit} queued or running per user`,
+    RETRY_HINT_MS,
+    `Retry in ${RETRY_HINT_MS / 1000} s, once one has finished (or cancel one).`,
+  );
+}
+
+/** The open-sockets-per-user refusal of a handshake. */
+export function tooManyConnections(limit: number): RequestError {
+  return rateLimited(`Too many open connections: at most ${limit} per user`, RETRY_HINT_MS, `Close one, or retry in ${RETRY_HINT_MS / 1000} s.`);
+}
+
+/** The requests-in-flight refusal: the user's slots are taken and too many already wait for one. */
+export function tooManyInFlight(limit: number): RequestError {
+  return rateLimited(`Too many requests at once: at most ${limit} run at a time per user, and a few more may wait`, 250);
+}
+
+/** The frames-per-second refusal. */
+export function tooManyFrames(limit: number, retryAfterMs: number): RequestError {
+  return rateLimited(`Too many frames: at most ${limit} per second on one connection`, retryAfterMs);
 }
