@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cleanEnv, run, type Child } from './support/process.js';
+import { readyUrl, startNode, type Child } from './support/process.js';
 import { TestClient } from './support/client.js';
 import { signToken } from '../server/auth.js';
 import { createStack } from './support/stack.js';
@@ -33,12 +33,9 @@ test.after(async (ctx) => {
 });
 
 async function start(ctx: Ctx) {
-  const child = run('node', ['--import', 'tsx', 'app/main.ts'], cleanEnv({
-    DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: ctx.secret, LOG_LEVEL: 'warn',
-  }));
+  const child = startNode(undefined, { DATA_DIR: ctx.dataDir, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: ctx.secret, LOG_LEVEL: 'warn' });
   ctx.children.push(child);
-  const [, url] = await child.waitFor(/ready: (ws:\/\/\S+)/, 60_000);
-  return { child, url: url! };
+  return { child, url: await readyUrl(child, 60_000) };
 }
 
 test('SIGKILL mid-turn: the next start ends the run failed (worker_lost) with the streamed text, once', async (ctx) => {

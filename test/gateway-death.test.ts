@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useStack, type StackCtx } from './support/fixture.js';
-import { cleanEnv, run, type Child } from './support/process.js';
+import { readyUrl, startNode, type Child } from './support/process.js';
 import { TestClient } from './support/client.js';
 
 interface Ctx extends StackCtx {
@@ -27,10 +27,9 @@ useStack(test, {
 });
 
 async function startGateway(ctx: Ctx): Promise<{ child: Child; url: string }> {
-  const child = run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'gateway'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'warn' }));
+  const child = startNode('gateway', { ...ctx.stack.env, LOG_LEVEL: 'warn' });
   ctx.gateways.push(child);
-  const [, url] = await child.waitFor(/ready: (ws:\/\/\S+)/, 30_000);
-  return { child, url: url! };
+  return { child, url: await readyUrl(child) };
 }
 
 test('SIGKILL the gateway mid-stream: resume on another gateway with after_seq, nothing missing or doubled', async (ctx) => {

@@ -13,8 +13,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type StackCtx } from './support/fixture.js';
-import { createStack } from './support/stack.js';
-import { restBase, RestClient, type RestResponse } from './support/rest-client.js';
+import { useRestartStack } from './support/restart-fixture.js';
+import { RestClient, type RestResponse } from './support/rest-client.js';
 import type { Frame } from './support/client.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './support/throwaway.js';
 import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes } from './support/run-checks.js';
@@ -30,30 +30,13 @@ const test = suite<Ctx>('postgres restart');
 /** How stale a running run's heartbeat may get before another worker takes it over or fails it. */
 const RUN_STALE_MS = 5_000;
 
-test.before(async (ctx) => {
-  ctx.clients = [];
-  ctx.pg = await startThrowawayPostgres();
-  ctx.stack = await createStack({
+useRestartStack(test, 'pg', {
+  server: startThrowawayPostgres,
+  stack: (pg) => ({
     // The cluster is this suite's alone: its `postgres` database will do, and goes with it.
-    database: { url: ctx.pg.url, name: 'postgres', drop: async () => {} },
+    database: { url: pg.url, name: 'postgres', drop: async () => {} },
     env: { RUN_STALE_MS: String(RUN_STALE_MS) },
-  });
-  ctx.node = await ctx.stack.start();
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBase(ctx.node);
-});
-
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-
-test.after(async (ctx) => {
-  try {
-    if (ctx.pg && !ctx.pg.running) await ctx.pg.start().catch(() => {});
-    await ctx.stack?.close();
-  } finally {
-    await ctx.pg?.close();
-  }
+  }),
 });
 
 function assertUnavailable(frame: Frame, what: string): void {

@@ -16,8 +16,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RunningNode } from '../app/node.js';
 import { connect, type StackCtx } from './support/fixture.js';
-import { createStack } from './support/stack.js';
-import { restBase, RestClient } from './support/rest-client.js';
+import { useRestartStack } from './support/restart-fixture.js';
+import { RestClient } from './support/rest-client.js';
 import { TestClient, type Frame } from './support/client.js';
 import { startThrowawayRedis, type ThrowawayRedis } from './support/throwaway.js';
 import { assertClientMatchesLog, assertRunRebuilds, ready, readyBecomes } from './support/run-checks.js';
@@ -31,29 +31,14 @@ interface Ctx extends StackCtx {
 
 const test = suite<Ctx>('redis restart');
 
-test.before(async (ctx) => {
-  ctx.clients = [];
-  ctx.redis = await startThrowawayRedis();
-  ctx.stack = await createStack({ env: { REDIS_URL: ctx.redis.url } });
+useRestartStack(test, 'redis', {
+  server: startThrowawayRedis,
+  stack: (redis) => ({ env: { REDIS_URL: redis.url } }),
   // Two nodes, as deployed: the gateway and the worker meet only through Redis and Postgres.
-  ctx.node = await ctx.stack.start({ gateway: true, worker: false });
-  ctx.worker = await ctx.stack.start({ gateway: false, worker: true });
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBase(ctx.node);
-});
-
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-
-test.after(async (ctx) => {
-  try {
-    // A test that failed mid-outage: the nodes close cleanly only with Redis there.
-    if (ctx.redis && !ctx.redis.running) await ctx.redis.start().catch(() => {});
-    await ctx.stack?.close();
-  } finally {
-    await ctx.redis?.close();
-  }
+  roles: { gateway: true, worker: false },
+  setup: async (ctx) => {
+    ctx.worker = await ctx.stack.start({ gateway: false, worker: true });
+  },
 });
 
 const deltasOf = (client: TestClient, threadId: string) => client.events(threadId).filter((e) => e.type === 'message_delta').length;

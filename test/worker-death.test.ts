@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useStack, connect, type StackCtx } from './support/fixture.js';
-import { cleanEnv, run, type Child } from './support/process.js';
+import { startNode, type Child } from './support/process.js';
 
 interface Ctx extends StackCtx {
   workers: Child[];
@@ -26,7 +26,7 @@ useStack(test, {
 });
 
 function startWorker(ctx: Ctx): Child {
-  const worker = run(process.execPath, ['--import', 'tsx', 'app/main.ts', 'worker'], cleanEnv({ ...ctx.stack.env, LOG_LEVEL: 'info' }));
+  const worker = startNode('worker', { ...ctx.stack.env, LOG_LEVEL: 'info' });
   ctx.workers.push(worker);
   return worker;
 }

@@ -83,3 +83,20 @@ export function run(command: string, args: string[], env: Record<string, string>
     },
   };
 }
+
+/** The server's entry point, run from source as `npm start` runs its build. */
+export const ENTRY_POINT = 'app/main.ts';
+
+/**
+ * `node --import tsx app/main.ts [role]` with only `env` (over a fresh shell's environment): a
+ * node of the server in a process of its own, for the suites that kill, freeze or restart one.
+ */
+export function startNode(role: 'all' | 'gateway' | 'worker' | undefined, env: Record<string, string>): Child {
+  return run(process.execPath, ['--import', 'tsx', ENTRY_POINT, ...(role ? [role] : [])], cleanEnv(env));
+}
+
+/** Waits for a node's `ready: ws://...` line; returns that WebSocket URL. */
+export async function readyUrl(child: Child, timeoutMs = 30_000): Promise<string> {
+  const [, url] = await child.waitFor(/ready: (ws:\/\/\S+)/, timeoutMs);
+  return url!;
+}
