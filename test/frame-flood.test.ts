@@ -1,3 +1,4 @@
+// @run-alone: asserts ping latency and stalls during a flood (scripts/test.mjs runs it after the others, with nothing beside it)
 /**
  * One user's bad frames cost that user, not the gateway. A gateway runs in a process of its own
  * with the default limits; a flooder in another process (test/support/frame-flooder.ts) opens 30

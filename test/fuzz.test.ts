@@ -1,3 +1,4 @@
+// @run-alone: asserts memory growth and is CPU-heavy (scripts/test.mjs runs it after the others, with nothing beside it)
 /**
  * Fuzz: >10,000 generated and mutated frames against a live gateway, spread over a few sockets.
  * Every frame gets exactly one answer (the error the parser predicts, or the normal ack/pong of a

@@ -1,3 +1,4 @@
+// @run-alone: asserts resume latency under a 1,000-socket storm and is CPU-heavy (scripts/test.mjs runs it after the others, with nothing beside it)
 /**
  * A reconnect storm (Redis backend): 1,000 sockets follow 20 threads whose turns are streaming,
  * all of them drop at once, reconnect and resume with `thread.subscribe { after_seq }`. Every

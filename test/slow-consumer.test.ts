@@ -1,3 +1,4 @@
+// @run-alone: asserts delivery latency and buffer bounds (scripts/test.mjs runs it after the others, with nothing beside it)
 /**
  * Slow consumers and dead peers (Redis backend). A client that stops reading is cut off with 1013
  * once the server holds more than MAX_BUFFERED_BYTES for it, on both delivery paths: live fan-out

@@ -1,3 +1,4 @@
+// @run-alone: asserts a calm user's latency during a flood (scripts/test.mjs runs it after the others, with nothing beside it)
 /**
  * One tenant must not degrade another. A user with 50 messages of 32,000 characters floods
  * `search` (the most expensive request: full-text ranking and snippets) from three sockets at
