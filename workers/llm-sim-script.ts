@@ -3,9 +3,10 @@
  *
  * Pure and deterministic: given a Chat Completions request body (plus the
  * simulator's per-content fault counters), decide what the simulated model
- * answers. No I/O here; llm-sim.ts turns a ReplyPlan into HTTP/SSE.
+ * answers. No I/O here; llm-sim-reply.ts turns a ReplyPlan into HTTP/SSE.
  */
-import { createHash } from 'node:crypto';
+import { calculatorExpression, parseDirectives, stripDirectives, type FaultKind } from './llm-sim-directives.js';
+import { approxTokens, contentText, offeredToolNames, promptTokens, sha, usageOf, type Usage } from './llm-sim-request.js';
 
 export interface SimToolCall {
   id: string;
@@ -30,21 +31,21 @@ export type ReplyPlan =
       timing: ReplyTiming;
       usage: Usage;
     }
-  | { kind: 'tool_calls'; calls: SimToolCall[]; cut: boolean; timing: ReplyTiming; usage: Usage };
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
+  | {
+      kind: 'tool_calls';
+      calls: SimToolCall[];
+      /** Text written before the calls ([[say:...]]), in word-sized pieces; none: content null. */
+      pieces: string[];
+      cut: boolean;
+      timing: ReplyTiming;
+      usage: Usage;
+    };
 
 export interface ScriptDefaults {
   firstTokenDelayMs: number;
   tokenDelayMs: number;
   replyWords: number;
 }
-
-export type FaultKind = '429' | '500' | 'cut' | 'hang' | 'badtool' | 'loop';
 
 const FILLER = [
   'alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel',
@@ -55,81 +56,7 @@ const FILLER = [
   'opal', 'pebble', 'quartz', 'river', 'saffron', 'thistle', 'umber', 'violet',
 ];
 
-const MAX_WORDS = 10_000;
-const MAX_DELAY_MS = 60_000;
 export const BAD_TOOL_ARGUMENTS = '{"broken": tru';
-
-export function sha(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
-
-/** ~4 characters per token, at least 1 for any non-empty string. */
-export function approxTokens(s: string): number {
-  return s.length === 0 ? 0 : Math.max(1, Math.ceil(s.length / 4));
-}
-
-/** Text of a message `content`: a string, or an array of parts whose `text` fields are concatenated. */
-export function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((p) => (p && typeof p === 'object' && typeof (p as any).text === 'string' ? (p as any).text : ''))
-      .join('');
-  }
-  return '';
-}
-
-/**
- * The arithmetic after "calculate": the first run of numbers, operators, parentheses and spaces
- * ("calculate 6*7 please" gives "6*7"); undefined when none with a digit follows.
- */
-export function calculatorExpression(text: string): string | undefined {
-  const after = /\bcalculate\b(.*)/is.exec(text)?.[1];
-  if (after === undefined) return undefined;
-  for (const [run] of after.matchAll(/[\d.+\-*/%^()\s]+/g)) {
-    // A sentence's full stop or a dangling operator is not part of the expression.
-    const expression = run.trim().replace(/[\s.+\-*/%^]+$/, '').trim();
-    if (/\d/.test(expression)) return expression;
-  }
-  return undefined;
-}
-
-export function stripDirectives(s: string): string {
-  return s.replace(/\[\[[\s\S]*?\]\]/g, ' ').replace(/\s+/g, ' ').trim();
-}
-
-interface Directives {
-  words?: number;
-  delay?: number;
-  firstDelay?: number;
-  faults: Array<{ kind: FaultKind; limit?: number; raw: string }>;
-  tools: Array<{ name: string; args: string }>;
-}
-
-export function parseDirectives(text: string): Directives {
-  const d: Directives = { faults: [], tools: [] };
-  const re = /\[\[(\w+):([\s\S]*?)\]\]/g;
-  for (const m of text.matchAll(re)) {
-    const key = m[1]!.toLowerCase();
-    const value = m[2]!.trim();
-    const num = Number(value);
-    if (key === 'words' && Number.isInteger(num)) d.words = Math.min(MAX_WORDS, Math.max(1, num));
-    else if (key === 'delay' && Number.isFinite(num)) d.delay = Math.min(MAX_DELAY_MS, Math.max(0, num));
-    else if (key === 'firstdelay' && Number.isFinite(num)) d.firstDelay = Math.min(MAX_DELAY_MS, Math.max(0, num));
-    else if (key === 'fault') {
-      const fm = /^(429|500|cut|hang|badtool|loop)(?:x(\d+))?$/i.exec(value);
-      if (fm) {
-        const f: Directives['faults'][number] = { kind: fm[1]!.toLowerCase() as FaultKind, raw: value.toLowerCase() };
-        if (fm[2] !== undefined) f.limit = Number(fm[2]);
-        d.faults.push(f);
-      }
-    } else if (key === 'tool') {
-      const tm = /^([A-Za-z0-9_.-]+)(?:\s+([\s\S]*))?$/.exec(value);
-      if (tm) d.tools.push({ name: tm[1]!, args: tm[2]?.trim() || '{}' });
-    }
-  }
-  return d;
-}
 
 /** mulberry32: a small deterministic PRNG; the same seed gives the same sequence. */
 export function mulberry32(seed: number): () => number {
@@ -151,42 +78,6 @@ function rng(seedHex: string): () => number {
 function splitWords(text: string): string[] {
   const words = text.split(' ');
   return words.map((w, i) => (i === 0 ? w : ' ' + w));
-}
-
-function offeredToolNames(body: any): string[] {
-  if (!Array.isArray(body?.tools)) return [];
-  const names: string[] = [];
-  for (const t of body.tools) {
-    const n = t?.function?.name;
-    if (typeof n === 'string') names.push(n);
-  }
-  return names;
-}
-
-function promptTokens(body: any): number {
-  let n = 0;
-  for (const m of body.messages as any[]) {
-    n += 3 + approxTokens(contentText(m?.content));
-    if (Array.isArray(m?.tool_calls)) {
-      for (const c of m.tool_calls) n += approxTokens(String(c?.function?.name ?? '') + String(c?.function?.arguments ?? ''));
-    }
-  }
-  if (Array.isArray(body.tools)) n += approxTokens(JSON.stringify(body.tools));
-  return n;
-}
-
-function usageOf(prompt: number, completion: number): Usage {
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
-
-/** Validates the minimal shape; returns an error message or null. */
-export function validateBody(body: any): string | null {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return 'Request body must be a JSON object.';
-  if (!Array.isArray(body.messages)) return "Missing required parameter: 'messages'.";
-  if (body.messages.some((m: any) => !m || typeof m !== 'object' || typeof m.role !== 'string')) {
-    return "Invalid 'messages': every message must be an object with a string 'role'.";
-  }
-  return null;
 }
 
 /**
@@ -240,8 +131,9 @@ export function planReply(body: any, defaults: ScriptDefaults, faultCounters: Ma
       name: c.name,
       arguments: c.args,
     }));
-    const completion = simCalls.reduce((n, c) => n + approxTokens(c.name + c.arguments), 0);
-    return { kind: 'tool_calls', calls: simCalls, cut, timing, usage: usageOf(prompt, completion) };
+    const said = d.say ?? '';
+    const completion = simCalls.reduce((n, c) => n + approxTokens(c.name + c.arguments), approxTokens(said));
+    return { kind: 'tool_calls', calls: simCalls, pieces: said ? splitWords(said) : [], cut, timing, usage: usageOf(prompt, completion) };
   };
 
   if (toolsAllowed && active.has('loop')) {

@@ -23,35 +23,17 @@
  *   - If the last message is a `tool` message: "The <tool name> tool says <result>."
  *     for each trailing tool result (name from the preceding assistant tool_calls).
  *
- * Directives (anywhere in the most recent `user` message; they are stripped from the echo)
- *   [[words:N]]          reply length in words for this request (1..10000)
- *   [[delay:MS]]         delay between streamed chunks (overrides tokenDelayMs)
- *   [[firstdelay:MS]]    delay before the first chunk (overrides firstTokenDelayMs)
- *   [[tool:NAME ARGS]]   force a call to tool NAME (if offered) with ARGS (raw string,
- *                        default "{}", forwarded verbatim, not validated); repeatable
- *   [[fault:429]]        HTTP 429, headers retry-after: 1 (s) and retry-after-ms, error JSON
- *   [[fault:500]]        HTTP 500 with error JSON
- *   [[fault:cut]]        stream ~half the reply then destroy the socket (no [DONE]);
- *                        non-streaming: half of the JSON body, then destroy
- *   [[fault:hang]]       never answer (until close() or the client aborts)
- *   [[fault:badtool]]    tool call whose arguments are malformed JSON ('{"broken": tru');
- *                        uses the triggered tool, else the first offered tool
- *   [[fault:loop]]       always call the first offered tool with {} (even after tool results)
- *   [[fault:KINDxN]]     count-limited: fault only the first N requests whose most recent
- *                        user message has this exact text, then behave normally
- *                        (per-sim-instance counter; works for every KIND above)
- *   Directives in the most recent user message also apply to follow-up requests
- *   whose last message is a tool result (e.g. loop, cut, 429).
+ * Directives in the user's message steer one reply (length, delays, forced tool calls, faults):
+ * the list is at the top of llm-sim-directives.ts.
  *
- * Token counts (approximation, ~4 chars per token, min 1 for non-empty text):
- *   prompt_tokens = Σ messages (3 + tokens(content text) + tokens(tool call name+args))
- *                   + tokens(JSON of `tools`)
- *   completion_tokens = tokens(reply text) or Σ tokens(tool name + arguments)
+ * Token counts: see llm-sim-request.ts.
  */
 import http from 'node:http';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { planReply, sha, validateBody, type ReplyPlan, type SimToolCall } from './llm-sim-script.js';
+import { planReply } from './llm-sim-script.js';
+import { errorBody, jsonReply, sendJson, streamReply } from './llm-sim-reply.js';
+import { sha, validateBody } from './llm-sim-request.js';
 
 export interface LlmSimOptions {
   host?: string;
@@ -77,37 +59,6 @@ export interface LlmSim {
 }
 
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
-
-function errorBody(message: string, type: string, code: string | null) {
-  return { error: { message, type, param: null, code } };
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-function write(res: http.ServerResponse, data: string): Promise<void> {
-  return new Promise((resolve) => {
-    if (res.destroyed || res.writableEnded) return resolve();
-    res.write(data, () => resolve());
-  });
-}
 
 export async function startLlmSim(opts: LlmSimOptions = {}): Promise<LlmSim> {
   const host = opts.host ?? '127.0.0.1';
@@ -226,84 +177,4 @@ function readBody(req: http.IncomingMessage): Promise<string | null> {
     req.on('end', () => resolve(tooBig ? null : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
-}
-
-type Reply = Exclude<ReplyPlan, { kind: 'hang' } | { kind: 'error' }>;
-
-function toolCallsMessage(calls: SimToolCall[]) {
-  return calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
-}
-
-async function jsonReply(res: http.ServerResponse, plan: Reply, id: string, model: string, headers: Record<string, string>, signal: AbortSignal) {
-  const steps = plan.kind === 'text' ? plan.pieces.length : plan.calls.length;
-  await sleep(plan.timing.firstTokenDelayMs + plan.timing.tokenDelayMs * Math.max(0, steps - 1), signal);
-  if (signal.aborted) return;
-  const message =
-    plan.kind === 'text'
-      ? { role: 'assistant', content: plan.text, refusal: null }
-      : { role: 'assistant', content: null, refusal: null, tool_calls: toolCallsMessage(plan.calls) };
-  const body = {
-    id,
-    object: 'chat.completion',
-    created: Math.floor(Date.now() / 1000),
-    model,
-    system_fingerprint: 'fp_llmsim',
-    choices: [{ index: 0, message, logprobs: null, finish_reason: plan.kind === 'text' ? 'stop' : 'tool_calls' }],
-    usage: plan.usage,
-  };
-  if (!plan.cut) return sendJson(res, 200, body, headers);
-  const text = JSON.stringify(body);
-  res.writeHead(200, { 'content-type': 'application/json', ...headers });
-  await write(res, text.slice(0, Math.floor(text.length / 2)));
-  res.destroy();
-}
-
-async function streamReply(res: http.ServerResponse, plan: Reply, id: string, model: string, body: any, headers: Record<string, string>, signal: AbortSignal) {
-  const includeUsage = body.stream_options?.include_usage === true;
-  const created = Math.floor(Date.now() / 1000);
-  const chunk = (delta: object, finish: string | null) => ({
-    id,
-    object: 'chat.completion.chunk',
-    created,
-    model,
-    system_fingerprint: 'fp_llmsim',
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-    ...(includeUsage ? { usage: null } : {}),
-  });
-
-  const events: object[] = [];
-  if (plan.kind === 'text') {
-    events.push(chunk({ role: 'assistant', content: '', refusal: null }, null));
-    for (const p of plan.pieces) events.push(chunk({ content: p }, null));
-  } else {
-    events.push(chunk({ role: 'assistant', content: null, refusal: null }, null));
-    plan.calls.forEach((c, index) => {
-      events.push(chunk({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, null));
-      const size = Math.max(1, Math.min(8, Math.ceil(c.arguments.length / 3)));
-      for (let i = 0; i < c.arguments.length; i += size) {
-        events.push(chunk({ tool_calls: [{ index, function: { arguments: c.arguments.slice(i, i + size) } }] }, null));
-      }
-    });
-  }
-  events.push(chunk({}, plan.kind === 'text' ? 'stop' : 'tool_calls'));
-  if (includeUsage) {
-    events.push({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_llmsim', choices: [], usage: plan.usage });
-  }
-
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', ...headers });
-  res.flushHeaders();
-  const cutAt = plan.cut ? Math.max(1, Math.floor(events.length / 2)) : Infinity;
-  await sleep(plan.timing.firstTokenDelayMs, signal);
-  for (let i = 0; i < events.length; i++) {
-    if (signal.aborted) return;
-    if (i >= cutAt) {
-      res.destroy();
-      return;
-    }
-    if (i > 0) await sleep(plan.timing.tokenDelayMs, signal);
-    if (signal.aborted) return;
-    await write(res, `data: ${JSON.stringify(events[i])}\n\n`);
-  }
-  await write(res, 'data: [DONE]\n\n');
-  res.end();
 }
