@@ -1,16 +1,14 @@
 /**
- * The uWebSockets.js gateway: handshake auth on GET /v1/ws, frame validation and dispatch, health
- * routes. It stays thin: uWS callbacks hand off to the auth module, the handler table and the
- * fan-out.
+ * The uWebSockets.js gateway, assembled: the WebSocket endpoint on GET /v1/ws (./ws/: handshake,
+ * connections, frame intake; ./fanout/: thread events to sockets) and every HTTP route from the one
+ * route table (./rest/, mounted by ./http/). It stays thin: it builds the parts, listens, and
+ * closes them in order.
  */
 import { uws } from './uws.js';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket } from 'uWebSockets.js';
+import type { TemplatedApp, us_listen_socket, us_socket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { type GatewayServices } from './handlers/context.js';
-import { errorBody } from './errors.js';
-import { guard } from './guard.js';
 import { mountSocketEndpoint } from './ws/socket-endpoint.js';
-import { sendJson } from './http.js';
 import { BatchedReads } from './batched-reads.js';
 import { ThreadFanout } from './fanout/thread-fanout.js';
 import { CorkHolder } from './cork-holder.js';
@@ -18,7 +16,6 @@ import { mountFallback } from './http/fallback.js';
 import { mountRoutes, type RouterOptions } from './http/router.js';
 import { asyncApiDocument, openApiDocument, routeTable, type RouteDeps } from './rest/index.js';
 import { ConfigError, type Config } from '../config/config.js';
-import { metrics } from '../metrics/index.js';
 
 export interface Gateway {
   port: number;
