@@ -5,7 +5,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeltaCoalescer, type RunEmitter } from '../workers/run-emitter.js';
+import { DeltaCoalescer } from '../workers/delta-coalescer.js';
+import type { RunEmitter } from '../workers/run-emitter.js';
 
 function recorder() {
   const deltas: string[] = [];

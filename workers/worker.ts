@@ -8,7 +8,9 @@ import { pruneEventWrites } from '../db/event-writes.repository.js';
 import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
 import { enqueueTakeover } from '../queue/turn-queue.js';
 import { BackgroundTimer } from './background-task.js';
-import { createTurnProcessor, type RunHandle, type TurnDeps } from './turn-processor.js';
+import { ActiveRuns } from './active-runs.js';
+import type { TurnDeps } from './turn/deps.js';
+import { createTurnProcessor } from './turn/processor.js';
 
 /** A run is taken over at most this many times in all; then it ends failed with worker_lost. */
 export const MAX_RUN_ATTEMPTS = 5;
@@ -57,9 +59,9 @@ export interface TurnWorker {
 export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   const { log, db } = options;
   const runStaleMs = options.runStaleMs ?? 30_000;
-  const activeRuns = new Map<string, RunHandle>();
+  const activeRuns = new ActiveRuns();
   const unsubscribeCancel = await options.broker.subscribe(RUN_CANCEL_CHANNEL, (runId) => {
-    activeRuns.get(runId)?.cancel.abort(new Error('cancelled by the user'));
+    activeRuns.cancel(runId, new Error('cancelled by the user'));
   });
   const turnProcessor = createTurnProcessor({ ...options, activeRuns, writeRetryMs: options.writeRetryMs ?? runStaleMs });
   let stopping = false;
@@ -77,7 +79,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     everyMs: Math.max(200, Math.floor(runStaleMs / 6)),
     log,
     risk: `the runs this worker holds look abandoned after ${runStaleMs} ms (RUN_STALE_MS) and other workers take them over`,
-    run: () => beatRuns(db, [...activeRuns.values()].map((run) => run.fence)),
+    run: () => beatRuns(db, activeRuns.fences()),
   });
 
   const sweep = async (olderThanMs = options.strandedAfterMs ?? 10_000) => {
@@ -86,7 +88,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
       await options.queue.enqueue({ runId: run.id, threadId: run.thread_id }, { wake: true });
     }
     for (const run of await staleRuns(db, runStaleMs)) {
-      if (activeRuns.get(run.id)?.fence.attempt === run.attempt) continue; // ours, only slow to beat
+      if (activeRuns.holds(run.id, run.attempt)) continue; // ours, only slow to beat
       if (run.attempt < MAX_RUN_ATTEMPTS) {
         log.warn({ run_id: run.id, thread_id: run.thread_id, attempt: run.attempt }, 'run heartbeat is stale; queuing its takeover');
         await enqueueTakeover(options.queue, { runId: run.id, threadId: run.thread_id }, run.attempt, runStaleMs);
@@ -127,7 +129,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
 
   let closing: Promise<void> | undefined;
   return {
-    activeCount: () => activeRuns.size,
+    activeCount: () => activeRuns.count,
     close() {
       closing ??= (async () => {
         stopping = true;
@@ -137,13 +139,10 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
         const deadline = Date.now() + graceMs;
         // Stop taking new turns first, so the grace period only serves the ones already running.
         const stopped = options.queue.stopConsuming();
-        while (activeRuns.size > 0 && Date.now() < deadline) await sleep(Math.min(100, deadline - Date.now()));
-        if (activeRuns.size > 0) {
-          log.warn({ runs: activeRuns.size, grace_ms: graceMs, release: !!options.releaseOnShutdown }, 'shutdown grace period over; stopping active turns');
-          for (const run of activeRuns.values()) {
-            run.release = !!options.releaseOnShutdown;
-            run.stop.abort(new Error('worker shutting down'));
-          }
+        while (activeRuns.count > 0 && Date.now() < deadline) await sleep(Math.min(100, deadline - Date.now()));
+        if (activeRuns.count > 0) {
+          log.warn({ runs: activeRuns.count, grace_ms: graceMs, release: !!options.releaseOnShutdown }, 'shutdown grace period over; stopping active turns');
+          activeRuns.stopAll(!!options.releaseOnShutdown, new Error('worker shutting down'));
         }
         await stopped;
         await heartbeat.stop();
