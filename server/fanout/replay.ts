@@ -2,7 +2,7 @@
  * The replay half of a socket's join: every event after the socket's `after_seq`, read from the log
  * page by page and written as fast as the client takes them, while the live events that arrive
  * meanwhile wait in the follower's buffer. Once the log is read to its end the buffer is sent
- * on from there; the fan-out then brings the socket level with the live stream (./thread-fanout.ts).
+ * on from there; the socket then catches up with the live stream (./live-delivery.ts).
  */
 import { metrics } from '../../metrics/index.js';
 import type { FanoutParts, Follower, ThreadState } from './thread-state.js';

@@ -11,7 +11,7 @@
  *   (uWS's own maxBackpressure, which would skip it, is set far above that bound).
  *
  * Only thread events travel this way, and only to followers that are level with the live stream
- * (./thread-fanout.ts decides when a socket joins); everything else goes through its
+ * (./live-delivery.ts decides when a socket joins); everything else goes through its
  * Connection.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
