@@ -13,12 +13,6 @@ import { ownedBy, type Owner } from './owner.js';
 import { newId } from './ids.js';
 import { toFrame, type StoredEvent, type WriteFence } from './events.repository.js';
 
-// Kept importable from here for the worker code that still names this file (workers/worker.ts,
-// workers/recovery.ts, workers/turn/outcome.ts, workers/run-emitter.ts, workers/turn-processor.ts):
-// they live in schema.ts and run-liveness.repository.ts. Drop this once those import them there.
-export type { RunOutcome } from './schema.js';
-export { beatRuns, failAbandonedRun, runningRunIds, staleRuns, strandedRuns } from './run-liveness.repository.js';
-
 export type Claim =
   | {
       kind: 'claimed';

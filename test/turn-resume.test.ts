@@ -15,7 +15,7 @@ import * as assert from 'uvu/assert';
 import { createBroker } from '../broker/index.js';
 import { openStore, type Store } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
-import { staleRuns, strandedRuns } from '../db/runs.repository.js';
+import { staleRuns, strandedRuns } from '../db/run-liveness.repository.js';
 import type { ToolCallRecord } from '../db/schema.js';
 import { recordTurn } from '../db/turns.repository.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';

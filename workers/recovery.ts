@@ -7,7 +7,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { failAbandonedRun, runningRunIds } from '../db/runs.repository.js';
+import { failAbandonedRun, runningRunIds } from '../db/run-liveness.repository.js';
 import type { Database } from '../db/schema.js';
 import { RunErrorCodes } from '../protocol/codes.js';
 

@@ -8,7 +8,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { runEventsAfter, type AppendItem, type RunMessage, type StoredEvent, type WriteFence } from '../db/events.repository.js';
 import { isConnectionError } from '../errors/backing-services.js';
-import type { RunOutcome } from '../db/runs.repository.js';
+import type { RunOutcome } from '../db/schema.js';
 import type { Database } from '../db/schema.js';
 import type { EventPayloads, EventType } from '../protocol/frames.js';
 import { UncertainWriteError, type AppendedEvent, type EventLog } from '../events/event-log.js';

@@ -3,7 +3,8 @@
  * heartbeat of the runs it holds, and sweep for runs that nobody is driving any more: queued runs
  * whose job was lost, and running runs whose worker's heartbeat went stale.
  */
-import { beatRuns, failAbandonedRun, nextQueuedRun, staleRuns, strandedRuns } from '../db/runs.repository.js';
+import { nextQueuedRun } from '../db/runs.repository.js';
+import { beatRuns, failAbandonedRun, staleRuns, strandedRuns } from '../db/run-liveness.repository.js';
 import { pruneEventWrites } from '../db/event-writes.repository.js';
 import { RUN_CANCEL_CHANNEL } from '../broker/index.js';
 import { enqueueTakeover } from '../queue/turn-queue.js';

@@ -5,7 +5,7 @@
  */
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Logger } from 'pino';
-import type { RunOutcome } from '../../db/runs.repository.js';
+import type { RunOutcome } from '../../db/schema.js';
 import { RunErrorCodes, type RunErrorCode } from '../../protocol/codes.js';
 
 /** A run failure with the code clients see in `agent_completed.error`. */

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { FencedError, ThreadGoneError } from '../../db/events.repository.js';
-import type { RunOutcome } from '../../db/runs.repository.js';
+import type { RunOutcome } from '../../db/schema.js';
 import type { RunErrorCode } from '../../protocol/codes.js';
 import type { Usage } from '../../protocol/frames.js';
 import { isConnectionError } from '../../errors/backing-services.js';
