@@ -1,9 +1,9 @@
 /**
- * TypeScript types of every v1 frame. Each type has a JSON Schema beside it in `schemas.ts`;
- * the tests validate every frame the server sends against those schemas, so the two cannot drift
- * silently.
+ * TypeScript types of every v1 frame. Each type has a JSON Schema beside it in `schemas.ts`,
+ * checked against it by tsc (`schemaOf<T>()`, typed-schema.ts): a field added to one and not the
+ * other does not compile. The tests also validate every frame the server sends against the schemas.
  */
-import type { ErrorCode, RunErrorCode } from './codes.js';
+import type { ErrorCode, PROTOCOL, RunErrorCode } from './codes.js';
 
 // ---- client → server ---------------------------------------------------------------------------
 
@@ -58,7 +58,7 @@ export interface SessionReadyPayload {
   connection_id: string;
   user_id: string;
   workspace_id: string;
-  protocol: string;
+  protocol: typeof PROTOCOL;
   server_time: string;
   token_expires_at: string;
 }

@@ -9,8 +9,9 @@ import type {
   SearchPayload, ThreadCreatePayload, ThreadDeletePayload, ThreadGetPayload, ThreadHistoryPayload, ThreadListPayload, ThreadUpdatePayload,
 } from './frames.js';
 import type { AgentCreateRequest, AgentUpdateRequest, MessagePostRequest, ThreadPatchRequest } from './requests.js';
+import type { MessageSendResult } from './frames.js';
 import type {
-  CancelResult, HistoryResult, SearchResult, ThreadDeletedResult, ThreadListResult, ThreadView, TicketResult,
+  AgentDeletedResult, AgentListResult, AgentView, CancelResult, SearchResult, ThreadDeletedResult, ThreadListResult, ThreadView, TicketResult,
 } from './results.js';
 
 export const idSchema = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
@@ -86,7 +87,7 @@ export const requestSchemas = {
 
 // ---- resources and results ---------------------------------------------------------------------
 
-export const threadSchema = resource(
+export const threadSchema = schemaOf<ThreadView>()(resource(
   {
     id: idSchema,
     title: { anyOf: [{ type: 'string' }, { type: 'null' }] },
@@ -97,9 +98,9 @@ export const threadSchema = resource(
     updated_at: isoTime,
   },
   ['id', 'title', 'agent_id', 'last_seq', 'archived', 'created_at', 'updated_at'],
-);
+));
 
-export const agentSchema = resource(
+export const agentSchema = schemaOf<AgentView>()(resource(
   {
     id: idSchema,
     workspace_id: { anyOf: [{ type: 'string' }, { type: 'null' }] },
@@ -116,17 +117,18 @@ export const agentSchema = resource(
   },
   // system_prompt is shown to workspace admins only.
   ['id', 'workspace_id', 'name', 'description', 'model', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
-);
+));
 
 const storedEvent = resource({ type: { type: 'string' }, payload: { type: 'object' } }, ['type', 'payload']);
 
 export const resultSchemas = {
   thread: threadSchema,
-  threadList: resource(
+  threadList: schemaOf<ThreadListResult>()(resource(
     { threads: { type: 'array', items: threadSchema }, next_cursor: { anyOf: [{ type: 'string' }, { type: 'null' }] } },
     ['threads', 'next_cursor'],
-  ),
-  threadDeleted: resource({ thread_id: idSchema, deleted: { const: true } }, ['thread_id', 'deleted']),
+  )),
+  threadDeleted: schemaOf<ThreadDeletedResult>()(resource({ thread_id: idSchema, deleted: { const: true } }, ['thread_id', 'deleted'])),
+  // history and events carry stored events as {type, payload}; each payload's own schema is in schemas.ts.
   history: resource(
     { thread_id: idSchema, events: { type: 'array', items: storedEvent }, has_more: { type: 'boolean' } },
     ['thread_id', 'events', 'has_more'],
@@ -135,7 +137,7 @@ export const resultSchemas = {
     { thread_id: idSchema, events: { type: 'array', items: storedEvent }, last_seq: seq },
     ['thread_id', 'events', 'last_seq'],
   ),
-  search: resource(
+  search: schemaOf<SearchResult>()(resource(
     {
       results: {
         type: 'array',
@@ -149,21 +151,21 @@ export const resultSchemas = {
             rank: { type: 'number' },
             created_at: isoTime,
           },
-          ['thread_id', 'message_id', 'role', 'snippet', 'rank', 'created_at'],
+          ['thread_id', 'thread_title', 'message_id', 'role', 'snippet', 'rank', 'created_at'],
         ),
       },
     },
     ['results'],
-  ),
+  )),
   agent: agentSchema,
-  agentList: resource({ agents: { type: 'array', items: agentSchema } }, ['agents']),
-  agentDeleted: resource({ agent_id: idSchema, deleted: { const: true } }, ['agent_id', 'deleted']),
-  sent: resource(
+  agentList: schemaOf<AgentListResult>()(resource({ agents: { type: 'array', items: agentSchema } }, ['agents'])),
+  agentDeleted: schemaOf<AgentDeletedResult>()(resource({ agent_id: idSchema, deleted: { const: true } }, ['agent_id', 'deleted'])),
+  sent: schemaOf<MessageSendResult>()(resource(
     { thread_id: idSchema, message_id: idSchema, run_id: idSchema, deduplicated: { type: 'boolean' } },
     ['thread_id', 'message_id', 'run_id'],
-  ),
-  ticket: resource({ ticket: { type: 'string', minLength: 16 }, expires_at: isoTime }, ['ticket', 'expires_at']),
-  cancelled: resource({ run_id: idSchema, status: { enum: ['cancelled', 'cancelling'] } }, ['run_id', 'status']),
+  )),
+  ticket: schemaOf<TicketResult>()(resource({ ticket: { type: 'string', minLength: 16 }, expires_at: isoTime }, ['ticket', 'expires_at'])),
+  cancelled: schemaOf<CancelResult>()(resource({ run_id: idSchema, status: { enum: ['cancelled', 'cancelling'] } }, ['run_id', 'status'])),
   error: resource(
     { code: { type: 'string' }, message: { type: 'string' }, retry_after_ms: { type: 'integer', minimum: 0 } },
     ['code', 'message'],

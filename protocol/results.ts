@@ -3,7 +3,7 @@
  * `resultSchemas` in `resources.ts`; this file holds types only, so a browser bundle can import it
  * without pulling in a validator.
  */
-import type { RunStatus, ThreadEvent } from './frames.js';
+import type { BusyPolicy, RunStatus, ThreadEvent } from './frames.js';
 
 export interface ThreadView {
   id: string;
@@ -36,3 +36,22 @@ export interface CancelResult { run_id: string; status: Extract<RunStatus, 'canc
 export interface RefreshResult { token_expires_at: string }
 export interface UnsubscribeResult { thread_id: string }
 export interface TicketResult { ticket: string; expires_at: string }
+
+/** An agent as the caller may see it; `system_prompt` only for workspace admins. */
+export interface AgentView {
+  id: string;
+  /** null for the built-in agents. */
+  workspace_id: string | null;
+  name: string;
+  description: string;
+  model: string | null;
+  system_prompt?: string;
+  temperature: number | null;
+  tools: string[];
+  max_tool_iterations: number;
+  busy_policy: BusyPolicy;
+  created_at?: string;
+  updated_at?: string;
+}
+export interface AgentListResult { agents: AgentView[] }
+export interface AgentDeletedResult { agent_id: string; deleted: true }

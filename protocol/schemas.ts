@@ -3,9 +3,15 @@
  * in `frames.ts`. Inbound payloads reject unknown fields so a typo is an error, not silently
  * ignored; outbound schemas allow extra fields so adding one is not a breaking change.
  */
-import { ErrorCodes, RunErrorCodes } from './codes.js';
+import { ErrorCodes, RunErrorCodes, type ErrorCode, type RunErrorCode } from './codes.js';
 import { LIMITS } from './limits.js';
 import { requestSchemas, resultSchemas } from './resources.js';
+import { schemaOf, type Same } from './typed-schema.js';
+import type {
+  AuthRefreshPayload, ClientPayloads, EventBase, EventPayloads, MessageSendPayload, MessageSendResult, PingPayload, RunCancelPayload,
+  ServerPayloads, ThreadSubscribePayload, ThreadSubscribeResult, ThreadUnsubscribePayload,
+} from './frames.js';
+import type { RefreshResult, UnsubscribeResult } from './results.js';
 
 export { LIMITS };
 
@@ -13,10 +19,16 @@ const id = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: 
 const seq = { type: 'integer', minimum: 0, maximum: LIMITS.maxSeq } as const;
 const isoTime = { type: 'string', format: 'date-time' } as const;
 
-function strictObject(properties: Record<string, object>, required: string[] = []) {
+function strictObject<const P extends Record<string, object>, const R extends readonly (keyof P & string)[] = readonly []>(
+  properties: P,
+  required: R = [] as unknown as R,
+) {
   return { type: 'object', properties, required, additionalProperties: false } as const;
 }
-function openObject(properties: Record<string, object>, required: string[] = []) {
+function openObject<const P extends Record<string, object>, const R extends readonly (keyof P & string)[] = readonly []>(
+  properties: P,
+  required: R = [] as unknown as R,
+) {
   return { type: 'object', properties, required, additionalProperties: true } as const;
 }
 
@@ -35,7 +47,7 @@ export const clientEnvelopeSchema = {
 } as const;
 
 export const clientPayloadSchemas = {
-  'message.send': strictObject(
+  'message.send': schemaOf<MessageSendPayload>()(strictObject(
     {
       content: { type: 'string', minLength: 1, maxLength: LIMITS.contentChars },
       thread_id: id,
@@ -44,7 +56,7 @@ export const clientPayloadSchemas = {
       on_busy: { enum: ['enqueue', 'reject', 'interrupt'] },
     },
     ['content'],
-  ),
+  )),
   'thread.create': requestSchemas['thread.create'],
   'thread.list': requestSchemas['thread.list'],
   'thread.get': requestSchemas['thread.get'],
@@ -52,12 +64,16 @@ export const clientPayloadSchemas = {
   'thread.update': requestSchemas['thread.update'],
   'thread.delete': requestSchemas['thread.delete'],
   search: requestSchemas.search,
-  'thread.subscribe': strictObject({ thread_id: id, after_seq: seq }, ['thread_id']),
-  'thread.unsubscribe': strictObject({ thread_id: id }, ['thread_id']),
-  'run.cancel': strictObject({ run_id: id }, ['run_id']),
-  'auth.refresh': strictObject({ token: { type: 'string', minLength: 1, maxLength: LIMITS.tokenChars } }, ['token']),
-  ping: strictObject({}),
+  'thread.subscribe': schemaOf<ThreadSubscribePayload>()(strictObject({ thread_id: id, after_seq: seq }, ['thread_id'])),
+  'thread.unsubscribe': schemaOf<ThreadUnsubscribePayload>()(strictObject({ thread_id: id }, ['thread_id'])),
+  'run.cancel': schemaOf<RunCancelPayload>()(strictObject({ run_id: id }, ['run_id'])),
+  'auth.refresh': schemaOf<AuthRefreshPayload>()(
+    strictObject({ token: { type: 'string', minLength: 1, maxLength: LIMITS.tokenChars } }, ['token']),
+  ),
+  ping: schemaOf<PingPayload>()(strictObject({})),
 } as const;
+// A frame type without a schema, or a schema without a type, does not compile.
+true satisfies Same<keyof typeof clientPayloadSchemas, keyof ClientPayloads>;
 
 // ---- server → client ---------------------------------------------------------------------------
 
@@ -76,24 +92,33 @@ const usage = openObject(
   ['prompt_tokens', 'completion_tokens'],
 );
 
-function eventPayload(properties: Record<string, object>, required: string[], inRun: boolean) {
-  return openObject(
-    { thread_id: id, run_id: id, seq: { type: 'integer', minimum: 1 }, timestamp: isoTime, ...properties },
-    ['thread_id', 'seq', 'timestamp', ...(inRun ? ['run_id'] : []), ...required],
-  );
+const eventBase = { thread_id: id, run_id: id, seq: { type: 'integer', minimum: 1 }, timestamp: isoTime } as const;
+
+/** A thread event's payload: its fields beside thread_id, seq and timestamp (and run_id, optional). */
+function threadEvent<const P extends Record<string, object>, const R extends readonly (keyof P & string)[]>(properties: P, required: R) {
+  return openObject({ ...eventBase, ...properties }, ['thread_id', 'seq', 'timestamp', ...required]);
+}
+/** The payload of an event of a run: run_id is required. */
+function runEvent<const P extends Record<string, object>, const R extends readonly (keyof P & string)[]>(properties: P, required: R) {
+  return openObject({ ...eventBase, ...properties }, ['thread_id', 'seq', 'timestamp', 'run_id', ...required]);
 }
 
+/** What a thread event's payload carries (type-checked against its schema below). */
+type ThreadEventPayload<T extends keyof EventPayloads> = EventBase & EventPayloads[T];
+type RunEventPayload<T extends keyof EventPayloads> = EventBase & { run_id: string } & EventPayloads[T];
+
 export const eventPayloadSchemas = {
-  message_created: eventPayload({ message: messageView }, ['message'], false),
-  agent_started: eventPayload({ agent_id: id, agent_name: { type: 'string' } }, ['agent_id', 'agent_name'], true),
-  agent_thinking: eventPayload({ attempt: { type: 'integer', minimum: 1 }, message_id: id, restarted: { type: 'boolean' } }, [], true),
-  message_delta: eventPayload({ message_id: id, delta: { type: 'string', minLength: 1 } }, ['message_id', 'delta'], true),
-  tool_executing: eventPayload(
+  message_created: schemaOf<ThreadEventPayload<'message_created'>>()(threadEvent({ message: messageView }, ['message'])),
+  agent_started: schemaOf<RunEventPayload<'agent_started'>>()(runEvent({ agent_id: id, agent_name: { type: 'string' } }, ['agent_id', 'agent_name'])),
+  agent_thinking: schemaOf<RunEventPayload<'agent_thinking'>>()(
+    runEvent({ attempt: { type: 'integer', minimum: 1 }, message_id: id, restarted: { type: 'boolean' } }, []),
+  ),
+  message_delta: schemaOf<RunEventPayload<'message_delta'>>()(runEvent({ message_id: id, delta: { type: 'string', minLength: 1 } }, ['message_id', 'delta'])),
+  tool_executing: schemaOf<RunEventPayload<'tool_executing'>>()(runEvent(
     { tool_call_id: { type: 'string', minLength: 1 }, name: { type: 'string', minLength: 1 }, arguments: {} },
     ['tool_call_id', 'name', 'arguments'],
-    true,
-  ),
-  tool_completed: eventPayload(
+  )),
+  tool_completed: schemaOf<RunEventPayload<'tool_completed'>>()(runEvent(
     {
       tool_call_id: { type: 'string', minLength: 1 },
       name: { type: 'string', minLength: 1 },
@@ -102,25 +127,25 @@ export const eventPayloadSchemas = {
       duration_ms: { type: 'number', minimum: 0 },
     },
     ['tool_call_id', 'name', 'result', 'is_error', 'duration_ms'],
-    true,
-  ),
-  agent_completed: eventPayload(
+  )),
+  agent_completed: schemaOf<RunEventPayload<'agent_completed'>>()(runEvent(
     {
       status: { enum: ['completed', 'cancelled', 'failed'] },
       message: messageView,
       usage,
       error: openObject(
-        { code: { enum: Object.keys(RunErrorCodes) }, message: { type: 'string' } },
+        { code: { enum: Object.keys(RunErrorCodes) as RunErrorCode[] }, message: { type: 'string' } },
         ['code', 'message'],
       ),
     },
     ['status', 'message'],
-    true,
-  ),
+  )),
 } as const;
+// An event type without a schema, or a schema without a type, does not compile.
+true satisfies Same<keyof typeof eventPayloadSchemas, keyof EventPayloads>;
 
 export const serverPayloadSchemas = {
-  'session.ready': openObject(
+  'session.ready': schemaOf<ServerPayloads['session.ready']>()(openObject(
     {
       connection_id: id,
       user_id: { type: 'string', minLength: 1 },
@@ -130,32 +155,33 @@ export const serverPayloadSchemas = {
       token_expires_at: isoTime,
     },
     ['connection_id', 'user_id', 'workspace_id', 'protocol', 'server_time', 'token_expires_at'],
-  ),
-  ack: { type: 'object' },
-  error: openObject(
+  )),
+  ack: schemaOf<ServerPayloads['ack']>()({ type: 'object' }),
+  error: schemaOf<ServerPayloads['error']>()(openObject(
     {
-      code: { enum: Object.keys(ErrorCodes) },
+      code: { enum: Object.keys(ErrorCodes) as ErrorCode[] },
       message: { type: 'string', minLength: 1 },
       retryable: { type: 'boolean' },
       retry_after_ms: { type: 'integer', minimum: 0 },
       last_seq: seq,
     },
     ['code', 'message', 'retryable'],
-  ),
-  'auth.expiring': openObject({ expires_at: isoTime }, ['expires_at']),
-  pong: { type: 'object' },
-  thread_deleted: openObject({ thread_id: id, timestamp: isoTime }, ['thread_id', 'timestamp']),
+  )),
+  'auth.expiring': schemaOf<ServerPayloads['auth.expiring']>()(openObject({ expires_at: isoTime }, ['expires_at'])),
+  pong: schemaOf<ServerPayloads['pong']>()({ type: 'object' }),
+  thread_deleted: schemaOf<ServerPayloads['thread_deleted']>()(openObject({ thread_id: id, timestamp: isoTime }, ['thread_id', 'timestamp'])),
   ...eventPayloadSchemas,
 } as const;
+true satisfies Same<keyof typeof serverPayloadSchemas, keyof ServerPayloads | keyof EventPayloads>;
 
 /** Results carried by `ack`, per request type, for clients and tests. */
 export const ackResultSchemas = {
-  'message.send': openObject(
+  'message.send': schemaOf<MessageSendResult>()(openObject(
     { thread_id: id, message_id: id, run_id: id, deduplicated: { type: 'boolean' } },
     ['thread_id', 'message_id', 'run_id'],
-  ),
-  'thread.subscribe': openObject({ thread_id: id, last_seq: seq }, ['thread_id', 'last_seq']),
-  'thread.unsubscribe': openObject({ thread_id: id }, ['thread_id']),
+  )),
+  'thread.subscribe': schemaOf<ThreadSubscribeResult>()(openObject({ thread_id: id, last_seq: seq }, ['thread_id', 'last_seq'])),
+  'thread.unsubscribe': schemaOf<UnsubscribeResult>()(openObject({ thread_id: id }, ['thread_id'])),
   'run.cancel': resultSchemas.cancelled,
   'thread.create': resultSchemas.thread,
   'thread.list': resultSchemas.threadList,
@@ -164,7 +190,7 @@ export const ackResultSchemas = {
   'thread.update': resultSchemas.thread,
   'thread.delete': resultSchemas.threadDeleted,
   search: resultSchemas.search,
-  'auth.refresh': openObject({ token_expires_at: isoTime }, ['token_expires_at']),
+  'auth.refresh': schemaOf<RefreshResult>()(openObject({ token_expires_at: isoTime }, ['token_expires_at'])),
 } as const;
 
 export const serverEnvelopeSchema = {
