@@ -1,87 +1,34 @@
 /**
  * The socket half of the client: one WebSocket at a time, kept open. It asks the token provider
  * before every connect, sends the token as handshake.ts chooses, waits for `session.ready`, reads
- * how a socket ended (refusals.ts) and acts on it: reconnect after a backoff, reconnect at once
- * with a fresh token, or stop. A socket that goes silent is pinged and, without an answer,
- * replaced. What travels on the socket is the client's business (conversation-client.ts); the link
- * only hands frames over.
+ * how a socket ended (refusals.ts) and acts on it (reconnect-policy.ts, which this extends):
+ * reconnect after a backoff, reconnect at once with a fresh token, or stop. A socket that goes
+ * silent is pinged and, without an answer, replaced. What travels on the socket is the client's
+ * business (conversation-client.ts); the link only hands frames over.
  */
 import type { ErrorPayload, SessionReadyPayload } from '../frames.js';
-import { Backoff } from './backoff.js';
 import { ConversationError } from './errors.js';
-import { Handshakes, type Transport } from './handshake.js';
-import { fatalProviderError, judge, judgeBeforeUpgrade, type SocketEnd } from './refusals.js';
-import { openSocket, type HttpRefusal, type WebSocketConstructor, type WebSocketLike } from './socket.js';
-import type { ConnectionStatus, ConversationClientOptions, Refusal, StatusDetail } from './types.js';
+import { ReconnectPolicy, type Attempt, type LinkHooks } from './reconnect-policy.js';
+import { fatalProviderError, type SocketEnd } from './refusals.js';
+import { openSocket, type InboundFrame, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import type { ConversationClientOptions } from './types.js';
 
-/** A frame as it arrives, before anyone has looked at its type. */
-export interface InboundFrame { type?: string; id?: string; payload?: Record<string, unknown> }
-
-export interface LinkHooks {
-  /** `session.ready`: the socket carries requests from now on. */
-  ready(session: SessionReadyPayload): void;
-  /** Every frame after `session.ready`. */
-  frame(frame: InboundFrame): void;
-  /** The socket is gone (whatever happens next): requests on it got no answer. `end`: its close code and reason, if it had any. */
-  lost(end?: { code: number; reason: string }): void;
-  status(status: ConnectionStatus, detail: StatusDetail): void;
-  /** The link stopped: a new connection would be refused the same way. */
-  refused(refusal: Refusal): void;
-  error(error: ConversationError): void;
-}
-
-interface Attempt {
-  socket: WebSocketLike;
-  transport: Transport;
-  /** The upgrade succeeded (`open`): the server has read the token. */
-  opened?: boolean;
-  ready: boolean;
-  http?: HttpRefusal;
-  /** An `error` frame before session.ready: the refusal that the close will confirm. */
-  refusal?: ErrorPayload;
-  timer?: ReturnType<typeof setTimeout>;
-}
-
-export class Link {
-  private readonly backoff: Backoff;
-  private readonly handshakes: Handshakes;
+export class Link extends ReconnectPolicy {
   private readonly Impl: WebSocketConstructor | undefined;
   private attempt?: Attempt;
-  private current: ConnectionStatus = 'idle';
-  /** Set only while a retry is waiting (an `online` event may cut that wait short). */
-  private retryTimer?: ReturnType<typeof setTimeout>;
   /** Counts open() calls: one that finds a newer one started while it awaited gives up. */
   private generation = 0;
   private heartbeatTimer?: ReturnType<typeof setInterval>;
   private lastInbound = 0;
   private pings = 0;
-  /** Refresh verdicts in a row without a session: a second one means the new token fails too. */
-  private refreshes = 0;
-  /** The network came back: retry now instead of at the end of the backoff delay. Only while
-   * waiting for a retry; during a handshake it would start a second socket beside the first. */
-  private readonly onOnline = () => {
-    if (this.retryTimer === undefined || this.finished) return;
-    this.clearRetry();
-    void this.open();
-  };
 
-  constructor(private readonly options: ConversationClientOptions, private readonly hooks: LinkHooks) {
-    this.backoff = new Backoff(options.backoff);
-    this.handshakes = new Handshakes(options);
+  constructor(options: ConversationClientOptions, hooks: LinkHooks) {
+    super(options, hooks);
     this.Impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   }
 
-  get status(): ConnectionStatus {
-    return this.current;
-  }
-
-  /** Closed or stopped: nothing reconnects until start(). */
-  get finished(): boolean {
-    return this.current === 'closed' || this.current === 'stopped';
-  }
-
   start(): void {
-    if (this.current === 'connecting' || this.current === 'open' || this.current === 'reconnecting') return;
+    if (this.status === 'connecting' || this.status === 'open' || this.status === 'reconnecting') return;
     (globalThis as { addEventListener?: (type: string, fn: () => void) => void }).addEventListener?.('online', this.onOnline);
     this.backoff.reset();
     this.refreshes = 0;
@@ -105,7 +52,7 @@ export class Link {
     return true;
   }
 
-  private async open(): Promise<void> {
+  protected async open(): Promise<void> {
     const generation = ++this.generation;
     this.clearRetry();
     // One socket at a time: an attempt this one replaces is let go (its requests go back to the queue).
@@ -216,56 +163,12 @@ export class Link {
       this.attempt = undefined;
     }
     clearInterval(this.heartbeatTimer);
-    this.hooks.lost(end.kind === 'close' ? { code: end.code, reason: end.reason } : undefined);
-    if (this.finished) return;
-    const http: SocketEnd | undefined = attempt?.http && { kind: 'http', ...attempt.http };
-    // Before the upgrade, with no refusal to read (or a head too large): the server never read the token.
-    const verdict = attempt && !attempt.opened && (!http || attempt.http!.status === 431)
-      ? judgeBeforeUpgrade(http ?? end, attempt.transport === 'subprotocol', this.handshakes.switchFrom(attempt.transport))
-      : judge(http ?? end);
-    const closeCode = end.kind === 'close' ? end.code : undefined;
-    const httpStatus = attempt?.http?.status ?? (end.kind === 'http' ? end.status : undefined);
-    if (verdict.action === 'stop' || (verdict.action === 'refresh' && this.refreshes >= 1)) {
-      return this.stop({ code: verdict.code ?? 'unauthenticated', message: verdict.message ?? 'Refused.', closeCode, httpStatus });
-    }
-    if (verdict.action === 'refresh') {
-      this.refreshes += 1;
-      this.setStatus('reconnecting', { attempt: this.backoff.attempts, delayMs: 0, code: verdict.code, message: verdict.message, closeCode });
-      void this.open();
-      return;
-    }
-    this.retryLater({ code: verdict.code, message: verdict.message, closeCode }, verdict.atLeastMs);
+    this.afterEnd(attempt, end);
   }
 
-  private retryLater(detail: Omit<StatusDetail, 'attempt'>, atLeastMs = 0): void {
-    const delayMs = this.backoff.next(atLeastMs);
-    this.setStatus('reconnecting', { ...detail, attempt: this.backoff.attempts, delayMs });
-    this.clearRetry();
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.open();
-    }, delayMs);
-  }
-
-  private clearRetry(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-  }
-
-  private stop(refusal: Refusal): void {
-    this.stopTimers();
-    this.setStatus('stopped', { attempt: this.backoff.attempts, code: refusal.code, message: refusal.message, closeCode: refusal.closeCode });
-    this.hooks.refused(refusal);
-  }
-
-  private stopTimers(): void {
+  protected stopTimers(): void {
     this.clearRetry();
     clearInterval(this.heartbeatTimer);
     if (this.attempt) clearTimeout(this.attempt.timer);
-  }
-
-  private setStatus(status: ConnectionStatus, detail: Partial<StatusDetail>): void {
-    this.current = status;
-    this.hooks.status(status, { attempt: 0, ...detail });
   }
 }

@@ -1,20 +1,16 @@
 /**
  * How requests reach the server: in the order they were made (requests.ts keeps them), at most
  * `maxInFlight` on the wire at once, refusals that say "wait" waited out and retried, and no frame
- * larger than the server reads. Each of these is a way the server would otherwise refuse or close:
- * - more than MAX_QUEUED_FRAMES (32) waiting on a connection are refused `rate_limited`, and past
- *   BAD_FRAME_LIMIT refusals the socket is closed with 4008;
- * - a frame over MAX_FRAME_BYTES closes the socket with 1009, and resending it after the reconnect
- *   would close it again, for ever.
+ * larger than the server reads (frame-limit.ts). Each of these is a way the server would otherwise
+ * refuse or close: more than MAX_QUEUED_FRAMES (32) waiting on a connection are refused
+ * `rate_limited`, and past BAD_FRAME_LIMIT refusals the socket is closed with 4008; a frame over
+ * MAX_FRAME_BYTES closes it with 1009.
  */
-import { parseTooLargeReason } from '../codes.js';
 import type { ClientFrameType, ClientPayloads } from '../frames.js';
 import { ConversationError } from './errors.js';
+import { FrameLimit } from './frame-limit.js';
 import { RequestBook, type PendingRequest } from './requests.js';
 import type { ConversationClientOptions } from './types.js';
-
-/** The server's MAX_FRAME_BYTES unless told otherwise. */
-const DEFAULT_MAX_FRAME_BYTES = 65_536;
 
 /** Requests that may be written again after a drop without changing their effect. */
 const RESENDABLE: ReadonlySet<ClientFrameType> = new Set<ClientFrameType>([
@@ -33,8 +29,7 @@ export interface QueueHooks {
 
 export class RequestQueue {
   readonly book = new RequestBook();
-  /** The largest frame the server reads, as far as this client knows (lowered by a 1009 close). */
-  private frameLimit: number;
+  private readonly limit: FrameLimit;
   /** Requests on the wire at once: back to one after a rate_limited, then one more per answer. */
   private window: number;
   /** A rate_limited refusal holds the whole queue until then (the limit is the connection's). */
@@ -42,7 +37,7 @@ export class RequestQueue {
   private pauseTimer?: ReturnType<typeof setTimeout>;
 
   constructor(private readonly options: ConversationClientOptions, private readonly hooks: QueueHooks) {
-    this.frameLimit = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.limit = new FrameLimit(this.book, options.maxFrameBytes);
     this.window = this.maxInFlight;
   }
 
@@ -56,7 +51,7 @@ export class RequestQueue {
       timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs ?? 15_000,
     });
     // Too large for the server: refused now, offline too, instead of a 1009 close later.
-    if (this.fits(request)) this.pump();
+    if (this.limit.admit(request)) this.pump();
     return promise;
   }
 
@@ -85,23 +80,11 @@ export class RequestQueue {
   }
 
   /**
-   * The socket is gone. After a 1009 close, a frame on the wire was over the server's limit, which
-   * the reason names (`frame over N bytes`): requests over it are rejected instead of resent.
-   * Without a readable limit, the largest request on the wire is taken to be the one.
+   * The socket is gone: requests on the wire go back to the queue, or fail. `tooLarge`: it closed
+   * with 1009, and the request that was too large is rejected instead of resent.
    */
   lost(tooLarge?: { reason: string }): void {
-    if (tooLarge) {
-      const onWire = this.book.all().filter((r) => r.state === 'sent');
-      const limit = parseTooLargeReason(tooLarge.reason) ?? NaN;
-      let found = false;
-      if (Number.isInteger(limit) && limit > 0) {
-        this.frameLimit = Math.min(this.frameLimit, limit);
-        // Every request over the limit now known, waiting or on the wire.
-        found = this.book.all().filter((r) => !this.fits(r)).some((r) => r.state === 'sent');
-      }
-      const largest = onWire.sort((a, b) => b.bytes - a.bytes)[0];
-      if (!found && largest && this.book.get(largest.id)) this.rejectTooLarge(largest, largest.bytes);
-    }
+    if (tooLarge) this.limit.closedTooLarge(tooLarge.reason);
     this.book.disconnected();
   }
 
@@ -120,14 +103,10 @@ export class RequestQueue {
     while (this.book.inFlight < this.window) {
       const request = this.book.next();
       if (!request) return;
-      const text = frameText(request);
-      const bytes = utf8Length(text);
-      if (bytes > this.frameLimit) {
-        this.rejectTooLarge(request, bytes);
-        continue;
-      }
-      if (!this.hooks.write(text)) return;
-      this.book.sent(request, bytes, (late) => {
+      const frame = this.limit.admit(request);
+      if (!frame) continue;
+      if (!this.hooks.write(frame.text)) return;
+      this.book.sent(request, frame.bytes, (late) => {
         this.book.settle(late.id, new ConversationError('request_timeout', `No answer to ${late.type} within ${late.timeoutMs} ms.`, true));
         this.hooks.timedOut();
         this.pump();
@@ -164,30 +143,4 @@ export class RequestQueue {
     this.pump();
     return true;
   }
-
-  /** Rejects at once a request whose frame is over the limit (it would close the socket with 1009). */
-  private fits(request: PendingRequest): boolean {
-    const bytes = utf8Length(frameText(request));
-    if (bytes <= this.frameLimit) return true;
-    this.rejectTooLarge(request, bytes);
-    return false;
-  }
-
-  private rejectTooLarge(request: PendingRequest, bytes: number): void {
-    this.book.settle(request.id, new ConversationError('too_large', `The ${request.type} frame is ${bytes} bytes of UTF-8; the server reads at most ${this.frameLimit}.`));
-  }
-}
-
-function frameText(request: PendingRequest): string {
-  return JSON.stringify({ type: request.type, id: request.id, payload: request.payload() });
-}
-
-/** UTF-8 size of a string, counted without encoding it (a surrogate pair counts 2 + 1 + 1). */
-export function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit >= 0x80) bytes += unit >= 0x800 && (unit < 0xd800 || unit > 0xdfff) ? 2 : 1;
-  }
-  return bytes;
 }

@@ -6,6 +6,9 @@
  */
 import type { ErrorPayload } from '../frames.js';
 
+/** A frame as it arrives, before anyone has looked at its type. */
+export interface InboundFrame { type?: string; id?: string; payload?: Record<string, unknown> }
+
 /** The part of the WebSocket API the client uses. */
 export interface WebSocketLike {
   readonly readyState: number;
