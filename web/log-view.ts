@@ -1,11 +1,14 @@
 /**
- * The message log of one thread: keyed items (chat-view.ts) kept in place and updated where they
+ * The message log of one thread: keyed items (log-items.ts) kept in place and updated where they
  * changed; the reader's scroll position respected (follows the bottom only when the reader is
  * there); the way to older history, by scrolling up or by a button; and `aria-busy` on the log
  * while a page of history lands, so a screen reader does not read out a whole page as news.
  */
 import type { OutboxEntry, ThreadState } from '../protocol/client/index.js';
-import { createView, el, itemsOf, type ItemView } from './chat-view.js';
+import { el } from './dom.js';
+import { itemsOf, type Item, type ItemView } from './log-items.js';
+import { TurnView } from './turn-view.js';
+import { UserView } from './user-view.js';
 
 export class LogView {
   private readonly rendered = new Map<string, ItemView>();
@@ -80,4 +83,9 @@ export class LogView {
     button.addEventListener('click', () => this.wantOlder());
     return button;
   }
+}
+
+/** The view of a new item: a user message or a turn. */
+function createView(item: Item): ItemView {
+  return item.kind === 'user' ? new UserView() : new TurnView();
 }
