@@ -32,7 +32,11 @@ function routerAnswers(route: Route<never>): Record<number, ResponseDoc> {
   else if (route.params || route.query) out[400] = error('A path or query parameter is not valid (the message names it).');
   if (route.auth === 'bearer') {
     out[401] = error('No bearer token, or one that does not verify or has expired.');
-    out[429] = error('Too many requests (RATE_LIMIT_REST_PER_SEC) or too many at once (RATE_LIMIT_IN_FLIGHT_PER_USER).', RETRY_AFTER);
+    const limits = [
+      ...(route.rateLimited !== false ? ['too many requests (RATE_LIMIT_REST_PER_SEC)'] : []),
+      ...(route.inFlight !== false ? ['too many at once (RATE_LIMIT_IN_FLIGHT_PER_USER)'] : []),
+    ];
+    if (limits.length > 0) out[429] = error(`${limits.join(' or ')}.`.replace(/^t/, 'T'), RETRY_AFTER);
   }
   if (route.body) out[413] = error('The body is over the size limit (MAX_FRAME_BYTES).');
   out[500] = error('An unexpected failure; details are in the server log.');

@@ -99,10 +99,18 @@ export interface RouteSpec<P, Q, B, Auth extends 'bearer' | 'none', D> {
   /** `bearer`: a JWT in `Authorization` (401 without); counted by RATE_LIMIT_REST_PER_SEC. */
   auth: Auth;
   /**
-   * Counts against RATE_LIMIT_IN_FLIGHT_PER_USER while it runs (`bearer` routes only).
+   * Counts against RATE_LIMIT_REST_PER_SEC (`bearer` routes only).
+   * @defaultValue true
+   */
+  rateLimited?: boolean;
+  /**
+   * Counts against RATE_LIMIT_IN_FLIGHT_PER_USER while its handler runs (`bearer` routes only; a
+   * stream's writing comes after and holds no slot).
    * @defaultValue true; a long-poll says false: it waits without using the database.
    */
   inFlight?: boolean;
+  /** The largest body it reads. @defaultValue the router's (MAX_FRAME_BYTES) */
+  maxBodyBytes?: number;
   /** Answers carry `access-control-allow-origin: CORS_ORIGIN`; Allow lists OPTIONS (the preflight). */
   cors?: boolean;
   params?: P;

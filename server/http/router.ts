@@ -47,6 +47,7 @@ function handlerFor<D>(route: Route<D>, deps: D, options: RouterOptions, head: b
   const params = route.params ? paramParser(route.params, 'path') : undefined;
   const query = route.query ? paramParser(route.query, 'query') : undefined;
   const body = route.body ? protocolAjv.compile(route.body.schema) : undefined;
+  const maxBodyBytes = route.maxBodyBytes ?? options.maxBodyBytes;
   const common: Record<string, string> = route.cors ? { 'access-control-allow-origin': options.corsOrigin } : {};
   const what = `${head ? 'HEAD' : route.method.toUpperCase()} ${route.path}`;
   if (route.auth === 'bearer' && (!options.verifyToken || !options.rateLimits)) throw new Error(`${what} needs a token verifier and rate limits`);
@@ -71,7 +72,7 @@ function handlerFor<D>(route: Route<D>, deps: D, options: RouterOptions, head: b
           if (error instanceof AuthError) return exchange.fail(error.code, error.message, error.retryAfterMs);
           throw error;
         }
-        await options.rateLimits!.consumeRest(principal);
+        if (route.rateLimited !== false) await options.rateLimits!.consumeRest(principal);
       }
       let value: unknown;
       if (body) {
@@ -130,8 +131,8 @@ function handlerFor<D>(route: Route<D>, deps: D, options: RouterOptions, head: b
     res.onData((chunk, isLast) => {
       if (exchange.done) return;
       size += chunk.byteLength;
-      if (size > options.maxBodyBytes) {
-        exchange.fail('too_large', `The body is over ${options.maxBodyBytes} bytes.`);
+      if (size > maxBodyBytes) {
+        exchange.fail('too_large', `The body is over ${maxBodyBytes} bytes.`);
         return;
       }
       // The chunk is only valid during this callback: copy it.
