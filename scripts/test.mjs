@@ -180,7 +180,9 @@ function recordTimings(result) {
   for (const [file, r] of Object.entries(result?.files ?? {})) {
     if (!r.crashed && r.duration_ms > 0) timings[file] = Math.max(1, Math.round(r.duration_ms / 1000));
   }
-  const sorted = Object.fromEntries(Object.entries(timings).sort(([a], [b]) => a.localeCompare(b)));
+  // Files that are gone are forgotten.
+  const present = Object.entries(timings).filter(([file]) => existsSync(path.join(root, 'test', file)));
+  const sorted = Object.fromEntries(present.sort(([a], [b]) => a.localeCompare(b)));
   writeFileSync(TIMINGS, `${JSON.stringify(sorted, null, 2)}\n`);
   process.stdout.write(`── recorded the durations of ${Object.keys(result?.files ?? {}).length} files in ${path.relative(root, TIMINGS)}\n`);
 }
