@@ -6,6 +6,7 @@
  * after it is deleted: the worker loads a run's agent by id.
  */
 import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { AgentUpdateRequest } from '../protocol/requests.js';
 import type { Agent, Database } from './schema.js';
 import { newId } from './ids.js';
 
@@ -31,17 +32,8 @@ export async function findVisibleAgent(db: Kysely<Database>, workspaceId: string
   return db.selectFrom('agents').selectAll().where('id', '=', agentId).where(visibleIn(workspaceId)).executeTakeFirst();
 }
 
-/** What an admin sets on the workspace's own agent (`tools` stored as JSON). */
-export interface AgentFields {
-  name?: string;
-  description?: string;
-  model?: string | null;
-  system_prompt?: string;
-  temperature?: number | null;
-  tools?: string[];
-  max_tool_iterations?: number;
-  busy_policy?: 'enqueue' | 'reject' | 'interrupt';
-}
+/** What an admin sets on the workspace's own agent (`tools` stored as JSON): the fields of an update request. */
+export type AgentFields = AgentUpdateRequest;
 
 export async function insertAgent(db: Kysely<Database>, workspaceId: string, fields: AgentFields & { name: string }): Promise<Agent> {
   return db

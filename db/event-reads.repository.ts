@@ -7,14 +7,9 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 import { toFrame, type StoredEvent } from './events.repository.js';
 
-/** Events with seq > afterSeq, oldest first. The caller has already checked access to the thread. */
-export async function listEventsAfter(
-  db: Kysely<Database>,
-  threadId: string,
-  afterSeq: number,
-  limit = 1000,
-): Promise<StoredEvent[]> {
-  const rows = await db
+/** The rows of the thread's events with seq > afterSeq, oldest first, at most `limit`. */
+function eventRowsAfter(db: Kysely<Database>, threadId: string, afterSeq: number, limit: number) {
+  return db
     .selectFrom('events')
     .select(['seq', 'type', 'payload'])
     .where('thread_id', '=', threadId)
@@ -22,6 +17,11 @@ export async function listEventsAfter(
     .orderBy('seq')
     .limit(limit)
     .execute();
+}
+
+/** Events with seq > afterSeq, oldest first. The caller has already checked access to the thread. */
+export async function listEventsAfter(db: Kysely<Database>, threadId: string, afterSeq: number, limit = 1000): Promise<StoredEvent[]> {
+  const rows = await eventRowsAfter(db, threadId, afterSeq, limit);
   return rows.map((r) => ({ seq: r.seq, frame: toFrame(r.type, r.payload) }));
 }
 
@@ -32,14 +32,7 @@ export async function listEventPayloadsAfter(
   afterSeq: number,
   limit: number,
 ): Promise<Array<{ type: string; payload: Record<string, unknown> }>> {
-  const rows = await db
-    .selectFrom('events')
-    .select(['seq', 'type', 'payload'])
-    .where('thread_id', '=', threadId)
-    .where('seq', '>', afterSeq)
-    .orderBy('seq')
-    .limit(limit)
-    .execute();
+  const rows = await eventRowsAfter(db, threadId, afterSeq, limit);
   return rows.map((r) => ({ type: r.type, payload: r.payload }));
 }
 
