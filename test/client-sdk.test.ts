@@ -613,6 +613,26 @@ test('a server that closes every connection before the upgrade: connect_failed n
   await completedRun(vic.sdk, ack.thread_id, ack.run_id);
 });
 
+test('close() from a status listener while the client is reconnecting is final: no socket, no token request after it', async (ctx) => {
+  const dropper = await startDroppingFront(ctx.node.gateway!.port);
+  ctx.proxies.push(dropper);
+  const quitter = client(ctx, 'quitter', { url: `ws://127.0.0.1:${dropper.port}/v1/ws` });
+  let closedAt: { lines: number; tokens: number } | undefined;
+  quitter.sdk.on('status', (status) => {
+    if (status === 'reconnecting' && !closedAt) {
+      quitter.sdk.close();
+      closedAt = { lines: dropper.lines.length, tokens: quitter.tokens };
+    }
+  });
+  await waitFor(() => closedAt !== undefined, 5_000, 'the first reconnecting status');
+  // Long past the backoff (20-200 ms) and a token round: nothing more may happen.
+  await sleep(600);
+  assert.is(quitter.sdk.status, 'closed');
+  assert.is(dropper.lines.length, closedAt!.lines, 'no connection after close()');
+  assert.is(quitter.tokens, closedAt!.tokens, 'no token asked for after close()');
+  assert.is(quitter.statuses.at(-1), 'closed', 'closed is the last status');
+});
+
 /** A token of about `bytes` characters: a real one, made long by a claim, as an identity provider with many claims makes them. */
 function longToken(ctx: Ctx, sub: string, bytes: number): Promise<string> {
   return signToken(ctx.stack.secret, { sub, workspace: 'acme', ttlSeconds: 600, extra: { groups: 'g'.repeat(Math.floor((bytes - 200) * 0.75)) } });

@@ -64,6 +64,7 @@ export class Link extends ReconnectPolicy {
       this.hooks.lost();
     }
     this.setStatus(this.backoff.attempts === 0 ? 'connecting' : 'reconnecting', { attempt: this.backoff.attempts });
+    if (this.finished) return; // closed by a status listener
     if (!this.Impl) {
       return this.stop({ code: 'client_closed', message: 'No WebSocket implementation: pass one as options.WebSocket (in Node: the ws package).' });
     }

@@ -95,7 +95,7 @@ export abstract class ReconnectPolicy {
     if (verdict.action === 'refresh') {
       this.refreshes += 1;
       this.setStatus('reconnecting', { attempt: this.backoff.attempts, delayMs: 0, code: verdict.code, message: verdict.message, closeCode });
-      void this.open();
+      if (!this.finished) void this.open(); // a status listener may have closed the client
       return;
     }
     this.retryLater({ code: verdict.code, message: verdict.message, closeCode }, verdict.atLeastMs);
@@ -104,6 +104,8 @@ export abstract class ReconnectPolicy {
   protected retryLater(detail: Omit<StatusDetail, 'attempt'>, atLeastMs = 0): void {
     const delayMs = this.backoff.next(atLeastMs);
     this.setStatus('reconnecting', { ...detail, attempt: this.backoff.attempts, delayMs });
+    // A status listener may have closed the client: close() is final.
+    if (this.finished) return;
     this.clearRetry();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
