@@ -20,8 +20,11 @@ export interface Broker {
   ping(): Promise<void>;
   /** Channels this process is subscribed to (metrics, leak tests). */
   readonly channelCount: number;
-  /** `listener` runs after a lost connection is back: messages in between may be missing. */
-  onReconnect(listener: () => void): void;
+  /**
+   * `listener` runs after a lost connection is back: messages in between may be missing. Returns
+   * the function that removes it.
+   */
+  onReconnect(listener: () => void): () => void;
   /** Safe to call twice. */
   close(): Promise<void>;
 }

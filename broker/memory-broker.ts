@@ -30,7 +30,10 @@ export class MemoryBroker implements Broker {
     return this.table.channelCount;
   }
 
-  onReconnect(): void {}
+  /** In-process: never disconnected. */
+  onReconnect(): () => void {
+    return () => {};
+  }
 
   async close(): Promise<void> {}
 }

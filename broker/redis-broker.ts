@@ -13,7 +13,7 @@ export class RedisBroker implements Broker {
   private readonly table: HandlerTable;
   /** Channels whose SUBSCRIBE has been sent but not yet confirmed. */
   private readonly subscribing = new Map<string, Promise<void>>();
-  private readonly reconnectListeners: Array<() => void> = [];
+  private readonly reconnectListeners = new Set<() => void>();
   private everReady = false;
   /** The publishing connection has been ready once (from then on, commands fail fast while it is down). */
   private pubConnected = false;
@@ -131,8 +131,9 @@ export class RedisBroker implements Broker {
     await this.pub.ping();
   }
 
-  onReconnect(listener: () => void): void {
-    this.reconnectListeners.push(listener);
+  onReconnect(listener: () => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   /** Redis channels this process is subscribed to (for metrics and the leak tests). */

@@ -109,7 +109,8 @@ export const EVENT_TYPES = [
 
 /** What a producer hands to the event log; seq and timestamp are assigned by the store. */
 export type EventDraft<T extends EventType = EventType> = { type: T; run_id?: string; payload: EventPayloads[T] };
-export type ThreadEvent<T extends EventType = EventType> = { type: T; payload: EventBase & EventPayloads[T] };
+/** A stored thread event as sent; a union over the types, so `type` narrows `payload`. */
+export type ThreadEvent<T extends EventType = EventType> = { [K in T]: { type: K; payload: EventBase & EventPayloads[K] } }[T];
 
 export interface ServerPayloads {
   'session.ready': SessionReadyPayload;
