@@ -24,18 +24,27 @@ export async function findThreadsById(db: Kysely<Database>, threadIds: readonly 
 
 /** A new, empty thread bound to `agentId` (the caller has checked the agent is usable). */
 export async function insertThread(db: Kysely<Database>, owner: Owner, input: { agentId: string; title: string | null }): Promise<Thread> {
+  return (await insertThreadWithId(db, owner, { ...input, id: newId('t') }))!;
+}
+
+/**
+ * A new, empty thread with the id a client chose (AG-UI and the AI SDK name their threads), or
+ * undefined when a thread with that id exists already (anyone's).
+ */
+export async function insertThreadWithId(db: Kysely<Database>, owner: Owner, input: { id: string; agentId: string; title: string | null }): Promise<Thread | undefined> {
   return db
     .insertInto('threads')
     .values({
-      id: newId('t'),
+      id: input.id,
       workspace_id: owner.workspaceId,
       user_id: owner.userId,
       agent_id: input.agentId,
       title: input.title,
       archived_at: null,
     })
+    .onConflict((oc) => oc.column('id').doNothing())
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 /** A thread of a list page, with its `updated_at` at full microsecond precision for the cursor. */

@@ -4,7 +4,7 @@ import { listEventsBefore } from '../../db/event-reads.repository.js';
 import { DEFAULT_AGENT_ID, findVisibleAgent } from '../../db/agents.repository.js';
 import { runningRunsOfThread } from '../../db/runs.repository.js';
 import {
-  deleteOwnedThread, findOwnedThread, insertThread, listOwnedThreads, updateOwnedThread,
+  deleteOwnedThread, findOwnedThread, insertThread, insertThreadWithId, listOwnedThreads, updateOwnedThread,
 } from '../../db/threads.repository.js';
 import type { Owner } from '../../db/owner.js';
 import type { Thread } from '../../db/schema.js';
@@ -34,7 +34,10 @@ async function owned(services: GatewayServices, owner: Owner, threadId: string):
   return thread;
 }
 
-export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload): Promise<ThreadView> {
+export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload): Promise<ThreadView>;
+/** With `id`: the thread gets that id, or undefined (the budget refunded) when the id is taken. */
+export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload, id: string): Promise<ThreadView | undefined>;
+export async function createThread(services: GatewayServices, owner: Owner, input: ThreadCreatePayload, id?: string): Promise<ThreadView | undefined> {
   const agentId = input.agent_id ?? DEFAULT_AGENT_ID;
   await services.rateLimits.consumeThread(owner);
   const agent = await findVisibleAgent(services.db, owner.workspaceId, agentId).catch(async (error: unknown) => {
@@ -45,7 +48,27 @@ export async function createThread(services: GatewayServices, owner: Owner, inpu
     await services.rateLimits.refundThread(owner);
     throw new RequestError('not_found', `Agent ${agentId} was not found.`);
   }
-  return threadView(await insertThread(services.db, owner, { agentId: agent.id, title: input.title ?? null }));
+  const fields = { agentId: agent.id, title: input.title ?? null };
+  if (id === undefined) return threadView(await insertThread(services.db, owner, fields));
+  const made = await insertThreadWithId(services.db, owner, { ...fields, id });
+  if (!made) await services.rateLimits.refundThread(owner);
+  return made && threadView(made);
+}
+
+/**
+ * The caller's thread `threadId` for a protocol whose clients name their threads (AG-UI, the AI
+ * SDK): theirs if it exists, else created with that id (bound to `agentId`, or the default agent),
+ * counted as a new thread. Another user's thread is not_found, as if it did not exist.
+ */
+export async function ensureThread(services: GatewayServices, owner: Owner, threadId: string, agentId?: string): Promise<{ thread: ThreadView; created: boolean }> {
+  const found = await findOwnedThread(services.db, threadId, owner);
+  if (found) return { thread: threadView(found), created: false };
+  const made = await createThread(services, owner, { agent_id: agentId }, threadId);
+  if (made) return { thread: made, created: true };
+  // Taken meanwhile: by this owner (a concurrent first request) it is theirs; else not found.
+  const raced = await findOwnedThread(services.db, threadId, owner);
+  if (raced) return { thread: threadView(raced), created: false };
+  throw new RequestError('not_found', `Thread ${threadId} was not found.`);
 }
 
 export async function getThread(services: GatewayServices, owner: Owner, input: ThreadGetPayload): Promise<ThreadView> {
