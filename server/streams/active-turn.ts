@@ -22,7 +22,13 @@ export async function activeTurn(db: Kysely<Database>, threadId: string): Promis
   // The claim lets one run of a thread run at a time, and a thread's queued runs start oldest first.
   const runId = (await runningRunsOfThread(db, threadId))[0] ?? (await nextQueuedRun(db, threadId));
   if (!runId) return undefined;
+  const afterSeq = await runStart(db, threadId, runId);
+  return afterSeq === undefined ? undefined : { runId, afterSeq };
+}
+
+/** The seq before the run's first event, or undefined when the run has none on the thread (it is gone). */
+export async function runStart(db: Kysely<Database>, threadId: string, runId: string): Promise<number | undefined> {
+  // Every run is recorded with its message_created in one transaction.
   const [first] = await runEventsAfter(db, threadId, runId, 0, 1);
-  // Every run is recorded with its message_created in one transaction: a run without one is gone.
-  return first ? { runId, afterSeq: first.seq - 1 } : undefined;
+  return first ? first.seq - 1 : undefined;
 }
