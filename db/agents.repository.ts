@@ -32,7 +32,7 @@ export async function findVisibleAgent(db: Kysely<Database>, workspaceId: string
   return db.selectFrom('agents').selectAll().where('id', '=', agentId).where(visibleIn(workspaceId)).executeTakeFirst();
 }
 
-/** What an admin sets on the workspace's own agent (`tools` stored as JSON): the fields of an update request. */
+/** What an admin sets on the workspace's own agent (`tools` and `require_approval` stored as JSON): the fields of an update request. */
 export type AgentFields = AgentUpdateRequest;
 
 export async function insertAgent(db: Kysely<Database>, workspaceId: string, fields: AgentFields & { name: string }): Promise<Agent> {
@@ -49,6 +49,8 @@ export async function insertAgent(db: Kysely<Database>, workspaceId: string, fie
       tools: JSON.stringify(fields.tools ?? []),
       max_tool_iterations: fields.max_tool_iterations ?? 8,
       busy_policy: fields.busy_policy ?? 'enqueue',
+      require_approval: JSON.stringify(fields.require_approval ?? []),
+      approval_timeout_s: fields.approval_timeout_s ?? 3600,
       deleted_at: null,
     })
     .returningAll()
@@ -57,10 +59,15 @@ export async function insertAgent(db: Kysely<Database>, workspaceId: string, fie
 
 /** Changes the workspace's own agent (never a global one); the caller has found it first. */
 export async function updateWorkspaceAgent(db: Kysely<Database>, workspaceId: string, agentId: string, fields: AgentFields): Promise<Agent> {
-  const { tools, ...rest } = fields;
+  const { tools, require_approval, ...rest } = fields;
   return db
     .updateTable('agents')
-    .set({ ...rest, ...(tools ? { tools: JSON.stringify(tools) } : {}), updated_at: new Date() })
+    .set({
+      ...rest,
+      ...(tools ? { tools: JSON.stringify(tools) } : {}),
+      ...(require_approval ? { require_approval: JSON.stringify(require_approval) } : {}),
+      updated_at: new Date(),
+    })
     .where('id', '=', agentId)
     .where('workspace_id', '=', workspaceId)
     .returningAll()

@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004-batched-event-log.js';
 import * as m0005 from './migrations/0005-agent-description.js';
 import * as m0006 from './migrations/0006-generic-plans.js';
 import * as m0007 from './migrations/0007-event-write-ids.js';
+import * as m0008 from './migrations/0008-tool-waits.js';
 
 /** Migrations are compiled in, not read from a folder, so they work the same from tsx and a bundle. */
 const migrations: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005-agent-description': m0005,
   '0006-generic-plans': m0006,
   '0007-event-write-ids': m0007,
+  '0008-tool-waits': m0008,
 };
 
 /** Every migration's name, in order. */

@@ -2,7 +2,9 @@
  * Whether a run's worker is still there, and what happens to a run whose worker is not. A worker
  * beats the heartbeat of every run it holds; the sweeper finds runs whose beat is stale (their
  * worker died or was cut off: taken over or ended) and queued runs whose wake-up was lost; an
- * embedded node at start-up ends the runs its previous process left running.
+ * embedded node at start-up ends the runs its previous process left running. A waiting run
+ * (waiting_since set: no worker holds it until its answer) is none of these: every query here
+ * leaves it alone.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
@@ -37,11 +39,11 @@ export async function beatRuns(db: Kysely<Database>, fences: WriteFence[]): Prom
   return Number(result.numAffectedRows ?? 0);
 }
 
-/** Running runs whose heartbeat is older than `staleMs`: their worker is gone or cut off. */
+/** Running runs (not waiting) whose heartbeat is older than `staleMs`: their worker is gone or cut off. */
 export async function staleRuns(db: Kysely<Database>, staleMs: number, limit = 100): Promise<Array<{ id: string; thread_id: string; attempt: number }>> {
   const result = await sql<{ id: string; thread_id: string; attempt: number }>`
     select id, thread_id, attempt from runs
-    where status = 'running'
+    where status = 'running' and waiting_since is null
       and ${heartbeatOlderThan(staleMs)}
     order by created_at
     limit ${limit}`.execute(db);
@@ -67,7 +69,7 @@ export async function strandedRuns(db: Kysely<Database>, olderThanMs: number, li
 /**
  * Ends a run that no worker will finish (its worker died): status failed with `code`, the text
  * streamed so far kept as the assistant message, and its one `agent_completed`, in one
- * transaction. Returns the stored event, or undefined when the run was not running.
+ * transaction. Returns the stored event, or undefined when the run was not running (or waits).
  */
 export async function failAbandonedRun(
   db: Kysely<Database>,
@@ -86,6 +88,7 @@ export async function failAbandonedRun(
       .set({ status: 'failed', finished_at: sql`clock_timestamp()`, error: JSON.stringify({ code, message }) })
       .where('id', '=', runId)
       .where('status', '=', 'running')
+      .where('waiting_since', 'is', null)
       // The sweeper's view may be old: only the attempt it saw, and only if still stale.
       .$if(only.attempt !== undefined, (q) => q.where('attempt', '=', only.attempt!))
       .$if(only.staleMs !== undefined, (q) => q.where(heartbeatOlderThan(only.staleMs!)))
@@ -122,8 +125,8 @@ export async function failAbandonedRun(
   });
 }
 
-/** Ids of runs marked running (an embedded node at start-up: all of them are orphans). */
+/** Ids of runs marked running and not waiting (an embedded node at start-up: all of them are orphans). */
 export async function runningRunIds(db: Kysely<Database>): Promise<string[]> {
-  const rows = await db.selectFrom('runs').select('id').where('status', '=', 'running').execute();
+  const rows = await db.selectFrom('runs').select('id').where('status', '=', 'running').where('waiting_since', 'is', null).execute();
   return rows.map((r) => r.id);
 }

@@ -17,6 +17,10 @@ export interface AgentsTable {
   tools: JSONColumnType<string[]>;
   max_tool_iterations: number;
   busy_policy: 'enqueue' | 'reject' | 'interrupt';
+  /** Tools (of `tools`) whose calls wait for the thread owner's approval before they run. */
+  require_approval: ColumnType<string[], string | undefined, string>;
+  /** How long an approval (or a client tool's result) is waited for, in seconds (1..604800). */
+  approval_timeout_s: ColumnType<number, number | undefined, number>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
   /** Soft-deleted: hidden and unusable for new threads; existing threads keep it. */
@@ -86,6 +90,43 @@ export interface RunsTable {
   /** Refreshed by the worker holding a running run; a stale one means the worker is gone. */
   heartbeat_at: Date | null;
   finished_at: Date | null;
+  /**
+   * Set while the run waits for a person or a client (a pending row in tool_waits, or answered
+   * ones not yet resumed): no worker holds it and no job is queued for it until its answer.
+   */
+  waiting_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Tools a frontend offered for this run (AG-UI `RunAgentInput.tools`); null when none. */
+  client_tools: ColumnType<ClientToolDef[] | null, string | null | undefined, string | null>;
+}
+
+/** A tool a frontend offers for one run: called by the model, answered by the client. */
+export interface ClientToolDef {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments. */
+  parameters: Record<string, unknown>;
+}
+
+export type ToolWaitKind = 'approval' | 'client';
+export type ToolWaitStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'answered';
+
+/** A tool call a waiting run waits on (migration 0008): an approval, or a client tool's result. */
+export interface ToolWaitsTable {
+  run_id: string;
+  tool_call_id: string;
+  thread_id: string;
+  kind: ToolWaitKind;
+  tool_name: string;
+  /** The call's arguments as the model gave them (decoded JSON, or the raw text). */
+  arguments: ColumnType<unknown, string, string>;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+  status: ColumnType<ToolWaitStatus, ToolWaitStatus | undefined, ToolWaitStatus>;
+  /** A denial's reason, as the person gave it. */
+  reason: string | null;
+  /** A client tool's result. */
+  result: string | null;
+  answered_at: Date | null;
+  created_at: CreatedAt;
 }
 
 export interface EventsTable {
@@ -111,6 +152,7 @@ export interface Database {
   runs: RunsTable;
   events: EventsTable;
   event_writes: EventWritesTable;
+  tool_waits: ToolWaitsTable;
 }
 
 export type Agent = Selectable<AgentsTable>;
@@ -118,3 +160,4 @@ export type Thread = Selectable<ThreadsTable>;
 export type Message = Selectable<MessagesTable>;
 export type NewMessage = Insertable<MessagesTable>;
 export type Run = Selectable<RunsTable>;
+export type ToolWait = Selectable<ToolWaitsTable>;

@@ -9,7 +9,7 @@ import { newId } from './ids.js';
 import { autoTitle } from './thread-title.js';
 import { toFrame, type StoredEvent } from './events.repository.js';
 import type { Owner } from './owner.js';
-import type { Database } from './schema.js';
+import type { ClientToolDef, Database } from './schema.js';
 import { DEFAULT_AGENT_ID } from './agents.repository.js';
 
 export interface TurnInput {
@@ -21,6 +21,8 @@ export interface TurnInput {
   onBusy?: 'enqueue' | 'reject' | 'interrupt';
   /** RATE_LIMIT_RUNS_PER_USER: refuse (`rate_limited`) when the user already has this many queued or running runs. 0 or absent: no limit. */
   maxActiveRuns?: number;
+  /** Tools the client offers for this run (runs.client_tools), stored in the same transaction. */
+  clientTools?: ClientToolDef[];
 }
 
 export interface RecordedTurn {
@@ -75,13 +77,22 @@ interface TurnRow {
  */
 export async function recordTurn(db: Kysely<Database>, owner: Owner, input: TurnInput): Promise<RecordedTurn> {
   let row: TurnRow;
-  try {
+  const record = async (db: Kysely<Database>) => {
     const { rows } = await sql<{ turn: TurnRow }>`
       select record_turn(
         ${owner.workspaceId}, ${owner.userId}, ${input.threadId ?? null}, ${input.agentId ?? null}, ${DEFAULT_AGENT_ID},
         ${input.content}, ${autoTitle(input.content)}, ${input.clientMessageId ?? null}, ${input.onBusy ?? null},
         ${input.maxActiveRuns ?? 0}::int, ${newId('t')}, ${newId('m')}, ${newId('run')}) as turn`.execute(db);
-    row = rows[0]!.turn;
+    return rows[0]!.turn;
+  };
+  const clientTools = input.clientTools?.length ? JSON.stringify(input.clientTools) : undefined;
+  try {
+    // With client tools, the run is stored with them before any worker can claim it.
+    row = clientTools === undefined ? await record(db) : await db.transaction().execute(async (trx) => {
+      const turn = await record(trx);
+      if (!turn.deduplicated) await trx.updateTable('runs').set({ client_tools: clientTools }).where('id', '=', turn.run_id).execute();
+      return turn;
+    });
   } catch (error) {
     const { code, detail, message } = error as { code?: string; detail?: string; message?: string };
     if (code === TURN_REJECTED) throw new TurnRejected(detail as TurnRejected['code'], message ?? detail ?? 'refused');

@@ -38,6 +38,11 @@ export const ErrorCodes = {
   // -- state ---------------------------------------------------------------------------------
   /** The request conflicts with current state (e.g. cancelling a finished run). */
   conflict: { retryable: false, status: 409, message: 'The request conflicts with the current state.' },
+  /**
+   * The tool call was answered before (approved, denied, expired or cancelled with its run): the
+   * first answer stands. Do not retry; follow the thread's events (`approval_resolved`) for the decision.
+   */
+  already_answered: { retryable: false, status: 409, message: 'The tool call was already answered.' },
   /** A run is active on the thread and the busy policy is `reject`. Retry after it completes. */
   thread_busy: { retryable: true, status: 409, message: 'A run is already active on this thread.' },
   /**

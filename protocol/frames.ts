@@ -27,6 +27,8 @@ export interface SearchPayload { q: string; limit?: number }
 export interface ThreadSubscribePayload { thread_id: string; after_seq?: number }
 export interface ThreadUnsubscribePayload { thread_id: string }
 export interface RunCancelPayload { run_id: string }
+/** The thread owner's answer to an `approval_requested`: the call runs (approved) or the model is told no. */
+export interface ToolApprovePayload { run_id: string; tool_call_id: string; approved: boolean; reason?: string }
 export interface AuthRefreshPayload { token: string }
 export type PingPayload = Record<string, never>;
 
@@ -35,6 +37,7 @@ export interface ClientPayloads {
   'thread.subscribe': ThreadSubscribePayload;
   'thread.unsubscribe': ThreadUnsubscribePayload;
   'run.cancel': RunCancelPayload;
+  'tool.approve': ToolApprovePayload;
   'auth.refresh': AuthRefreshPayload;
   ping: PingPayload;
   'thread.create': ThreadCreatePayload;
@@ -79,6 +82,17 @@ export type Role = 'user' | 'assistant' | 'tool' | 'system';
 export interface MessageView { id: string; role: Role; content: string; run_id?: string | null; created_at?: string }
 export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens?: number }
 export type RunStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+/** How a waited-on tool call was decided (`approval_resolved.status`). */
+export type ApprovalStatus = 'approved' | 'denied' | 'expired' | 'cancelled';
+/** A tool call the run waits on: a person's approval, or a client tool's result. */
+export interface ToolCallRequest {
+  tool_call_id: string;
+  tool_name: string;
+  /** The call's arguments as the model gave them (decoded JSON; the raw text if it was not JSON). */
+  arguments: unknown;
+  /** When the wait ends unanswered: the model is told the request expired. */
+  expires_at: string;
+}
 
 /** Fields every thread event carries. `seq` is per thread, from 1, without gaps. */
 export interface EventBase { thread_id: string; run_id?: string; seq: number; timestamp: string }
@@ -94,6 +108,12 @@ export interface EventPayloads {
   message_delta: { message_id: string; delta: string };
   tool_executing: { tool_call_id: string; name: string; arguments: unknown };
   tool_completed: { tool_call_id: string; name: string; result: string; is_error: boolean; duration_ms: number };
+  /** The run waits (holding no worker) for the thread owner to answer `tool.approve` before the call runs. */
+  approval_requested: ToolCallRequest;
+  /** The decision on an `approval_requested`, stored when it was made (or the request expired, or the run was cancelled). */
+  approval_resolved: { tool_call_id: string; tool_name: string; status: ApprovalStatus; reason?: string };
+  /** The model called a tool the client offered; the run waits for the client's result (stored as tool_completed). */
+  client_tool_requested: ToolCallRequest;
   agent_completed: {
     status: Exclude<RunStatus, 'queued' | 'running'>;
     message: MessageView;
@@ -104,7 +124,7 @@ export interface EventPayloads {
 export type EventType = keyof EventPayloads;
 export const EVENT_TYPES = [
   'message_created', 'agent_started', 'agent_thinking', 'message_delta',
-  'tool_executing', 'tool_completed', 'agent_completed',
+  'tool_executing', 'tool_completed', 'approval_requested', 'approval_resolved', 'client_tool_requested', 'agent_completed',
 ] as const satisfies readonly EventType[];
 
 /** What a producer hands to the event log; seq and timestamp are assigned by the store. */

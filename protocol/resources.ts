@@ -8,10 +8,11 @@ import { schemaOf } from './typed-schema.js';
 import type {
   SearchPayload, ThreadCreatePayload, ThreadDeletePayload, ThreadGetPayload, ThreadHistoryPayload, ThreadListPayload, ThreadUpdatePayload,
 } from './frames.js';
-import type { AgentCreateRequest, AgentUpdateRequest, MessagePostRequest, ThreadPatchRequest } from './requests.js';
-import type { MessageSendResult } from './frames.js';
+import type { AgentCreateRequest, AgentUpdateRequest, ApprovalPostRequest, MessagePostRequest, ThreadPatchRequest } from './requests.js';
+import type { MessageSendResult, ToolApprovePayload } from './frames.js';
 import type {
-  AgentDeletedResult, AgentListResult, AgentView, CancelResult, SearchResult, ThreadDeletedResult, ThreadListResult, ThreadView, TicketResult,
+  AgentDeletedResult, AgentListResult, AgentView, CancelResult, PendingToolCall, RunInfo, SearchResult, ThreadDeletedResult, ThreadListResult,
+  ThreadView, TicketResult, ToolAnswerResult,
 } from './results.js';
 
 export const idSchema = { type: 'string', minLength: 1, maxLength: LIMITS.idLength, pattern: '^[A-Za-z0-9_.:-]+$' } as const;
@@ -20,6 +21,12 @@ const isoTime = { type: 'string', format: 'date-time' } as const;
 const title = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const limit = (max: number) => ({ type: 'integer', minimum: 1, maximum: max }) as const;
 const busyPolicy = { enum: ['enqueue', 'reject', 'interrupt'] } as const;
+/** A tool call's id as the model gave it (providers choose their own format). */
+export const toolCallIdSchema = { type: 'string', minLength: 1, maxLength: LIMITS.idLength } as const;
+const toolNames = { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64, uniqueItems: true } as const;
+/** agents.approval_timeout_s: one second to seven days. */
+const approvalTimeout = { type: 'integer', minimum: 1, maximum: 604_800 } as const;
+const approvalReason = { type: 'string', maxLength: 2_000 } as const;
 
 /** A request: unknown fields are refused, so a typo is an error. */
 export function request<const P extends Record<string, object>, const R extends readonly (keyof P & string)[] = readonly []>(
@@ -58,9 +65,11 @@ export const requestSchemas = {
       model: { type: 'string', minLength: 1, maxLength: 200 },
       system_prompt: { type: 'string', maxLength: 20_000 },
       temperature: { type: 'number', minimum: 0, maximum: 2 },
-      tools: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64, uniqueItems: true },
+      tools: toolNames,
       max_tool_iterations: { type: 'integer', minimum: 1, maximum: 50 },
       busy_policy: busyPolicy,
+      require_approval: toolNames,
+      approval_timeout_s: approvalTimeout,
     },
     ['name'],
   )),
@@ -70,9 +79,11 @@ export const requestSchemas = {
     model: { anyOf: [{ type: 'string', minLength: 1, maxLength: 200 }, { type: 'null' }] },
     system_prompt: { type: 'string', maxLength: 20_000 },
     temperature: { anyOf: [{ type: 'number', minimum: 0, maximum: 2 }, { type: 'null' }] },
-    tools: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 }, maxItems: 64, uniqueItems: true },
+    tools: toolNames,
     max_tool_iterations: { type: 'integer', minimum: 1, maximum: 50 },
     busy_policy: busyPolicy,
+    require_approval: toolNames,
+    approval_timeout_s: approvalTimeout,
   })),
   /** `POST /v1/threads/:id/messages`: message.send without thread_id (it is in the path). */
   'message.post': schemaOf<MessagePostRequest>()(request(
@@ -82,6 +93,15 @@ export const requestSchemas = {
       on_busy: busyPolicy,
     },
     ['content'],
+  )),
+  'tool.approve': schemaOf<ToolApprovePayload>()(request(
+    { run_id: idSchema, tool_call_id: toolCallIdSchema, approved: { type: 'boolean' }, reason: approvalReason },
+    ['run_id', 'tool_call_id', 'approved'],
+  )),
+  /** `POST /v1/runs/:id/approvals`: tool.approve without run_id (it is in the path). */
+  'run.approve': schemaOf<ApprovalPostRequest>()(request(
+    { tool_call_id: toolCallIdSchema, approved: { type: 'boolean' }, reason: approvalReason },
+    ['tool_call_id', 'approved'],
   )),
 } as const;
 
@@ -112,11 +132,18 @@ export const agentSchema = schemaOf<AgentView>()(resource(
     tools: { type: 'array', items: { type: 'string' } },
     max_tool_iterations: { type: 'integer' },
     busy_policy: busyPolicy,
+    require_approval: { type: 'array', items: { type: 'string' } },
+    approval_timeout_s: { type: 'integer' },
     created_at: isoTime,
     updated_at: isoTime,
   },
   // system_prompt is shown to workspace admins only.
-  ['id', 'workspace_id', 'name', 'description', 'model', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy'],
+  ['id', 'workspace_id', 'name', 'description', 'model', 'temperature', 'tools', 'max_tool_iterations', 'busy_policy', 'require_approval', 'approval_timeout_s'],
+));
+
+const pendingToolCall = schemaOf<PendingToolCall>()(resource(
+  { kind: { enum: ['approval', 'client'] }, tool_call_id: toolCallIdSchema, tool_name: { type: 'string' }, arguments: {}, expires_at: isoTime },
+  ['kind', 'tool_call_id', 'tool_name', 'arguments', 'expires_at'],
 ));
 
 const storedEvent = resource({ type: { type: 'string' }, payload: { type: 'object' } }, ['type', 'payload']);
@@ -165,6 +192,22 @@ export const resultSchemas = {
     ['thread_id', 'message_id', 'run_id'],
   )),
   ticket: schemaOf<TicketResult>()(resource({ ticket: { type: 'string', minLength: 16 }, expires_at: isoTime }, ['ticket', 'expires_at'])),
+  run: schemaOf<RunInfo>()(resource(
+    {
+      id: idSchema,
+      thread_id: idSchema,
+      agent_id: idSchema,
+      status: { enum: ['queued', 'running', 'waiting', 'completed', 'cancelled', 'failed'] },
+      created_at: isoTime,
+      finished_at: { anyOf: [isoTime, { type: 'null' }] },
+      pending: { type: 'array', items: pendingToolCall },
+    },
+    ['id', 'thread_id', 'agent_id', 'status', 'created_at', 'finished_at', 'pending'],
+  )),
+  toolAnswer: schemaOf<ToolAnswerResult>()(resource(
+    { run_id: idSchema, tool_call_id: toolCallIdSchema, status: { enum: ['approved', 'denied', 'answered'] } },
+    ['run_id', 'tool_call_id', 'status'],
+  )),
   cancelled: schemaOf<CancelResult>()(resource({ run_id: idSchema, status: { enum: ['cancelled', 'cancelling'] } }, ['run_id', 'status'])),
   error: resource(
     { code: { type: 'string' }, message: { type: 'string' }, retry_after_ms: { type: 'integer', minimum: 0 } },

@@ -3,7 +3,7 @@
  * `resultSchemas` in `resources.ts`; this file holds types only, so a browser bundle can import it
  * without pulling in a validator.
  */
-import type { BusyPolicy, RunStatus, ThreadEvent } from './frames.js';
+import type { BusyPolicy, RunStatus, ThreadEvent, ToolCallRequest } from './frames.js';
 
 export interface ThreadView {
   id: string;
@@ -50,8 +50,29 @@ export interface AgentView {
   tools: string[];
   max_tool_iterations: number;
   busy_policy: BusyPolicy;
+  /** Tools whose calls wait for the thread owner's approval (`approval_requested`). */
+  require_approval: string[];
+  /** Seconds an approval is waited for. */
+  approval_timeout_s: number;
   created_at?: string;
   updated_at?: string;
 }
 export interface AgentListResult { agents: AgentView[] }
 export interface AgentDeletedResult { agent_id: string; deleted: true }
+
+/** A tool call a waiting run waits on: an approval (`tool.approve`) or a client tool's result. */
+export interface PendingToolCall extends ToolCallRequest { kind: 'approval' | 'client' }
+
+/** `GET /v1/runs/{id}`: `waiting` while the run waits for an answer, holding no worker. */
+export interface RunInfo {
+  id: string;
+  thread_id: string;
+  agent_id: string;
+  status: RunStatus | 'waiting';
+  created_at: string;
+  finished_at: string | null;
+  pending: PendingToolCall[];
+}
+
+/** The `ack` of `tool.approve` (and the body of `POST /v1/runs/{id}/approvals`). */
+export interface ToolAnswerResult { run_id: string; tool_call_id: string; status: 'approved' | 'denied' | 'answered' }

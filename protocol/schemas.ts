@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, RunErrorCodes, type ErrorCode, type RunErrorCode } from './codes.js';
 import { LIMITS } from './limits.js';
-import { requestSchemas, resultSchemas } from './resources.js';
+import { requestSchemas, resultSchemas, toolCallIdSchema } from './resources.js';
 import { schemaOf, type Same } from './typed-schema.js';
 import type {
   AuthRefreshPayload, ClientPayloads, EventBase, EventPayloads, MessageSendPayload, MessageSendResult, PingPayload, RunCancelPayload,
@@ -67,6 +67,7 @@ export const clientPayloadSchemas = {
   'thread.subscribe': schemaOf<ThreadSubscribePayload>()(strictObject({ thread_id: id, after_seq: seq }, ['thread_id'])),
   'thread.unsubscribe': schemaOf<ThreadUnsubscribePayload>()(strictObject({ thread_id: id }, ['thread_id'])),
   'run.cancel': schemaOf<RunCancelPayload>()(strictObject({ run_id: id }, ['run_id'])),
+  'tool.approve': requestSchemas['tool.approve'],
   'auth.refresh': schemaOf<AuthRefreshPayload>()(
     strictObject({ token: { type: 'string', minLength: 1, maxLength: LIMITS.tokenChars } }, ['token']),
   ),
@@ -107,6 +108,10 @@ function runEvent<const P extends Record<string, object>, const R extends readon
 type ThreadEventPayload<T extends keyof EventPayloads> = EventBase & EventPayloads[T];
 type RunEventPayload<T extends keyof EventPayloads> = EventBase & { run_id: string } & EventPayloads[T];
 
+/** approval_requested and client_tool_requested: the call the run waits on. */
+const toolCallRequest = { tool_call_id: toolCallIdSchema, tool_name: { type: 'string', minLength: 1 }, arguments: {}, expires_at: isoTime } as const;
+const toolCallRequired = ['tool_call_id', 'tool_name', 'arguments', 'expires_at'] as const;
+
 export const eventPayloadSchemas = {
   message_created: schemaOf<ThreadEventPayload<'message_created'>>()(threadEvent({ message: messageView }, ['message'])),
   agent_started: schemaOf<RunEventPayload<'agent_started'>>()(runEvent({ agent_id: id, agent_name: { type: 'string' } }, ['agent_id', 'agent_name'])),
@@ -128,6 +133,17 @@ export const eventPayloadSchemas = {
     },
     ['tool_call_id', 'name', 'result', 'is_error', 'duration_ms'],
   )),
+  approval_requested: schemaOf<RunEventPayload<'approval_requested'>>()(runEvent(toolCallRequest, toolCallRequired)),
+  approval_resolved: schemaOf<RunEventPayload<'approval_resolved'>>()(runEvent(
+    {
+      tool_call_id: toolCallIdSchema,
+      tool_name: { type: 'string', minLength: 1 },
+      status: { enum: ['approved', 'denied', 'expired', 'cancelled'] },
+      reason: { type: 'string' },
+    },
+    ['tool_call_id', 'tool_name', 'status'],
+  )),
+  client_tool_requested: schemaOf<RunEventPayload<'client_tool_requested'>>()(runEvent(toolCallRequest, toolCallRequired)),
   agent_completed: schemaOf<RunEventPayload<'agent_completed'>>()(runEvent(
     {
       status: { enum: ['completed', 'cancelled', 'failed'] },
@@ -183,6 +199,7 @@ export const ackResultSchemas = {
   'thread.subscribe': schemaOf<ThreadSubscribeResult>()(openObject({ thread_id: id, last_seq: seq }, ['thread_id', 'last_seq'])),
   'thread.unsubscribe': schemaOf<UnsubscribeResult>()(openObject({ thread_id: id }, ['thread_id'])),
   'run.cancel': resultSchemas.cancelled,
+  'tool.approve': resultSchemas.toolAnswer,
   'thread.create': resultSchemas.thread,
   'thread.list': resultSchemas.threadList,
   'thread.get': resultSchemas.thread,

@@ -46,6 +46,16 @@ export function enqueueTakeover(queue: TurnQueue, run: { runId: string; threadId
   );
 }
 
+/**
+ * Queues the resume of a waiting run once its answer is stored (or its wait expired). The key
+ * names the attempt the run parked with: every park moves the attempt on, so a later wait of the
+ * same run gets a job of its own, while everyone resuming this one (two answers racing, the
+ * sweep's expiry) asks for the same job. Only one job claims a waiting run in any case.
+ */
+export function enqueueResume(queue: TurnQueue, run: { runId: string; threadId: string }, parkedAttempt: number): Promise<void> {
+  return queue.enqueue({ runId: run.runId, threadId: run.threadId }, { key: `resume-${parkedAttempt}` });
+}
+
 export interface EnqueueOptions {
   /** Always add a job, even if the run has one pending (wake-ups, the sweeper). */
   wake?: boolean;

@@ -77,6 +77,8 @@ test('a member gets 403 for create, update and delete; an admin creates and upda
     tools: ['calculator'],
     max_tool_iterations: 4,
     busy_policy: 'reject',
+    require_approval: ['calculator'],
+    approval_timeout_s: 600,
   };
   expectError(await ctx.member.post('/v1/agents', input), 403, 'forbidden', 'a member creates');
   assert.is(await agentRows(ctx), rows, 'nothing was created');
@@ -91,8 +93,8 @@ test('a member gets 403 for create, update and delete; an admin creates and upda
   const minimal = await ctx.admin.post('/v1/agents', { name: 'Minimal' });
   assert.equal(minimal.status, 201);
   assert.equal(
-    [minimal.body.description, minimal.body.model, minimal.body.system_prompt, minimal.body.temperature, minimal.body.tools, minimal.body.max_tool_iterations, minimal.body.busy_policy],
-    ['', null, '', null, [], 8, 'enqueue'],
+    [minimal.body.description, minimal.body.model, minimal.body.system_prompt, minimal.body.temperature, minimal.body.tools, minimal.body.max_tool_iterations, minimal.body.busy_policy, minimal.body.require_approval, minimal.body.approval_timeout_s],
+    ['', null, '', null, [], 8, 'enqueue', [], 3600],
     'defaults',
   );
   // Members see what they need to pick and use an agent (name, description, tools, busy policy);
@@ -147,6 +149,24 @@ test('an unknown tool is refused with 400, naming it and the available tools', a
   assert.equal((await ctx.admin.get(`/v1/agents/${ctx.agent.id}`)).body, ctx.agent, 'unchanged');
 
   expectError(await ctx.admin.post('/v1/agents', { name: 'x', tools: 'calculator' }), 400, 'invalid_request', 'tools not a list');
+
+  // require_approval names tools the agent offers, before and after an update.
+  const outside = await ctx.admin.post('/v1/agents', { name: 'Careful', tools: ['get_current_time'], require_approval: ['calculator'] });
+  expectError(outside, 400, 'invalid_request', 'approval for a tool the agent lacks');
+  assert.match(outside.body.message, /require_approval.*calculator.*subset of tools \(get_current_time\)/);
+  assert.is(await agentRows(ctx), rows, 'nothing was created');
+  const dropped = await ctx.admin.patch(`/v1/agents/${ctx.agent.id}`, { tools: ['get_current_time'] });
+  expectError(dropped, 400, 'invalid_request', 'dropping a tool that needs approval');
+  assert.match(dropped.body.message, /calculator/);
+  expectError(await ctx.admin.patch(`/v1/agents/${ctx.agent.id}`, { require_approval: ['teleport'] }), 400, 'invalid_request', 'approval for an unknown tool');
+  for (const approval_timeout_s of [0, 604_801, 1.5]) {
+    expectError(await ctx.admin.patch(`/v1/agents/${ctx.agent.id}`, { approval_timeout_s }), 400, 'invalid_request', `approval_timeout_s ${approval_timeout_s}`);
+  }
+  assert.equal((await ctx.admin.get(`/v1/agents/${ctx.agent.id}`)).body, ctx.agent, 'unchanged');
+  const week = await ctx.admin.patch(`/v1/agents/${ctx.agent.id}`, { require_approval: [], approval_timeout_s: 604_800 });
+  assert.equal([week.status, week.body.require_approval, week.body.approval_timeout_s], [200, [], 604_800]);
+  const back = await ctx.admin.patch(`/v1/agents/${ctx.agent.id}`, { require_approval: ctx.agent.require_approval, approval_timeout_s: ctx.agent.approval_timeout_s });
+  assert.equal({ ...back.body, updated_at: 0 }, { ...ctx.agent, updated_at: 0 });
   expectError(await ctx.admin.post('/v1/agents', { tools: [] }), 400, 'invalid_request', 'no name');
 });
 

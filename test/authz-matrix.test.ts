@@ -117,6 +117,10 @@ const wsMatrix: Record<WsType, Array<Case<object>>> = {
     { name: 'queued run', build: (ids) => ({ run_id: ids.runQueued }), expect: deny },
     { name: 'completed run', build: (ids) => ({ run_id: ids.runDone }), expect: deny },
   ],
+  'tool.approve': [
+    { name: 'running run', build: (ids) => ({ run_id: ids.runRunning, tool_call_id: 'call_owner_0001', approved: true }), expect: deny },
+    { name: 'completed run, denied', build: (ids) => ({ run_id: ids.runDone, tool_call_id: 'call_owner_0001', approved: false, reason: 'no' }), expect: deny },
+  ],
   'auth.refresh': [{ name: 'own token', build: (_ids, a) => ({ token: a.token }), expect: allow }],
   ping: [{ name: '-', build: () => ({}), expect: allow }],
 };
@@ -160,6 +164,13 @@ const restMatrix: Record<string, RestCase[]> = {
     { name: 'running run', build: get((ids) => `/v1/runs/${ids.runRunning}/cancel`), expect: deny },
     { name: 'queued run', build: get((ids) => `/v1/runs/${ids.runQueued}/cancel`), expect: deny },
     { name: 'completed run', build: get((ids) => `/v1/runs/${ids.runDone}/cancel`), expect: deny },
+  ],
+  'GET /v1/runs/:id': [
+    { name: 'running run', build: get((ids) => `/v1/runs/${ids.runRunning}`), expect: deny },
+    { name: 'completed run', build: get((ids) => `/v1/runs/${ids.runDone}`), expect: deny },
+  ],
+  'POST /v1/runs/:id/approvals': [
+    { name: 'running run', build: (ids) => ({ path: `/v1/runs/${ids.runRunning}/approvals`, body: { tool_call_id: 'call_owner_0001', approved: true } }), expect: deny },
   ],
   'GET /v1/search': [
     { name: 'a word of a message', build: get(() => '/v1/search?q=aardvark'), expect: allow, check: (b) => assert.equal(b.results, []) },

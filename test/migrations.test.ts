@@ -15,7 +15,7 @@ import type { Database } from '../db/schema.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { within } from './support/wait.js';
 
-const TABLES = ['agents', 'event_writes', 'events', 'kysely_migration', 'kysely_migration_lock', 'messages', 'runs', 'threads'];
+const TABLES = ['agents', 'event_writes', 'events', 'kysely_migration', 'kysely_migration_lock', 'messages', 'runs', 'threads', 'tool_waits'];
 // Every migration the code defines must run exactly once, whoever runs it.
 const LATEST = MIGRATION_NAMES;
 

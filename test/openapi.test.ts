@@ -19,6 +19,7 @@ import { signToken } from '../server/auth.js';
 import { routeTable } from '../server/rest/index.js';
 import { TestClient } from './support/client.js';
 import { useStack, type StackCtx } from './support/fixture.js';
+import { waitFor } from './support/wait.js';
 
 const Ajv2020 = Ajv2020Module.default;
 const addFormats = addFormatsModule.default;
@@ -168,6 +169,20 @@ test('contract: every operation answers as documented, successes and refusals', 
   await call('pollThreadEvents', 'GET', `/v1/threads/${thread.id}/events?wait_ms=30001`, 400, { token: admin });
   await call('cancelRun', 'POST', `/v1/runs/${sent.run_id}/cancel`, 200, { token: admin });
   await call('cancelRun', 'POST', '/v1/runs/r_missing/cancel', 404, { token: admin });
+  await call('getRun', 'GET', `/v1/runs/${sent.run_id}`, 200, { token: admin });
+  await call('getRun', 'GET', '/v1/runs/r_missing', 404, { token: admin });
+  // A run that waits for an approval, answered once.
+  await call('createAgent', 'POST', '/v1/agents', 400, { token: admin, body: { name: 'Unguarded', tools: [], require_approval: ['calculator'] } });
+  const guarded = await call('createAgent', 'POST', '/v1/agents', 201, { token: admin, body: { name: 'Guarded', tools: ['calculator'], require_approval: ['calculator'] } });
+  const guardedThread = await call('createThread', 'POST', '/v1/threads', 201, { token: admin, body: { agent_id: guarded.id } });
+  const asked = await call('postMessage', 'POST', `/v1/threads/${guardedThread.id}/messages`, 202, { token: admin, body: { content: 'calculate 2*3' } });
+  let run: any;
+  await waitFor(async () => (run = await call('getRun', 'GET', `/v1/runs/${asked.run_id}`, 200, { token: admin })).status === 'waiting', 15_000, 'the run waits');
+  const approval = { tool_call_id: run.pending[0].tool_call_id, approved: true };
+  await call('approveToolCall', 'POST', `/v1/runs/${asked.run_id}/approvals`, 200, { token: admin, body: approval });
+  await call('approveToolCall', 'POST', `/v1/runs/${asked.run_id}/approvals`, 409, { token: admin, body: approval });
+  await call('approveToolCall', 'POST', '/v1/runs/r_missing/approvals', 404, { token: admin, body: approval });
+  await call('approveToolCall', 'POST', `/v1/runs/${asked.run_id}/approvals`, 400, { token: admin, body: { approved: true } });
 
   // ---- search, tickets
   await call('searchMessages', 'GET', '/v1/search?q=contract', 200, { token: admin });

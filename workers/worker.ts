@@ -1,7 +1,7 @@
 /**
  * A worker process's part: consume turns from the queue, listen for cancellations, keep the
- * heartbeat of the runs it holds, and sweep for runs that nobody is driving any more: queued runs
- * whose job was lost, and running runs whose worker's heartbeat went stale.
+ * heartbeat of the runs it holds, and sweep for runs nobody drives: queued runs whose job was
+ * lost, running runs whose heartbeat went stale, waiting runs (tool-wait-sweep.ts).
  */
 import { nextQueuedRun } from '../db/runs.repository.js';
 import { beatRuns, failAbandonedRun, staleRuns, strandedRuns } from '../db/run-liveness.repository.js';
@@ -12,6 +12,8 @@ import { BackgroundTimer } from './background-task.js';
 import { ActiveRuns } from './active-runs.js';
 import type { TurnDeps } from './turn/deps.js';
 import { createTurnProcessor } from './turn/processor.js';
+import { approvalGate } from './turn/approval-gate.js';
+import { sweepToolWaits } from './tool-wait-sweep.js';
 
 /** A run is taken over at most this many times in all; then it ends failed with worker_lost. */
 export const MAX_RUN_ATTEMPTS = 5;
@@ -25,9 +27,9 @@ export const EVENT_WRITES_KEEP_MS = 3_600_000;
 /** The turn processor's dependencies (less what the worker builds itself), plus the worker's own. */
 export interface WorkerOptions extends Omit<TurnDeps, 'activeRuns'> {
   concurrency: number;
-  /** How often to look for stranded queued runs and stale running ones. @defaultValue 5000 */
+  /** How often to sweep for stranded, stale and waiting runs. @defaultValue 5000 */
   sweepIntervalMs?: number;
-  /** A queued run this old with nothing running on its thread is re-enqueued. @defaultValue 10000 */
+  /** A queued run this old with nothing running on its thread (or answered, not resumed) is re-enqueued. @defaultValue 10000 */
   strandedAfterMs?: number;
   /** Re-enqueue every stranded queued run at once on start (a single node after a restart). */
   sweepOnStart?: boolean;
@@ -64,7 +66,9 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   const unsubscribeCancel = await options.broker.subscribe(RUN_CANCEL_CHANNEL, (runId) => {
     activeRuns.cancel(runId, new Error('cancelled by the user'));
   });
-  const turnProcessor = createTurnProcessor({ ...options, activeRuns, writeRetryMs: options.writeRetryMs ?? runStaleMs });
+  // Calls awaiting an approval or a client's result hold no worker.
+  const toolGate = options.toolGate ?? approvalGate(db);
+  const turnProcessor = createTurnProcessor({ ...options, activeRuns, writeRetryMs: options.writeRetryMs ?? runStaleMs, toolGate });
   let stopping = false;
   // A job the queue hands over while this worker is stopping (fetched just as it stopped
   // consuming) is given back unclaimed: the queue retries it elsewhere, and the run stays queued.
@@ -84,6 +88,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   });
 
   const sweep = async (olderThanMs = options.strandedAfterMs ?? 10_000) => {
+    await sweepToolWaits(options, olderThanMs);
     for (const run of await strandedRuns(db, olderThanMs)) {
       log.info({ run_id: run.id, thread_id: run.thread_id }, 're-enqueuing a stranded run');
       await options.queue.enqueue({ runId: run.id, threadId: run.thread_id }, { wake: true });
@@ -116,7 +121,7 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
     task: 'sweep',
     everyMs: options.sweepIntervalMs ?? 5_000,
     log,
-    risk: 'queued runs whose job was lost stay queued, and runs of dead workers are not taken over',
+    risk: 'lost jobs are not queued again, dead workers\' runs not taken over, expired waits not ended',
     run: () => sweep(),
   });
 
@@ -154,7 +159,5 @@ export async function startWorker(options: WorkerOptions): Promise<TurnWorker> {
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -4,7 +4,7 @@
  * does not know (a newer server) is kept in the log and changes nothing.
  */
 import type { EventPayloads, EventType, MessageView, ThreadEvent } from '../frames.js';
-import type { ChatMessage, RunView, ThreadState } from './thread-state.js';
+import type { ChatMessage, PendingCall, RunView, ThreadState } from './thread-state.js';
 
 type Reducers = { [T in EventType]: (state: ThreadState, payload: ThreadEvent<T>['payload']) => void };
 
@@ -58,8 +58,20 @@ const reducers: Reducers = {
     tool.status = p.is_error ? 'error' : 'completed';
     tool.result = p.result;
     tool.durationMs = p.duration_ms;
-    // The model reads the result next.
+    // The model reads the result next (a client tool's result ends the run's wait).
     run.thinking = true;
+    settle(run, p.tool_call_id);
+  },
+  approval_requested(state, p) {
+    wait(runOf(state, p.run_id), 'approval', p);
+  },
+  approval_resolved(state, p) {
+    const run = runOf(state, p.run_id);
+    settle(run, p.tool_call_id);
+    run.thinking = p.status !== 'cancelled';
+  },
+  client_tool_requested(state, p) {
+    wait(runOf(state, p.run_id), 'client', p);
   },
   agent_completed(state, p) {
     const run = runOf(state, p.run_id);
@@ -68,6 +80,7 @@ const reducers: Reducers = {
     run.messageId = p.message.id;
     if (p.error) run.error = p.error;
     if (p.usage) run.usage = p.usage;
+    run.pending = undefined;
     abandonTools(run);
     // The stored message is the final word on the text (the deltas joined equal it).
     const message = upsertMessage(state, { ...p.message, run_id: p.run_id ?? p.message.run_id }, p.seq);
@@ -87,8 +100,22 @@ function runOf(state: ThreadState, runId: string | undefined): RunView {
   const id = runId ?? '';
   let run = state.runs[id];
   if (!run) state.runs[id] = run = { runId: id, status: 'running', thinking: false, tools: [] };
-  if (run.status === 'queued' || run.status === 'running') state.activeRunId = id;
+  if (run.status === 'queued' || run.status === 'running' || run.status === 'waiting') state.activeRunId = id;
   return run;
+}
+
+/** The run waits (holding no worker) for the call to be answered. */
+function wait(run: RunView, kind: PendingCall['kind'], p: { tool_call_id: string; tool_name: string; arguments: unknown; expires_at: string }): void {
+  run.status = 'waiting';
+  run.thinking = false;
+  run.pending = { kind, toolCallId: p.tool_call_id, toolName: p.tool_name, arguments: p.arguments, expiresAt: p.expires_at };
+}
+
+/** The call the run waited on is answered: it goes on. */
+function settle(run: RunView, toolCallId: string): void {
+  if (run.pending?.toolCallId !== toolCallId) return;
+  run.pending = undefined;
+  run.status = 'running';
 }
 
 /** Tools still running when their attempt or run ended: no result will come. */

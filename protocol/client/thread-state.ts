@@ -19,9 +19,26 @@ export interface ToolActivity {
   durationMs?: number;
 }
 
+/**
+ * A tool call a run waits on (its status is `waiting` meanwhile, and it holds no worker): an
+ * approval the thread's owner gives with `client.approve(runId, toolCallId, approved, reason?)`,
+ * or a result for a tool the client offered. Set by approval_requested / client_tool_requested,
+ * cleared by approval_resolved / the call's tool_completed, or when the run ends.
+ */
+export interface PendingCall {
+  kind: 'approval' | 'client';
+  toolCallId: string;
+  toolName: string;
+  arguments: unknown;
+  /** When it expires unanswered (the model is then told so and the run goes on). */
+  expiresAt: string;
+}
+
 export interface RunView {
   runId: string;
-  status: RunStatus;
+  /** `waiting`: the run waits for `pending` to be answered. */
+  status: RunStatus | 'waiting';
+  pending?: PendingCall;
   agentId?: string;
   agentName?: string;
   /** The model is working and no text is streaming yet (or it resumed after a tool call). */

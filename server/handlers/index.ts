@@ -4,6 +4,7 @@ import { threadSubscribe, threadUnsubscribe } from './thread-subscribe.js';
 import { ping } from './ping.js';
 import { authRefresh } from './auth-refresh.js';
 import { runCancel } from './run-cancel.js';
+import { toolApprove } from './tool-approve.js';
 import { search, threadCreate, threadDelete, threadGet, threadHistoryHandler, threadList, threadUpdate } from './threads.js';
 
 /** Frame type → handler. A type missing here cannot pass validation either. */
@@ -12,6 +13,7 @@ export const handlers: HandlerTable = {
   'thread.subscribe': threadSubscribe,
   'thread.unsubscribe': threadUnsubscribe,
   'run.cancel': runCancel,
+  'tool.approve': toolApprove,
   'auth.refresh': authRefresh,
   ping,
   'thread.create': threadCreate,

@@ -30,6 +30,8 @@ export function agentView(agent: Agent, principal: Principal, adminRole: string)
     tools: agent.tools,
     max_tool_iterations: agent.max_tool_iterations,
     busy_policy: agent.busy_policy,
+    require_approval: agent.require_approval,
+    approval_timeout_s: agent.approval_timeout_s,
     created_at: agent.created_at.toISOString(),
     updated_at: agent.updated_at.toISOString(),
   };
@@ -47,6 +49,18 @@ function checkTools(services: GatewayServices, tools: string[] | undefined): voi
     throw new RequestError(
       'invalid_request',
       `Unknown tool${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Available: ${services.toolNames.join(', ')}.`,
+    );
+  }
+}
+
+/** `require_approval` names only tools the agent offers (after the change, for an update). */
+function checkApproval(tools: string[], requireApproval: string[]): void {
+  const outside = requireApproval.filter((name) => !tools.includes(name));
+  if (outside.length > 0) {
+    throw new RequestError(
+      'invalid_request',
+      `require_approval names ${outside.length > 1 ? 'tools' : 'a tool'} the agent does not offer: ${outside.join(', ')}. ` +
+        `It must be a subset of tools (${tools.join(', ') || 'none'}).`,
     );
   }
 }
@@ -70,6 +84,7 @@ export async function getAgent(services: GatewayServices, principal: Principal, 
 export async function createAgent(services: GatewayServices, principal: Principal, input: AgentInput & { name: string }) {
   requireAdmin(services, principal);
   checkTools(services, input.tools);
+  checkApproval(input.tools ?? [], input.require_approval ?? []);
   const agent = await insertAgent(services.db, principal.workspaceId, input);
   return agentView(agent, principal, services.adminRole);
 }
@@ -84,7 +99,8 @@ async function ownAgent(services: GatewayServices, principal: Principal, agentId
 export async function updateAgent(services: GatewayServices, principal: Principal, agentId: string, input: AgentInput) {
   requireAdmin(services, principal);
   checkTools(services, input.tools);
-  await ownAgent(services, principal, agentId);
+  const current = await ownAgent(services, principal, agentId);
+  checkApproval(input.tools ?? current.tools, input.require_approval ?? current.require_approval);
   const agent = await updateWorkspaceAgent(services.db, principal.workspaceId, agentId, input);
   return agentView(agent, principal, services.adminRole);
 }

@@ -7,7 +7,7 @@ import { idPath } from './params.js';
 
 const notFound = refusal('No such agent visible to this workspace.');
 const adminOnly = refusal("The token lacks the admin role (JWT_ADMIN_ROLE, default 'admin'), or the agent is built in and read-only.");
-const unknownTool = 'The body is not valid JSON, breaks the schema, or names an unknown tool.';
+const unknownTool = 'The body is not valid JSON, breaks the schema, names an unknown tool, or require_approval names a tool outside tools.';
 
 export const agentRoutes = [
   route({
@@ -28,7 +28,7 @@ export const agentRoutes = [
     operationId: 'createAgent',
     tags: ['agents'],
     summary: 'Create an agent (admin)',
-    description: 'Creates an agent in the caller\'s workspace. Needs the admin role.',
+    description: 'Creates an agent in the caller\'s workspace. Calls to the tools in `require_approval` (a subset of `tools`) wait for the thread owner\'s approval, up to `approval_timeout_s` (default 3600). Needs the admin role.',
     auth: 'bearer',
     cors: true,
     body: { schema: requestSchemas['agent.create'], description: 'The new agent; `name` is required.' },

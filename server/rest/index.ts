@@ -13,6 +13,7 @@ import { agentRoutes } from './agents.routes.js';
 import { components } from './components.js';
 import type { RouteDeps } from './deps.js';
 import { messageRoutes } from './messages.routes.js';
+import { runRoutes } from './runs.routes.js';
 import { searchRoutes } from './search.routes.js';
 import { systemRoutes } from './system.routes.js';
 import { threadRoutes } from './threads.routes.js';
@@ -24,6 +25,7 @@ export type { RouteDeps } from './deps.js';
 export const routeTable: readonly Route<RouteDeps>[] = [
   ...threadRoutes,
   ...messageRoutes,
+  ...runRoutes,
   ...searchRoutes,
   ...ticketRoutes,
   ...agentRoutes,

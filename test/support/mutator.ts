@@ -37,6 +37,7 @@ export function basePayloads(refs: { threadId: string; token: string }): Record<
     'thread.subscribe': { thread_id: refs.threadId, after_seq: 0 },
     'thread.unsubscribe': { thread_id: refs.threadId },
     'run.cancel': { run_id: 'run_fuzz_missing' },
+    'tool.approve': { run_id: 'run_fuzz_missing', tool_call_id: 'call_fuzz', approved: true, reason: 'fuzz' },
     'auth.refresh': { token: refs.token },
     ping: {},
   };

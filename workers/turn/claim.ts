@@ -6,7 +6,7 @@
  */
 import { claimRun } from '../../db/runs.repository.js';
 import type { StoredEvent, WriteFence } from '../../db/events.repository.js';
-import type { Agent, Message } from '../../db/schema.js';
+import type { Agent, ClientToolDef, Message } from '../../db/schema.js';
 import { claimParkedRun, type TurnUsage } from '../../db/turn-state.repository.js';
 import type { TurnContext, TurnJob } from '../../queue/turn-queue.js';
 import type { TurnDeps } from './deps.js';
@@ -28,6 +28,8 @@ export interface TurnStart {
   opened: StoredEvent[];
   /** The thread's messages as the claim read them, oldest first: the context. */
   messages: Message[];
+  /** Tools the client offered for this run (runs.client_tools): offered to the model beside the agent's. */
+  clientTools: ClientToolDef[];
   /** A parked run resumed: the answer's text and the model's usage so far (its pending calls are in `messages`). */
   resumed?: { text: string; usage: TurnUsage };
 }
@@ -54,6 +56,7 @@ export async function claimTurn(deps: TurnDeps, job: TurnJob, ctx: TurnContext):
       afterSeq: claim.thread.last_seq,
       opened: claim.opened ?? [],
       messages: claim.messages ?? [],
+      clientTools: claim.run.client_tools ?? [],
     };
   }
   // A running run may be parked: a plain job naming it resumes it (a takeover job never does, so a
@@ -71,6 +74,7 @@ export async function claimTurn(deps: TurnDeps, job: TurnJob, ctx: TurnContext):
         afterSeq: parked.thread.last_seq,
         opened: [],
         messages: parked.messages,
+        clientTools: parked.run.client_tools ?? [],
         resumed: { text: parked.text, usage: parked.usage },
       };
     }

@@ -14,9 +14,26 @@ import { ToolError } from '../tools/registry.js';
 import type { ProcessorDeps } from './deps.js';
 
 /**
+ * The call's arguments as clients are shown them: decoded JSON, or the raw text when it is not
+ * JSON or decodes to text Postgres cannot store (a lone surrogate such as "\ud800"; `unfit` says
+ * why, and the call is answered with an error result).
+ */
+export function shownArguments(call: ToolCallRecord): { args: unknown; unfit: string | null } {
+  let args: unknown = call.function.arguments;
+  try {
+    args = JSON.parse(call.function.arguments || '{}');
+  } catch {
+    // Malformed arguments are shown as sent; the registry reports them to the model.
+  }
+  const unfit = findUnstorable(args, 'arguments');
+  return { args: unfit ? call.function.arguments : args, unfit };
+}
+
+/**
  * Runs one tool call between its two events. A tool's failure is its result, not the run's; so is
  * a tool still running after `toolTimeoutMs` (its signal aborts, and the turn stops waiting for it
  * even if it ignores the signal). With `answer` the tool does not run: that is its (error) result.
+ * With `refused` the call never started (denied, expired): only its tool_completed is stored.
  */
 export async function runTool(
   deps: ProcessorDeps,
@@ -28,21 +45,26 @@ export async function runTool(
     calls?: RunMessage;
     /** The call's result as the tool gate gave it: the tool is not run. */
     answer?: string;
+    /** The call was refused before it started: its (error) result, with no tool_executing. */
+    refused?: string;
   } = {},
 ): Promise<string> {
-  let args: unknown = call.function.arguments;
-  try {
-    args = JSON.parse(call.function.arguments || '{}');
-  } catch {
-    // Malformed arguments are shown as sent; the registry reports them to the model.
+  // A refusal of a call whose step is not stored yet (cannot happen after a park) goes the long
+  // way: tool_executing stores the step's assistant message.
+  if (options.refused !== undefined && !options.calls) {
+    const result = wellFormed(options.refused);
+    await emitter.emit(
+      'tool_completed',
+      { tool_call_id: call.id, name: call.function.name, result, is_error: true, duration_ms: 0 },
+      { id: newId('m'), role: 'tool', content: result, tool_call_id: call.id },
+    );
+    return result;
   }
-  // Arguments that decode to text Postgres cannot store (a lone surrogate such as "\ud800") are
-  // shown as the raw text, made well-formed, and answered with an error result: the run goes on.
-  const unfit = findUnstorable(args, 'arguments');
-  if (unfit) args = call.function.arguments;
+  // Arguments that decode to text Postgres cannot store are answered with an error result: the run goes on.
+  const { args, unfit } = shownArguments(call);
   await emitter.emit('tool_executing', { tool_call_id: call.id, name: call.function.name, arguments: args }, options.calls);
   const started = performance.now();
-  const answer = unfit ? `Error: the tool's ${unfit}; call it again with valid text.` : options.answer;
+  const answer = unfit ? `Error: the tool's ${unfit}; call it again with valid text.` : options.answer ?? options.refused;
   if (answer !== undefined) {
     const result = wellFormed(answer);
     await emitter.emit(

@@ -13,7 +13,7 @@ import type { RunEmitter } from '../run-emitter.js';
 import type { TurnStart } from './claim.js';
 import type { ProcessorDeps } from './deps.js';
 import type { ChatMessage } from './model-step.js';
-import { runTool } from './tool-call.js';
+import { runTool, shownArguments } from './tool-call.js';
 
 export interface RoundScope {
   deps: ProcessorDeps;
@@ -24,6 +24,8 @@ export interface RoundScope {
   signal: AbortSignal;
   /** The model's usage so far, kept by a park. */
   usage: TurnUsage;
+  /** Names of the tools the client offered (and the agent does not have): their calls wait for the client. */
+  clientTools: ReadonlySet<string>;
   log: Logger;
 }
 
@@ -49,15 +51,22 @@ export async function runToolRound(scope: RoundScope, round: RoundCalls): Promis
       prompt.push({ role: 'tool', tool_call_id: call.id, content: known });
       continue;
     }
-    const verdict = deps.toolGate ? await deps.toolGate({ runId: start.runId, threadId: start.threadId, agent: start.agent, call }) : 'run';
-    if (verdict === 'stop') {
+    const clientTool = scope.clientTools.has(call.function.name);
+    const verdict = deps.toolGate ? await deps.toolGate({ runId: start.runId, threadId: start.threadId, agent: start.agent, call, clientTool }) : 'run';
+    if (verdict === 'stop' || (typeof verdict === 'object' && 'wait' in verdict)) {
       // A cancel that came meanwhile ends the run instead.
       signal.throwIfAborted();
-      await parkRun(deps.db, start.threadId, start.fence, { message: asked, usage: scope.usage });
-      scope.log.info({ tool: call.function.name, tool_call_id: call.id }, 'run parked before a tool call; a later job resumes it');
+      const wait = verdict === 'stop' ? undefined : {
+        kind: verdict.wait.kind, toolCallId: call.id, toolName: call.function.name, arguments: shownArguments(call).args, timeoutS: verdict.wait.timeoutS,
+      };
+      const request = await parkRun(deps.db, start.threadId, start.fence, { message: asked, usage: scope.usage, wait });
+      // Stored with the park: published now, after every earlier event of the run (all stored and published).
+      if (request) await deps.events.publish(start.threadId, [request]);
+      scope.log.info({ tool: call.function.name, tool_call_id: call.id, waits_for: wait?.kind }, 'run parked before a tool call; a later job resumes it');
       return 'parked';
     }
-    const result = await runTool(deps, emitter, call, signal, { calls: asked, answer: typeof verdict === 'object' ? verdict.result : undefined });
+    const given = typeof verdict !== 'object' ? {} : 'result' in verdict ? { answer: verdict.result } : { refused: verdict.refused };
+    const result = await runTool(deps, emitter, call, signal, { calls: asked, ...given });
     asked = undefined;
     prompt.push({ role: 'tool', tool_call_id: call.id, content: result });
   }

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { FencedError, ThreadGoneError } from '../../db/events.repository.js';
-import type { RunOutcome } from '../../db/schema.js';
+import type { ClientToolDef, RunOutcome } from '../../db/schema.js';
 import type { RunErrorCode } from '../../protocol/codes.js';
 import type { Usage } from '../../protocol/frames.js';
 import { isConnectionError } from '../../errors/backing-services.js';
@@ -17,10 +17,28 @@ import { DeltaCoalescer } from '../delta-coalescer.js';
 import { RunEmitter } from '../run-emitter.js';
 import type { TurnStart } from './claim.js';
 import type { ProcessorDeps } from './deps.js';
-import { modelStep } from './model-step.js';
+import { modelStep, type ChatTool } from './model-step.js';
 import { classify, Released, RunFailure } from './outcome.js';
 import { readStoredTurn } from './stored-turn.js';
 import { runToolRound, type RoundScope } from './tool-round.js';
+
+/**
+ * The tools offered to the model: the agent's that this worker has, then the ones the client
+ * offered for the run (a client tool named like one of the agent's is left out: the agent's wins).
+ */
+function offeredTools(deps: ProcessorDeps, agent: TurnStart['agent'], offered: ClientToolDef[]): { tools?: ChatTool[]; clientTools: Set<string> } {
+  const names = agent.tools.filter((name) => deps.tools.get(name));
+  const own: ChatTool[] = names.length > 0 ? deps.tools.openaiTools(names) : [];
+  const client = offered.filter((tool) => !names.includes(tool.name));
+  const tools = [
+    ...own,
+    ...client.map((tool): ChatTool => ({
+      type: 'function',
+      function: { name: tool.name, ...(tool.description ? { description: tool.description } : {}), parameters: tool.parameters },
+    })),
+  ];
+  return { tools: tools.length > 0 ? tools : undefined, clientTools: new Set(client.map((tool) => tool.name)) };
+}
 
 /** How the attempt ended: the run finished (and the thread's next queued run its last write found), or it parked. */
 export type TurnEnd = { status: RunOutcome['status']; next: { runId?: string } } | { status: 'parked' };
@@ -51,9 +69,8 @@ export async function runTurn(deps: ProcessorDeps, start: TurnStart, handle: Run
       budgetTokens: deps.contextTokens ?? DEFAULT_CONTEXT_TOKENS,
       runId: start.runId,
     });
-    const toolNames = agent.tools.filter((name) => deps.tools.get(name));
-    const tools = toolNames.length > 0 ? deps.tools.openaiTools(toolNames) : undefined;
-    const scope: RoundScope = { deps, start, emitter, prompt, signal, usage, log };
+    const { tools, clientTools } = offeredTools(deps, agent, start.clientTools);
+    const scope: RoundScope = { deps, start, emitter, prompt, signal, usage, clientTools, log };
     if (stored.pending && (await runToolRound(scope, { ...stored.pending, stored: true })) === 'parked') return { status: 'parked' };
     for (let iteration = stored.steps; ; iteration++) {
       const step = await modelStep(deps, agent, prompt, tools, text, signal);
