@@ -2,14 +2,14 @@
  * The benchmark: the server as its own processes on Postgres and Redis, the LLM simulator as
  * another, the clients as another (loadtest/bench/driver.ts); this process only starts them,
  * reads CPU and memory from /proc and counters from Postgres and /metrics at the edges of each
- * measured window, runs the raw ceiling on the same services, and reports (a table on stdout, a
- * JSON file). Bounded in count and time, loopback only; everything it starts is removed at the
- * end, also on failure or Ctrl-C.
+ * measured window, runs the ceiling (the full raw turn, loadtest/bench/raw-turn.ts) on the same
+ * services, and reports (a table on stdout, a JSON file). Bounded in count and time, loopback
+ * only; everything it starts is removed at the end, also on failure or Ctrl-C.
  *
- *   npm run bench -- [--scenario closed|streaming|idle|storm|soak|all] [--topology all|split|2x2]
+ *   npm run bench -- [--scenario closed|streaming|idle|storm|embedded|soak|all] [--topology all|split|2x2]
  *     [--clients N] [--turns N] [--words N] [--token-delay-ms N] [--followers M]
- *     [--idle-sockets K] [--idle-step N] [--storm-followers N] [--storm-threads N]
- *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn]
+ *     [--idle-sockets K] [--idle-step N] [--idle-users N] [--storm-followers N] [--storm-threads N]
+ *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn] [--raw-min-turns N]
  *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling] [--cpu-prof DIR]
  */
 import { randomBytes } from 'node:crypto';
@@ -20,17 +20,19 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildServer } from '../scripts/build-server.mjs';
 import { cleanupAll, installSignalHandlers, interrupted, onCleanup } from './bench/cleanup.js';
-import { figures, Meter, type GroupFigures, type Snapshot, topStatements } from './bench/measure.js';
-import type { CeilingResult, DriverConfig, DriverResult, FromCeiling, FromDriver } from './bench/messages.js';
-import { startLlmSim, startServer, startTsChild, TOPOLOGIES, type Proc, type Topology } from './bench/processes.js';
+import { drive, scenarioReport, settleTransactions } from './bench/drive.js';
+import { embeddedAtRest } from './bench/embedded-rest.js';
+import { Meter } from './bench/measure.js';
+import type { DriverConfig } from './bench/messages.js';
+import { nodeFlags, startLlmSim, startServer, TOPOLOGIES, type Proc, type Topology } from './bench/processes.js';
 import { rssOf, sampleGroup } from './bench/procstat.js';
-import { printScenario, slope, type ScenarioReport } from './bench/report.js';
+import { RAW_TURN_WORK, runRawTurn } from './bench/raw-turn.js';
+import { compareRaw, printScenario, slope, type ScenarioReport } from './bench/report.js';
 import { startServices, type Services } from './bench/services.js';
 import { scrape, total } from '../test/support/metrics-scrape.js';
-import { sleep } from '../test/support/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const SCENARIOS = ['closed', 'streaming', 'idle', 'storm', 'soak'] as const;
+const SCENARIOS = ['closed', 'streaming', 'idle', 'storm', 'embedded', 'soak'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 function options() {
@@ -43,8 +45,9 @@ function options() {
       words: { type: 'string' },
       'token-delay-ms': { type: 'string' },
       followers: { type: 'string' },
-      'idle-sockets': { type: 'string', default: '10000' },
-      'idle-step': { type: 'string', default: '2000' },
+      'idle-sockets': { type: 'string', default: '18000' },
+      'idle-step': { type: 'string', default: '3000' },
+      'idle-users': { type: 'string' },
       'storm-followers': { type: 'string', default: '1000' },
       'storm-threads': { type: 'string', default: '20' },
       'soak-minutes': { type: 'string', default: '10' },
@@ -55,6 +58,7 @@ function options() {
       out: { type: 'string' },
       'deadline-s': { type: 'string', default: '900' },
       'no-ceiling': { type: 'boolean', default: false },
+      'raw-min-turns': { type: 'string', default: '2000' },
       'cpu-prof': { type: 'string' },
     },
   });
@@ -79,7 +83,8 @@ function options() {
       delayMs: int('token-delay-ms', streaming(s) ? 20 : 0, 0, 60_000),
       followers: int('followers', streaming(s) ? 9 : 0, 0, 1_000),
     }),
-    idle: { sockets: int('idle-sockets', 10_000, 1, 1_000_000), step: int('idle-step', 2_000, 1, 1_000_000) },
+    // One user (and token) per socket unless --idle-users says how many to share.
+    idle: { sockets: int('idle-sockets', 18_000, 1, 1_000_000), step: int('idle-step', 3_000, 1, 1_000_000), users: int('idle-users', 0, 1, 1_000_000) },
     // 300 words at 20 ms: a 6 s answer, so the drop lands mid-stream even after a slow connect phase.
     storm: { followers: int('storm-followers', 1_000, 1, 100_000), threads: int('storm-threads', 20, 1, 10_000), words: 300, delayMs: 20 },
     soakMinutes: int('soak-minutes', 10, 1, 24 * 60),
@@ -90,6 +95,8 @@ function options() {
     out: values.out,
     deadlineS: int('deadline-s', 900, 10, 86_400),
     ceiling: !values['no-ceiling'],
+    /** The raw turn runs whole rounds of the scenario's turns until at least this many (or 30 s). */
+    rawMinTurns: int('raw-min-turns', 2_000, 1, 1_000_000),
     /** A folder: every server process writes a V8 CPU profile there when it stops (node --cpu-prof). */
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
   };
@@ -117,22 +124,11 @@ function machine(services: Services): Record<string, string | number> {
   };
 }
 
-/** Runs a child over IPC: answers its marks with `go` after `onMark`, resolves with its result. */
-function converse<R>(proc: Proc, first: object, onMark: (message: any) => Promise<void>): Promise<R> {
-  return new Promise<R>((resolve, reject) => {
-    proc.child.on('message', (message: FromDriver | FromCeiling) => {
-      if (message.type === 'result') resolve(message.result as R);
-      else if (message.type === 'failed') reject(new Error(`${proc.name} failed: ${message.error}`));
-      else onMark(message).then(() => proc.child.send({ type: 'go' }), reject);
-    });
-    proc.child.once('exit', (code) => reject(new Error(`${proc.name} exited (${code}) without a result\n${proc.output().slice(-3000)}`)));
-    proc.child.send(first);
-  });
-}
-
 interface Stack {
   server: Proc[];
   sim: Proc;
+  /** The simulator's base URL (the raw turn asks it too). */
+  simUrl: string;
   gateways: string[];
 }
 
@@ -164,7 +160,7 @@ async function startStack(opts: Options, services: Services, buildDir: string, s
   };
   const server = await startServer(opts.topology, { root: ROOT, buildDir, env, fds: 1_048_576, cpuProf: opts.cpuProf });
   const gateways = server.filter((p) => p.port).map((p) => `ws://127.0.0.1:${p.port}/v1/ws`);
-  return { server, sim, gateways };
+  return { server, sim, simUrl: baseUrl, gateways };
 }
 
 async function stopStack(stack: Stack): Promise<void> {
@@ -174,97 +170,18 @@ async function stopStack(stack: Stack): Promise<void> {
 
 function driverConfig(opts: Options, scenario: DriverConfig['scenario'], gateways: string[], secret: string, services: Services, turns: ReturnType<Options['turnsFor']>, startedAt: number): DriverConfig {
   return {
-    scenario, gateways, secret, databaseUrl: services.databaseUrl, ...turns,
+    scenario, gateways, secret, databaseUrl: services.databaseUrl, threadsTable: 'threads', ...turns,
     idle: opts.idle, storm: opts.storm, paced: { ratePerS: 1, durationS: 60 },
     startedAt, deadlineS: opts.deadlineS,
   };
 }
 
-function shape(scenario: string, opts: Options, result: DriverResult, procs: GroupFigures[], before: Snapshot, after: Snapshot, extraOptions: Record<string, unknown>): ScenarioReport {
-  const perTurn = (x: number | undefined) => (x === undefined || result.turns === 0 ? null : x / result.turns);
-  const window = result.windowS;
-  const processes = procs.map((p) => ({ ...p, cpu_pct: (p.cpuS / window) * 100, cpu_ms_per_turn: result.turns ? (p.cpuS * 1000) / result.turns : null }));
-  const serverCpu = procs.filter((p) => p.kind === 'server' || p.kind === 'postgres' || p.kind === 'redis').reduce((s, p) => s + p.cpuS, 0);
-  const delta = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : b - a);
-  return {
-    scenario,
-    topology: opts.topology,
-    options: extraOptions,
-    window_s: window,
-    turns: result.turns,
-    turns_per_s: result.turns / window,
-    events: result.events,
-    events_per_s: result.events / window,
-    events_per_turn: result.turns ? result.events / result.turns : 0,
-    mean_event_chars: result.meanEventChars,
-    sockets: result.sockets,
-    processes,
-    server_cpu_ms_per_turn: result.turns ? (serverCpu * 1000) / result.turns : null,
-    statements_per_turn: perTurn(delta(before.statements, after.statements)),
-    round_trips_per_turn: perTurn(delta(before.topLevel, after.topLevel)),
-    top_statements: topStatements(before, after, result.turns),
-    most_sent_statements: topStatements(before, after, result.turns, 6, 'calls_per_turn').filter((t) => t.toplevel),
-    transaction_control_per_turn: perTurn(delta(before.transactionControl, after.transactionControl)),
-    transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
-    pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),
-    latency_ms: result.latencyMs,
-    checks: result.checks,
-    passed: result.checks.every((c) => c.ok === c.total) && result.problemCount === 0,
-    problems: result.problems,
-  };
-}
-
-/** One measured run of the driver against a running stack: marks answered with snapshots. */
-async function drive(meter: Meter, stack: Stack, config: DriverConfig, onIdleStep?: (sockets: number) => void) {
-  const driver = startTsChild('driver', 'driver', 'loadtest/bench/driver.ts', ROOT, 1_048_576);
-  const procs = [...stack.server, stack.sim, driver];
-  let before: Snapshot | undefined;
-  let after: Snapshot | undefined;
-  const result = await converse<DriverResult>(driver, { type: 'run', config }, async (message: FromDriver) => {
-    if (message.type === 'mark' && message.name === 'start') before = await meter.snapshot(procs);
-    else if (message.type === 'mark' && message.name === 'end') after = await meter.snapshot(procs);
-    else if (message.type === 'idle-step') onIdleStep?.(message.sockets);
-  });
-  await driver.stop();
-  if (after && Meter.settleMs) {
-    // pg_stat_database lags by up to a second (a threshold to pass): re-read the transaction count once it has settled.
-    await sleep(Meter.settleMs);
-    const late = await meter.snapshot([]);
-    after.transactions = late.transactions;
-  }
-  return { result, before, after, procs };
-}
-
-async function ceiling(meter: Meter, services: Services, opts: Options, ours: ScenarioReport, clients: number): Promise<ScenarioReport['ceiling']> {
-  const proc = startTsChild('ceiling', 'ceiling', 'loadtest/bench/ceiling.ts', ROOT, 65_536);
-  const eventBytes = Math.round(ours.mean_event_chars) || 300;
-  let before: Snapshot | undefined;
-  let after: Snapshot | undefined;
-  const result = await converse<CeilingResult>(proc, {
-    type: 'run',
-    config: {
-      databaseUrl: services.databaseUrl, redisUrl: services.redisUrl, prefix: services.redisPrefix,
-      // Long enough to be measured (a few seconds), bounded in time.
-      turns: Math.max(ours.turns, 3_000), concurrency: clients, eventsPerTurn: ours.events_per_turn, eventBytes, deadlineS: 20,
-    },
-  }, async (message) => {
-    if (message.name === 'start') before = await meter.snapshot([proc]);
-    else after = await meter.snapshot([proc]);
-  });
-  await proc.stop();
-  const procs = figures(before!, after!, [proc]);
-  const machineCpu = procs.reduce((s, p) => s + p.cpuS, 0);
-  const cpuPerTurn = (machineCpu * 1000) / result.turns;
-  const turnsPerS = result.turns / result.windowS;
-  return {
-    turns: result.turns,
-    turns_per_s: turnsPerS,
-    machine_cpu_ms_per_turn: cpuPerTurn,
-    processes: procs,
-    events_per_turn: ours.events_per_turn,
-    cpu_ratio: (ours.server_cpu_ms_per_turn ?? NaN) / cpuPerTurn,
-    throughput_ratio: ours.turns_per_s / turnsPerS,
-  };
+/** Both runs of the raw turn beside the server's run that `report` measured, on its simulator. */
+async function rawTurn(opts: Options, services: Services, meter: Meter, stack: Stack, config: DriverConfig, report: ScenarioReport, concurrency: number): Promise<ScenarioReport['raw_turn']> {
+  const common = { root: ROOT, services, meter, sim: stack.sim, simUrl: stack.simUrl, driver: config, eventsPerTurn: report.events_per_turn, concurrency, minTurns: opts.rawMinTurns, topology: 'split', cpuProf: opts.cpuProf };
+  const withHistory = await runRawTurn({ ...common, readHistory: true });
+  const withoutHistory = await runRawTurn({ ...common, readHistory: false });
+  return compareRaw(report, withHistory, withoutHistory, RAW_TURN_WORK);
 }
 
 async function runScenario(scenario: Scenario, opts: Options, services: Services, meter: Meter, buildDir: string): Promise<ScenarioReport> {
@@ -276,40 +193,80 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
     const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? Math.ceil(turns.clients / workers) : undefined);
     const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
-    const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt));
-    await stopStack(stack);
-    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...turns, sockets: result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
-    if (opts.ceiling && result.turns > 0) report.ceiling = await ceiling(meter, services, opts, report, turns.clients);
+    const config = driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt);
+    const run = await drive(ROOT, meter, [...stack.server, stack.sim], config);
+    // The server stops before the raw turn runs; the simulator serves both.
+    await Promise.all(stack.server.map((p) => p.stop()));
+    await settleTransactions(meter, run);
+    const report = scenarioReport(scenario, opts.topology, run, { ...turns, sockets: run.result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
+    if (opts.ceiling && report.turns > 0) {
+      report.raw_turn = await rawTurn(opts, services, meter, stack, config, report, (concurrency ?? 8) * workers);
+      // A raw turn that lost or doubled an event measured something else: the run does not pass.
+      report.passed &&= report.raw_turn!.with_history.passed && report.raw_turn!.without_history.passed;
+    }
+    await stack.sim.stop();
     return report;
   }
   if (scenario === 'idle') {
     const stack = await startStack(opts, services, buildDir, secret, 5, 0);
     const gateways = stack.server.filter((p) => p.port);
     const steps: Array<{ sockets: number; gateway_rss_mib: number }> = [];
-    const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'idle', stack.gateways, secret, services, turns, startedAt), (sockets) => {
+    const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'idle', stack.gateways, secret, services, turns, startedAt), (sockets) => {
       steps.push({ sockets, gateway_rss_mib: rssOf(sampleGroup(gateways.map((g) => g.pid))) / 2 ** 20 });
     });
     await stopStack(stack);
-    const points = steps.filter((s) => s.sockets > 0).map((s) => [s.sockets, s.gateway_rss_mib * 2 ** 20] as [number, number]);
-    const perSocket = points.length >= 2 ? slope(points) : NaN;
-    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.idle });
-    report.idle = { steps, kib_per_socket: perSocket / 1024, sockets_per_gib: 2 ** 30 / perSocket, base_rss_mib: steps[0]?.gateway_rss_mib ?? NaN };
+    await settleTransactions(meter, run);
+    // The slope from 3,000 sockets on (below that, pools and buffers that grow once still show), unless the run has fewer steps there.
+    const from = steps.filter((s) => s.sockets >= 3_000).length >= 2 ? 3_000 : 1;
+    const fitted = steps.filter((s) => s.sockets >= from);
+    const perSocket = fitted.length >= 2 ? slope(fitted.map((s) => [s.sockets, s.gateway_rss_mib * 2 ** 20])) : NaN;
+    const { users } = opts.idle;
+    const report = scenarioReport(scenario, opts.topology, run, { ...opts.idle, users: users || 'one per socket' });
+    report.idle = {
+      users: users
+        ? `shared: ${users} users over ${opts.idle.sockets} sockets (per-user and per-token state counted once per ${Math.round(opts.idle.sockets / users)} sockets)`
+        : `one per socket: ${opts.idle.sockets} distinct users, each with its own token`,
+      steps,
+      slope_from_sockets: fitted[0]?.sockets ?? NaN,
+      kib_per_socket: perSocket / 1024,
+      sockets_per_gb: 1e9 / perSocket,
+      sockets_per_gib: 2 ** 30 / perSocket,
+      base_rss_mib: steps[0]?.gateway_rss_mib ?? NaN,
+    };
     return report;
+  }
+  if (scenario === 'embedded') {
+    // No Postgres, no Redis: PGlite under DATA_DIR, started as `npm start` starts it.
+    const rest = await embeddedAtRest({
+      args: [...nodeFlags(ROOT, 'start'), path.join(buildDir, 'server.js')],
+      cwd: ROOT,
+      env: { HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: opts.logLevel, JWT_SECRET: secret },
+    });
+    return {
+      scenario, topology: 'embedded (one process)', options: {}, window_s: 0, turns: 0, turns_per_s: 0, events: 0, events_per_s: 0,
+      events_per_turn: 0, mean_event_chars: 0, sockets: 0, processes: [], server_cpu_ms_per_turn: null, statements_per_turn: null,
+      round_trips_per_turn: null, top_statements: [], most_sent_statements: [], transaction_control_per_turn: null,
+      transactions_per_turn: null, pool_statements_per_turn: null, latency_ms: {},
+      checks: [{ name: 'the embedded server answered /ready and stayed up at rest, first start and restart', ok: 2, total: 2 }],
+      passed: true, problems: [], embedded_rest: rest,
+    };
   }
   if (scenario === 'storm') {
     // Every thread streams at once, so every follower is dropped mid-stream.
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
     const concurrency = opts.workerConcurrency ?? Math.ceil(opts.storm.threads / workers);
     const stack = await startStack(opts, services, buildDir, secret, opts.storm.words, opts.storm.delayMs, { WORKER_CONCURRENCY: String(concurrency) });
-    const { result, before, after, procs } = await drive(meter, stack, driverConfig(opts, 'storm', stack.gateways, secret, services, turns, startedAt));
+    const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'storm', stack.gateways, secret, services, turns, startedAt));
     await stopStack(stack);
-    const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...opts.storm, worker_concurrency: concurrency });
-    report.storm = { dropped: result.storm!.dropped, mid_stream: result.storm!.midStream, all_caught_up_s: result.storm!.allCaughtUpS, all_complete_s: result.storm!.allCompleteS };
+    await settleTransactions(meter, run);
+    const report = scenarioReport(scenario, opts.topology, run, { ...opts.storm, worker_concurrency: concurrency });
+    const storm = run.result.storm!;
+    report.storm = { dropped: storm.dropped, mid_stream: storm.midStream, all_caught_up_s: storm.allCaughtUpS, all_complete_s: storm.allCompleteS };
     return report;
   }
   // soak: the closed-loop rate first, then half of it for soak-minutes, server RSS sampled every 10 s.
   const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs);
-  const probe = await drive(meter, stack, driverConfig(opts, 'turns', stack.gateways, secret, services, { ...turns, turns: 3 }, startedAt));
+  const probe = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'turns', stack.gateways, secret, services, { ...turns, turns: 3 }, startedAt));
   const rate = probe.result.turns / probe.result.windowS / 2;
   const samples: Array<{ t_s: number; mib: number }> = [];
   // Per process, RSS beside the V8 heap in use (from its /metrics): a heap that climbs is a leak,
@@ -331,9 +288,10 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
   const config = driverConfig(opts, 'paced', stack.gateways, secret, services, turns, Date.now());
   config.paced = { ratePerS: rate, durationS: opts.soakMinutes * 60 };
   config.deadlineS = opts.soakMinutes * 60 + 300;
-  const { result, before, after, procs } = await drive(meter, stack, config).finally(() => clearInterval(timer));
+  const run = await drive(ROOT, meter, [...stack.server, stack.sim], config).finally(() => clearInterval(timer));
   await stopStack(stack);
-  const report = shape(scenario, opts, result, figures(before!, after!, procs), before!, after!, { ...turns, minutes: opts.soakMinutes });
+  await settleTransactions(meter, run);
+  const report = scenarioReport(scenario, opts.topology, run, { ...turns, minutes: opts.soakMinutes });
   // Growth: the last minute against the second (the first minute is warm-up: pools, JIT, caches).
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const early = samples.filter((s) => s.t_s > 60 && s.t_s <= 120).map((s) => s.mib);

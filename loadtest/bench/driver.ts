@@ -54,7 +54,8 @@ async function lastSeqs(threadIds: string[]): Promise<Map<string, number>> {
   const client = new pg.Client({ connectionString: config.databaseUrl });
   await client.connect();
   try {
-    const { rows } = await client.query('select id, last_seq from threads where id = any($1)', [threadIds]);
+    const table = config.threadsTable === 'raw_threads' ? 'raw_threads' : 'threads';
+    const { rows } = await client.query(`select id, last_seq from ${table} where id = any($1)`, [threadIds]);
     return new Map(rows.map((r) => [r.id as string, Number(r.last_seq)]));
   } finally {
     await client.end();
@@ -109,7 +110,18 @@ function problemsOf(sockets: BenchSocket[]): string[] {
 
 const SOAK_THREAD_TURNS = 10;
 
-/** Closed-loop turns (N clients, each its own user and thread), with M more sockets following each thread. */
+async function createThread(owner: BenchSocket): Promise<string> {
+  const ack = await owner.request('thread.create', {});
+  const id = ack.payload?.thread?.id ?? ack.payload?.id;
+  if (ack.type !== 'ack' || typeof id !== 'string') throw new Error(`thread.create: ${JSON.stringify(ack.payload)}`);
+  return id as string;
+}
+
+/**
+ * Closed-loop turns (N clients, each its own user and thread), with M more sockets following each
+ * thread. With `turnsPerThread`, a client's turns go to one thread after another (all made, and
+ * followed, before the window), that many on each.
+ */
 async function turns(options: { paced?: { ratePerS: number; durationS: number } } = {}): Promise<DriverResult> {
   const n = config.clients;
   const m = config.followers;
@@ -117,7 +129,7 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   const warm = Array.from({ length: Math.min(10, n) }, (_, i) => new BenchSocket(`bench-warm-${i}`));
   await connectAll(warm.map((socket, i) => ({ socket, url: gatewayFor(i) })));
   await Promise.all(warm.map(async (socket) => {
-    const ack = await socket.request('message.send', { content: content('warm up', 5, 0) });
+    const ack = await socket.request('message.send', { thread_id: await createThread(socket), content: content('warm up', 5, 0) });
     if (ack.type !== 'ack') throw new Error(`warm-up: ${JSON.stringify(ack.payload)}`);
     await socket.until(() => socket.track(ack.payload.thread_id).runs.get(ack.payload.run_id)?.completed === 1, deadline(), 'warm-up turn');
   }));
@@ -132,16 +144,25 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   ]);
   const connectS = (performance.now() - connectStarted) / 1000;
   if (failures.length > 0) throw new Error(`${failures.length} sockets did not connect, e.g. ${failures[0]}`);
-  const threadIds = await Promise.all(owners.map(async (owner) => {
-    const ack = await owner.request('thread.create', {});
-    const id = ack.payload?.thread?.id ?? ack.payload?.id;
-    if (ack.type !== 'ack' || typeof id !== 'string') throw new Error(`thread.create: ${JSON.stringify(ack.payload)}`);
-    return id as string;
-  }));
-  await Promise.all(followers.map(async (f) => {
-    const ack = await f.socket.request('thread.subscribe', { thread_id: threadIds[f.owner], after_seq: 0 });
+  const perThread = options.paced ? SOAK_THREAD_TURNS : config.turnsPerThread ?? config.turns;
+  // A soak makes its threads as it goes (it has no number of turns); otherwise all are made now.
+  const threadsEach = options.paced ? 1 : Math.ceil(config.turns / perThread);
+  const subscribe = async (socket: BenchSocket, threadId: string) => {
+    const ack = await socket.request('thread.subscribe', { thread_id: threadId, after_seq: 0 });
     if (ack.type !== 'ack') throw new Error(`thread.subscribe: ${JSON.stringify(ack.payload)}`);
+  };
+  /** A new thread of client i, its followers subscribed. */
+  const newThread = async (i: number) => {
+    const id = await createThread(owners[i]!);
+    await Promise.all(followers.filter((f) => f.owner === i).map((f) => subscribe(f.socket, id)));
+    return id;
+  };
+  const ownerThreads = await Promise.all(owners.map(async (_, i) => {
+    const ids: string[] = [];
+    for (let t = 0; t < threadsEach; t++) ids.push(await newThread(i));
+    return ids;
   }));
+  const threadIds = ownerThreads.map((ids) => ids[0]!);
 
   const acks: number[] = [];
   const firstDeltas: number[] = [];
@@ -161,25 +182,25 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   await mark({ type: 'mark', name: 'start' });
   const started = performance.now();
   if (options.paced) stopAt = started + options.paced.durationS * 1000;
-  const turnsPerThread = new Map<string, number>();
+  else if (config.windowLimitS) stopAt = started + config.windowLimitS * 1000;
+  const runsOnThread = new Map<string, number>();
   // A soak moves each client to a new thread every SOAK_THREAD_TURNS turns: it looks for leaks,
   // not for what one ever longer conversation costs.
-  const ownerThreads = threadIds.map((id) => [id]);
   await Promise.all(owners.map(async (owner, i) => {
     let threadId = threadIds[i]!;
     for (let turn = 1; options.paced ? performance.now() < stopAt : turn <= config.turns; turn++) {
       if (permits) await permits();
       if (performance.now() >= stopAt) break;
-      if (options.paced && turn > 1 && (turn - 1) % SOAK_THREAD_TURNS === 0) {
-        const created = await owner.request('thread.create', {});
-        threadId = (created.payload?.thread?.id ?? created.payload?.id) as string;
-        ownerThreads[i]!.push(threadId);
+      if (turn > 1 && (turn - 1) % perThread === 0) {
+        const next = (turn - 1) / perThread;
+        if (next >= ownerThreads[i]!.length) ownerThreads[i]!.push(await newThread(i));
+        threadId = ownerThreads[i]![next]!;
       }
       const sent = performance.now();
       const ack = await owner.request('message.send', { thread_id: threadId, content: content(`Bench turn ${turn} of client ${i}: tell me something.`, config.words, config.delayMs) });
       if (ack.type !== 'ack') throw new Error(`message.send: ${JSON.stringify(ack.payload)}`);
       acks.push(ack.ms);
-      turnsPerThread.set(threadId, (turnsPerThread.get(threadId) ?? 0) + 1);
+      runsOnThread.set(threadId, (runsOnThread.get(threadId) ?? 0) + 1);
       const runId = ack.payload.run_id as string;
       await owner.until(() => owner.track(threadId).runs.get(runId)?.completed === 1, deadline(), `agent_completed of ${runId}`);
       const run = owner.track(threadId).runs.get(runId)!;
@@ -192,18 +213,19 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
 
   // Followers finish receiving the last turns; then a window in which late duplicates would show.
   const stored = await lastSeqs(ownerThreads.flat());
-  await Promise.all(followers.map((f) => f.socket.until(() => f.socket.track(threadIds[f.owner]!).seqs.length >= (stored.get(threadIds[f.owner]!) ?? 0), Date.now() + 10_000, 'the whole thread').catch(() => {})));
+  const followed = (f: (typeof followers)[number]) => ownerThreads[f.owner]!;
+  await Promise.all(followers.map((f) => f.socket.until(() => followed(f).every((id) => f.socket.track(id).seqs.length >= (stored.get(id) ?? 0)), Date.now() + 10_000, 'the whole thread').catch(() => {})));
   await sleep(300);
   const all = [...owners, ...followers.map((f) => f.socket)];
   const completedTurns = fullTurns.length;
   const events = [...stored.values()].reduce((a, b) => a + b, 0);
   const checks: Check[] = [
-    { name: 'turns completed', ok: completedTurns, total: options.paced ? acks.length : n * config.turns },
+    { name: 'turns completed', ok: completedTurns, total: options.paced || config.windowLimitS ? acks.length : n * config.turns },
     // Every socket of a thread (its owner and its followers) must have seen every run of it.
     ...deliveryChecks([
       ...owners.flatMap((o, i) => ownerThreads[i]!.map((id) => ({ tracks: [o.track(id)], threadId: id }))),
-      ...followers.map((f) => ({ tracks: [f.socket.track(threadIds[f.owner]!)], threadId: threadIds[f.owner]! })),
-    ], stored, (threadId) => turnsPerThread.get(threadId) ?? 0),
+      ...followers.flatMap((f) => followed(f).map((id) => ({ tracks: [f.socket.track(id)], threadId: id }))),
+    ], stored, (threadId) => runsOnThread.get(threadId) ?? 0),
   ];
   checks.push({ name: 'no error frames, socket errors or unexpected closes', ok: all.length - new Set(problemsOf(all).map((p) => p.split(':')[0])).size, total: all.length });
   const problems = problemsOf(all);
@@ -239,7 +261,9 @@ async function idle(): Promise<DriverResult> {
   await mark({ type: 'idle-step', sockets: 0 });
   const started = performance.now();
   while (sockets.length < total) {
-    const batch = Array.from({ length: Math.min(step, total - sockets.length) }, (_, i) => new BenchSocket(`bench-idle-${(sockets.length + i) % 100}`));
+    // One user (and token) per socket unless told to share: per-user state is then counted per socket.
+    const user = (k: number) => `bench-idle-${config.idle.users > 0 ? k % config.idle.users : k}`;
+    const batch = Array.from({ length: Math.min(step, total - sockets.length) }, (_, i) => new BenchSocket(user(sockets.length + i)));
     const offset = sockets.length;
     failures.push(...(await connectAll(batch.map((socket, i) => ({ socket, url: gatewayFor(offset + i) })))));
     sockets.push(...batch);

@@ -27,7 +27,8 @@ export interface Snapshot {
 
 export interface GroupFigures {
   name: string;
-  kind: 'server' | 'postgres' | 'redis' | 'llm-sim' | 'driver' | 'ceiling';
+  /** `server`: a server process, or a part of the raw turn (in its own run, in place of the server). */
+  kind: 'server' | 'postgres' | 'redis' | 'llm-sim' | 'driver';
   cpuS: number;
   rssMiB: number;
   peakRssMiB: number;
@@ -100,19 +101,24 @@ export class Meter {
     return { groups, statements, topLevel, transactionControl, byStatement, transactions, poolStatements, eventsAppended, at };
   }
 
-  /** Statistics in pg_stat_database are flushed by each backend about once a second: wait before the last read. */
+  /** How long after the servers stop their backends' statistics are in pg_stat_database (each flushes them as it exits). */
   static settleMs = 1_200;
 }
 
-/** The statements that took the most database time in the window: what to look at first. */
-export function topStatements(before: Snapshot, after: Snapshot, turns: number, count = 8, by: 'ms_per_turn' | 'calls_per_turn' = 'ms_per_turn') {
+/**
+ * The statements that took the most database time in the window (what to look at first), or with
+ * `by: 'calls_per_turn'` the most frequent; `sentOnly` keeps the statements the servers sent (the
+ * top `count` of those, not those among the top `count` of all).
+ */
+export function topStatements(before: Snapshot, after: Snapshot, turns: number, options: { count?: number; by?: 'ms_per_turn' | 'calls_per_turn'; sentOnly?: boolean } = {}) {
+  const { count = 8, by = 'ms_per_turn', sentOnly = false } = options;
   if (!after.byStatement || turns === 0) return [];
   const rows = [...after.byStatement].map(([key, b]) => {
     const a = before.byStatement?.get(key);
     const text = key.slice(key.indexOf('\u0000') + 1).replace(/\s+/g, ' ').trim();
     return { statement: text.length > 110 ? `${text.slice(0, 107)}...` : text, toplevel: b.toplevel, calls_per_turn: (b.calls - (a?.calls ?? 0)) / turns, ms_per_turn: (b.ms - (a?.ms ?? 0)) / turns };
   });
-  return rows.filter((r) => r.calls_per_turn > 0).sort((x, y) => y[by] - x[by]).slice(0, count);
+  return rows.filter((r) => r.calls_per_turn > 0 && (!sentOnly || r.toplevel)).sort((x, y) => y[by] - x[by]).slice(0, count);
 }
 
 export function figures(before: Snapshot, after: Snapshot, procs: Proc[]): GroupFigures[] {
@@ -126,7 +132,7 @@ export function figures(before: Snapshot, after: Snapshot, procs: Proc[]): Group
     out.push({ name, kind, cpuS: cpuBetween(a, b, root), rssMiB: memory / 2 ** 20, peakRssMiB: (kind === 'postgres' ? memory : peak) / 2 ** 20 });
   };
   for (const proc of procs) {
-    const kind = proc.role === 'llm-sim' || proc.role === 'driver' || proc.role === 'ceiling' ? proc.role : 'server';
+    const kind = proc.role === 'llm-sim' || proc.role === 'driver' ? proc.role : 'server';
     add(proc.name, kind);
   }
   const pgRoot = [...(after.groups.get('postgres')?.byPid.keys() ?? [])][0];

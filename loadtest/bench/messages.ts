@@ -1,4 +1,4 @@
-/** What the orchestrator and its child processes (the driver, the ceiling) say to each other over IPC. */
+/** What the orchestrator and its child processes (the driver, the raw turn's gateway and worker) say to each other over IPC. */
 import type { Summary } from '../stats.js';
 
 export interface DriverConfig {
@@ -8,12 +8,23 @@ export interface DriverConfig {
   secret: string;
   /** The run's database, read after the window for the stored last_seq of every thread. */
   databaseUrl: string;
+  /** Where the threads' last_seq is: the server's `threads`, or the raw turn's `raw_threads`. */
+  threadsTable: 'threads' | 'raw_threads';
   clients: number;
+  /** Turns per client. */
   turns: number;
+  /**
+   * Turns per thread: a client with more turns than this moves on to a new thread (made, with its
+   * followers subscribed, before the window), so every thread's history grows as in the measured run.
+   */
+  turnsPerThread?: number;
+  /** No turn starts after this many seconds of the window (the raw turn's runs are bounded in time). */
+  windowLimitS?: number;
   words: number;
   delayMs: number;
   followers: number;
-  idle: { sockets: number; step: number };
+  /** `users`: how many distinct users (each with its token) the sockets are spread over; 0: one per socket. */
+  idle: { sockets: number; step: number; users: number };
   storm: { followers: number; threads: number; words: number; delayMs: number };
   paced: { ratePerS: number; durationS: number };
   /** Epoch ms the run started, and its bound in seconds: every wait gives up by then. */
@@ -54,26 +65,5 @@ export type FromDriver =
   | { type: 'result'; result: DriverResult }
   | { type: 'failed'; error: string };
 
-export interface CeilingConfig {
-  databaseUrl: string;
-  redisUrl: string;
-  prefix: string;
-  /** Turns to run, `concurrency` at a time (as many as the run had clients). */
-  turns: number;
-  concurrency: number;
-  /** Per turn, as the measured run emitted: events (rows and publishes) and their mean size. */
-  eventsPerTurn: number;
-  eventBytes: number;
-  deadlineS: number;
-}
-
-export interface CeilingResult {
-  turns: number;
-  windowS: number;
-  rows: number;
-  publishes: number;
-  received: number;
-}
-
-export type ToCeiling = { type: 'run'; config: CeilingConfig } | { type: 'go' };
-export type FromCeiling = { type: 'mark'; name: 'start' | 'end' } | { type: 'result'; result: CeilingResult } | { type: 'failed'; error: string };
+/** What the raw turn's gateway and worker tell the orchestrator once they can take work. */
+export type FromRawPart = { type: 'ready'; port?: number } | { type: 'failed'; error: string };

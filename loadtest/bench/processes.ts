@@ -1,12 +1,14 @@
 /**
  * The processes a benchmark run starts: the server by topology (each role its own process, run
- * from the compiled build with the same node flags as the npm scripts), the LLM simulator, and the
- * client driver. Each is started with a raised open-files limit and stopped on clean-up.
+ * from the compiled build with the same node flags as the npm scripts), the LLM simulator, the
+ * client driver, and the raw turn's gateway and worker. Each is started with a raised open-files
+ * limit and stopped on clean-up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { onCleanup } from './cleanup.js';
+import type { FromRawPart } from './messages.js';
 import { freePort } from '../../test/support/ports.js';
 import { waitFor } from '../../test/support/wait.js';
 
@@ -21,10 +23,10 @@ export const TOPOLOGIES: Record<Topology, Role[]> = {
 
 export interface Proc {
   name: string;
-  role: Role | 'llm-sim' | 'driver' | 'ceiling';
+  role: Role | 'llm-sim' | 'driver' | 'raw-gateway' | 'raw-worker';
   child: ChildProcess;
   pid: number;
-  /** The gateway's port (gateway and all roles). */
+  /** The gateway's port (gateway and all roles, the raw gateway). */
   port?: number;
   /** Where this process serves /metrics. */
   metricsUrl?: string;
@@ -150,8 +152,8 @@ export async function startLlmSim(setup: { root: string; buildDir: string; token
   return { proc, baseUrl: `http://127.0.0.1:${port}/v1` };
 }
 
-/** A TypeScript child (the driver, the ceiling) with an IPC channel; its output is echoed to stderr. */
-export function startTsChild(name: string, role: 'driver' | 'ceiling', file: string, root: string, fds: number): Proc {
+/** A TypeScript child (the driver) with an IPC channel; its output is echoed to stderr. */
+export function startTsChild(name: string, role: 'driver', file: string, root: string, fds: number): Proc {
   const child = spawnWithFds([process.execPath, '--import', 'tsx', file], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
@@ -159,4 +161,32 @@ export function startTsChild(name: string, role: 'driver' | 'ceiling', file: str
     ipc: true,
   });
   return track(name, role, child, true);
+}
+
+/**
+ * A part of the raw turn (loadtest/bench/raw-gateway.ts, raw-worker.ts), with the node flags of
+ * the server role it stands beside; resolves once it says it is ready (the gateway with its port).
+ */
+export async function startRawPart(role: 'raw-gateway' | 'raw-worker', file: string, setup: { root: string; env: Record<string, string>; flags: string[]; fds: number }): Promise<Proc> {
+  const child = spawnWithFds([process.execPath, ...setup.flags, '--import', 'tsx', file], {
+    cwd: setup.root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', ...setup.env },
+    fds: setup.fds,
+    ipc: true,
+  });
+  const proc = track(role, role, child);
+  const port = await new Promise<number | undefined>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${role}: not ready within 60 s\n${proc.output()}`)), 60_000);
+    child.on('message', (message: FromRawPart) => {
+      clearTimeout(timer);
+      if (message.type === 'ready') resolve(message.port);
+      else reject(new Error(`${role} failed to start: ${message.error}`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${role} exited (${code}) at start\n${proc.output()}`));
+    });
+  });
+  if (port !== undefined) proc.port = port;
+  return proc;
 }

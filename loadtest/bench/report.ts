@@ -1,6 +1,7 @@
 /** The benchmark's printed tables, from the result object that is also written as JSON. */
 import { latencyTable, table, type Summary } from '../stats.js';
 import type { Check } from './messages.js';
+import { REST_FROM_S, REST_TO_S, type EmbeddedRest } from './embedded-rest.js';
 import type { GroupFigures } from './measure.js';
 
 export interface ScenarioReport {
@@ -13,7 +14,7 @@ export interface ScenarioReport {
   events: number;
   events_per_s: number;
   events_per_turn: number;
-  /** Mean size of an event's frame as the clients received it; the ceiling's rows and publishes are this size. */
+  /** Mean size of an event's frame as the clients received it. */
   mean_event_chars: number;
   sockets: number;
   processes: Array<GroupFigures & { cpu_pct: number; cpu_ms_per_turn: number | null }>;
@@ -33,18 +34,21 @@ export interface ScenarioReport {
   checks: Check[];
   passed: boolean;
   problems: string[];
-  ceiling?: {
-    turns: number;
-    turns_per_s: number;
-    machine_cpu_ms_per_turn: number;
-    processes: GroupFigures[];
-    events_per_turn: number;
-    /** Our server-side CPU per turn over the ceiling's machine CPU per turn (lower is better; 1 is the floor). */
-    cpu_ratio: number;
-    /** Our turns/s over the ceiling's (higher is better; 1 is the ceiling). */
-    throughput_ratio: number;
+  /** The ceiling: the full raw turn (loadtest/bench/raw-turn.ts) in the same run, with and without its history read. */
+  raw_turn?: RawTurnComparison;
+  idle?: {
+    /** `one per socket`, or how many users the sockets shared (per-user and per-token state then counted once per user). */
+    users: string;
+    steps: Array<{ sockets: number; gateway_rss_mib: number }>;
+    /** The steps the slope is fitted over (from 3,000 sockets, when two steps are there). */
+    slope_from_sockets: number;
+    kib_per_socket: number;
+    sockets_per_gb: number;
+    sockets_per_gib: number;
+    base_rss_mib: number;
   };
-  idle?: { steps: Array<{ sockets: number; gateway_rss_mib: number }>; kib_per_socket: number; sockets_per_gib: number; base_rss_mib: number };
+  /** The embedded server's RSS at rest after a first start on an empty DATA_DIR and after a restart. */
+  embedded_rest?: EmbeddedRest;
   /** `mid_stream`: followers whose run had not completed when they were dropped (the others resume a finished turn). */
   storm?: { dropped: number; mid_stream: number; all_caught_up_s: number; all_complete_s: number };
   soak?: {
@@ -55,6 +59,32 @@ export interface ScenarioReport {
     per_process: Array<{ t_s: number; process: string; rss_mib: number; heap_used_mib: number }>;
     growth_pct: number;
     passed: boolean;
+  };
+}
+
+export interface RawTurnComparison {
+  /** What the raw turn did per turn. */
+  work: string;
+  with_history: ScenarioReport;
+  without_history: ScenarioReport;
+  /** Server-side CPU per turn over the raw turn's that reads the history (lower is better; 1 is the ceiling). */
+  cpu_ratio: number;
+  cpu_ratio_without_history: number;
+  /** Turns/s over the raw turn's that reads the history (higher is better; 1 is the ceiling). */
+  throughput_ratio: number;
+  throughput_ratio_without_history: number;
+}
+
+export function compareRaw(ours: ScenarioReport, withHistory: ScenarioReport, withoutHistory: ScenarioReport, work: string): RawTurnComparison {
+  const cpu = (raw: ScenarioReport) => (ours.server_cpu_ms_per_turn ?? NaN) / (raw.server_cpu_ms_per_turn ?? NaN);
+  return {
+    work,
+    with_history: withHistory,
+    without_history: withoutHistory,
+    cpu_ratio: cpu(withHistory),
+    cpu_ratio_without_history: cpu(withoutHistory),
+    throughput_ratio: ours.turns_per_s / withHistory.turns_per_s,
+    throughput_ratio_without_history: ours.turns_per_s / withoutHistory.turns_per_s,
   };
 }
 
@@ -70,7 +100,8 @@ export function printScenario(r: ScenarioReport): string {
       ['window (s)', fixed(r.window_s, 2)],
       ['turns', r.turns],
       ['turns/s', fixed(r.turns_per_s)],
-      ['events stored (per turn)', `${r.events} (${fixed(r.events_per_turn)})`],
+      ['events stored (the threads\' last_seq in Postgres, summed)', r.events],
+      ['events per turn (stored / turns)', fixed(r.events_per_turn, 2)],
       ['events/s', fixed(r.events_per_s)],
       ['server-side CPU per turn (ms): gateways + workers + Postgres + Redis', fixed(r.server_cpu_ms_per_turn, 2)],
       ['SQL statements per turn (pg_stat_statements, nested included), of which BEGIN/COMMIT/...', `${fixed(r.statements_per_turn)}, ${fixed(r.transaction_control_per_turn)}`],
@@ -79,10 +110,12 @@ export function printScenario(r: ScenarioReport): string {
       ['statements per turn seen by the servers\' pools (/metrics)', fixed(r.pool_statements_per_turn)],
     ]));
   }
-  lines.push('');
-  lines.push(table(['process', 'CPU s', 'CPU % of a core', 'CPU ms/turn', 'RSS MiB', 'peak MiB'], r.processes.map((p) => [
-    `${p.name}${p.kind === 'postgres' ? ' (all backends; private memory)' : ''}`, fixed(p.cpuS, 2), fixed(p.cpu_pct), fixed(p.cpu_ms_per_turn, 2), fixed(p.rssMiB), fixed(p.peakRssMiB),
-  ])));
+  if (r.processes.length > 0) {
+    lines.push('');
+    lines.push(table(['process', 'CPU s', 'CPU % of a core', 'CPU ms/turn', 'RSS MiB', 'peak MiB'], r.processes.map((p) => [
+      `${p.name}${p.kind === 'postgres' ? ' (all backends; private memory)' : ''}`, fixed(p.cpuS, 2), fixed(p.cpu_pct), fixed(p.cpu_ms_per_turn, 2), fixed(p.rssMiB), fixed(p.peakRssMiB),
+    ])));
+  }
   if (r.top_statements?.length) {
     lines.push('');
     lines.push(table(['statement (most database time first)', 'sent/nested', 'calls/turn', 'ms/turn'], r.top_statements.map((t) => [
@@ -99,22 +132,21 @@ export function printScenario(r: ScenarioReport): string {
     lines.push('');
     lines.push(latencyTable(r.latency_ms));
   }
-  if (r.ceiling) {
-    const c = r.ceiling;
-    lines.push('');
-    lines.push(table(['raw ceiling (same Postgres and Redis, same run)', 'value'], [
-      ['per turn: 1 BullMQ no-op job + N publishes + N rows in one INSERT', `N = ${Math.round(c.events_per_turn)}, ${Math.round(r.mean_event_chars)} bytes each`],
-      ['turns', c.turns],
-      ['turns/s', fixed(c.turns_per_s)],
-      ['machine CPU per turn (ms): ceiling process + Postgres + Redis', fixed(c.machine_cpu_ms_per_turn, 2)],
-      ['our server-side CPU per turn / ceiling\'s', `${fixed(c.cpu_ratio, 2)}x`],
-      ['our turns/s / ceiling\'s', `${fixed(c.throughput_ratio * 100)}%${r.options.delayMs ? ' (not comparable: the run waits for the model\'s token delay)' : ''}`],
-    ]));
-  }
+  if (r.raw_turn) lines.push('', printRawTurn(r, r.raw_turn));
   if (r.idle) {
     lines.push('');
+    lines.push(`users: ${r.idle.users}`);
     lines.push(table(['idle sockets', 'gateway RSS MiB'], r.idle.steps.map((s) => [s.sockets, fixed(s.gateway_rss_mib)])));
-    lines.push(`slope: ${fixed(r.idle.kib_per_socket, 2)} KiB of gateway RSS per socket -> ${fixed(r.idle.sockets_per_gib, 0)} sockets per GiB; base ${fixed(r.idle.base_rss_mib)} MiB`);
+    lines.push(`slope from ${r.idle.slope_from_sockets} sockets to the last step: ${fixed(r.idle.kib_per_socket, 2)} KiB of gateway RSS per socket -> ${fixed(r.idle.sockets_per_gb, 0)} sockets per GB (${fixed(r.idle.sockets_per_gib, 0)} per GiB); base ${fixed(r.idle.base_rss_mib)} MiB`);
+  }
+  if (r.embedded_rest) {
+    const mb = (mib: number) => fixed((mib * 2 ** 20) / 1e6, 0);
+    const rows = ([['first start on an empty DATA_DIR', r.embedded_rest.first_start], ['restart on the same DATA_DIR', r.embedded_rest.restart]] as const).map(([name, c]) => [
+      name, fixed(c.ready_ms, 0), fixed(c.rss_mib[0]), fixed(c.rss_mib.at(-1)), `${fixed(c.min_mib)}-${fixed(c.max_mib)}`, `${mb(c.min_mib)}-${mb(c.max_mib)}`,
+    ]);
+    lines.push('');
+    lines.push(`the embedded server at rest (PGlite, \`npm start\`'s node flags): RSS every second from ${REST_FROM_S} s to ${REST_TO_S} s after /ready answered`);
+    lines.push(table(['embedded', 'spawn to /ready (ms)', `RSS at ${REST_FROM_S} s (MiB)`, `RSS at ${REST_TO_S} s (MiB)`, 'RSS range (MiB)', 'RSS range (MB)'], rows));
   }
   if (r.storm) {
     lines.push(`\nreconnect storm: ${r.storm.dropped} followers dropped (${r.storm.mid_stream} mid-stream); all resumed and caught up ${fixed(r.storm.all_caught_up_s, 2)} s after the drop, all complete (agent_completed) after ${fixed(r.storm.all_complete_s, 2)} s`);
@@ -133,6 +165,59 @@ export function printScenario(r: ScenarioReport): string {
   lines.push(table(['correctness', 'ok', 'of'], r.checks.map((c) => [c.name, c.ok, c.total])));
   if (r.problems.length > 0) lines.push(`problems (first ${r.problems.length}):\n  ${r.problems.join('\n  ')}`);
   return lines.join('\n');
+}
+
+/** Server-side CPU ms per turn of the processes whose names match, or null when none does. */
+function cpuOf(r: ScenarioReport, name: RegExp): number | null {
+  const procs = r.processes.filter((p) => name.test(p.name));
+  return procs.length ? procs.reduce((sum, p) => sum + (p.cpu_ms_per_turn ?? NaN), 0) : null;
+}
+
+/** The server beside the full raw turn, side by side: throughput, CPU per turn by process, counters, latency. */
+function printRawTurn(r: ScenarioReport, c: RawTurnComparison): string {
+  const runs = [r, c.with_history, c.without_history];
+  const ratio = (f: (x: ScenarioReport) => number | null | undefined, digits = 2, suffix = 'x') => {
+    const ours = f(r);
+    return [c.with_history, c.without_history].map((raw) => {
+      const value = (ours ?? NaN) / (f(raw) ?? NaN);
+      return Number.isFinite(value) ? `${value.toFixed(digits)}${suffix}` : '-';
+    });
+  };
+  const row = (label: string, f: (x: ScenarioReport) => number | null | undefined, digits = 2, withRatio = true): Array<string | number> =>
+    [label, ...runs.map((x) => fixed(f(x), digits)), ...(withRatio ? ratio(f) : ['', ''])];
+  const byProcess: Array<[string, RegExp]> = [
+    ['  gateways', /^(raw-)?gateway/],
+    ['  workers', /^(raw-)?worker/],
+    ['  gateway and worker in one process', /^all$/],
+    ...(r.processes.some((p) => p.name === 'all') ? [['  gateway + worker (to compare with one process)', /^((raw-)?(gateway|worker)\S*|all)$/] as [string, RegExp]] : []),
+    ['  Postgres', /^postgres$/],
+    ['  Redis', /^redis$/],
+  ];
+  const latency = (x: ScenarioReport, name: string, p: 'p50' | 'p99') => x.latency_ms[name]?.[p];
+  const rows: Array<Array<string | number>> = [
+    row('turns', (x) => x.turns, 0, false),
+    [
+      'turns/s', ...runs.map((x) => fixed(x.turns_per_s)),
+      ...[c.throughput_ratio, c.throughput_ratio_without_history].map((v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '-')),
+    ],
+    row('server-side CPU per turn (ms): gateways + workers + Postgres + Redis', (x) => x.server_cpu_ms_per_turn),
+    ...byProcess.filter(([, re]) => runs.some((x) => cpuOf(x, re) !== null)).map(([label, re]) => row(label, (x) => cpuOf(x, re))),
+    row('events stored per turn', (x) => x.events_per_turn, 1, false),
+    row('round trips per turn (statements sent)', (x) => x.round_trips_per_turn, 1),
+    row('transactions per turn', (x) => x.transactions_per_turn, 1),
+    row('turn p50 (ms)', (x) => latency(x, 'full_turn', 'p50'), 0),
+    row('turn p99 (ms)', (x) => latency(x, 'full_turn', 'p99'), 0),
+    row('fan-out lag p99 (ms)', (x) => latency(x, 'fanout_lag', 'p99'), 0),
+  ];
+  const failed = [c.with_history, c.without_history].flatMap((x) => x.checks.filter((k) => k.ok !== k.total).map((k) => `${x.scenario}: ${k.name} ${k.ok}/${k.total}`));
+  const delayed = r.options.delayMs ? ' (the model streams with a delay: every run waits for it, so turns/s and latency compare the waits too)' : '';
+  return [
+    table(['the full raw turn, same services, same run', 'this server', 'raw, reading the history', 'raw, without', 'ratio (reading)', 'ratio (without)'], rows),
+    `raw turn per turn: ${c.work}; E = ${fixed(r.events_per_turn)} (this server's events per turn in this run)`,
+    `server-side CPU per turn / the raw turn's: ${fixed(c.cpu_ratio, 2)}x reading the history, ${fixed(c.cpu_ratio_without_history, 2)}x without`,
+    `turns/s / the raw turn's: ${fixed(c.throughput_ratio * 100)}% reading the history, ${fixed(c.throughput_ratio_without_history * 100)}% without${delayed}`,
+    failed.length ? `raw turn checks FAILED (its figures are not a ceiling): ${failed.join('; ')}` : 'raw turn checks: every event delivered once and in order, every run completed, on every socket',
+  ].join('\n');
 }
 
 /** Least-squares slope of y over x. */
