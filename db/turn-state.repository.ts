@@ -83,6 +83,12 @@ export interface ParkedClaim {
   usage: TurnUsage;
 }
 
+/** Whether the run waits (parked): a takeover must never restart it, only a resume continues it. */
+export async function isWaiting(db: Kysely<Database>, runId: string): Promise<boolean> {
+  const row = await db.selectFrom('runs').select('id').where('id', '=', runId).where('status', '=', 'running').where('waiting_since', 'is not', null).executeTakeFirst();
+  return row !== undefined;
+}
+
 /** A waiting run none of whose waits is pending: one a job may resume. */
 const resumable = (eb: ExpressionBuilder<Database, 'runs'>) =>
   eb.and([

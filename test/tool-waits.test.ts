@@ -32,6 +32,10 @@ import { startLlmSim, type LlmSim } from '../workers/llm-sim.js';
 import { failOrphanedRuns } from '../workers/recovery.js';
 import { builtinTools, ToolRegistry } from '../workers/tools/registry.js';
 import { startWorker, type TurnWorker } from '../workers/worker.js';
+import { ActiveRuns } from '../workers/active-runs.js';
+import { approvalGate } from '../workers/turn/approval-gate.js';
+import type { TurnDeps } from '../workers/turn/deps.js';
+import { createTurnProcessor } from '../workers/turn/processor.js';
 import { createTestDatabase, testRedis, uniquePrefix } from './support/database.js';
 import { waitFor, within } from './support/wait.js';
 
@@ -49,6 +53,8 @@ interface Ctx {
   guarded: string;
   hasty: string;
   log: pino.Logger;
+  /** The worker's dependencies, for a processor of the test's own. */
+  deps: Omit<TurnDeps, 'activeRuns'>;
   cleanup: Array<() => Promise<unknown>>;
 }
 
@@ -106,10 +112,13 @@ async function open(backend: Backend, ctx: Ctx): Promise<void> {
     insertAgent(ctx.store.db, owner.workspaceId, { name, tools: ['calculator', 'get_current_time'], require_approval: ['calculator'], approval_timeout_s });
   ctx.guarded = (await agent('Guarded', 3600)).id;
   ctx.hasty = (await agent('Hasty', 1)).id;
-  ctx.worker = await startWorker({
+  ctx.deps = {
     db: ctx.store.db, broker, events, queue: ctx.queue, tools, log: ctx.log,
     llm: createLlmClient({ baseURL: ctx.sim.baseURL, apiKey: 'test', timeoutMs: 10_000, maxRetries: 0 }),
     model: 'sim-1',
+  };
+  ctx.worker = await startWorker({
+    ...ctx.deps,
     // One slot: a waiting run that held it would stop every other turn.
     concurrency: 1,
     sweepIntervalMs: 100,
@@ -274,6 +283,20 @@ for (const backend of ['postgres+bullmq', 'pglite+inline'] as const) {
     await answer(ctx, turn.runId, request.tool_call_id, { approved: true });
     assert.equal(await answerToolWait(ctx.store.db, owner, turn.runId, request.tool_call_id, { approved: false }), { kind: 'already_answered', status: 'approved' });
     assert.is((await completed(ctx, turn.threadId, turn.runId)).status, 'completed');
+  });
+
+  test('a re-delivery of the job that parked the run, not knowing its attempt, leaves the waiting run alone', async (ctx) => {
+    const turn = await send(ctx, 'calculate 4*4 please', { agentId: ctx.guarded });
+    const request = await waiting(ctx, turn.threadId, turn.runId, 'approval_requested');
+    const before = await ctx.store.db.selectFrom('runs').select(['attempt', 'waiting_since']).where('id', '=', turn.runId).executeTakeFirstOrThrow();
+    const seen = (await events(ctx, turn.threadId)).length;
+    // What a queue hands over when the parking worker died before it recorded its attempt.
+    const processor = createTurnProcessor({ ...ctx.deps, activeRuns: new ActiveRuns(), toolGate: approvalGate(ctx.store.db) });
+    await processor({ runId: turn.runId, threadId: turn.threadId }, { signal: new AbortController().signal, takeover: true, recordAttempt: async () => {} });
+    assert.equal(await ctx.store.db.selectFrom('runs').select(['attempt', 'waiting_since']).where('id', '=', turn.runId).executeTakeFirstOrThrow(), before, 'not taken over');
+    assert.is((await events(ctx, turn.threadId)).length, seen, 'nothing written');
+    await answer(ctx, turn.runId, request.tool_call_id, { approved: true });
+    assert.match((await completed(ctx, turn.threadId, turn.runId)).message.content, /says 16\./);
   });
 
   test.run();

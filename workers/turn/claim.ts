@@ -7,7 +7,7 @@
 import { claimRun } from '../../db/runs.repository.js';
 import type { StoredEvent, WriteFence } from '../../db/events.repository.js';
 import type { Agent, ClientToolDef, Message } from '../../db/schema.js';
-import { claimParkedRun, type TurnUsage } from '../../db/turn-state.repository.js';
+import { claimParkedRun, isWaiting, type TurnUsage } from '../../db/turn-state.repository.js';
 import type { TurnContext, TurnJob } from '../../queue/turn-queue.js';
 import type { TurnDeps } from './deps.js';
 import { afterUnclaimed } from './wake-next.js';
@@ -36,7 +36,10 @@ export interface TurnStart {
 
 /** The run's claim for this job, or undefined when the job has nothing to run. */
 export async function claimTurn(deps: TurnDeps, job: TurnJob, ctx: TurnContext): Promise<TurnStart | undefined> {
-  const takeover = ctx.takeover || job.takeover !== undefined;
+  // A re-delivery of the job that parked the run (its worker died just after the park) may not
+  // know the attempt it claimed: it would take over any running run, so it never takes over a
+  // waiting one (which only its resume continues).
+  const takeover = (ctx.takeover || job.takeover !== undefined) && !(await isWaiting(deps.db, job.runId));
   const claim = await claimRun(deps.db, job.runId, {
     takeover,
     // A re-delivered job replaces the attempt its earlier delivery claimed, never a newer one.

@@ -1,0 +1,3 @@
+import { approvalsSuite } from './approvals.case.js';
+
+approvalsSuite('redis');
