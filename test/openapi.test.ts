@@ -184,6 +184,16 @@ test('contract: every operation answers as documented, successes and refusals', 
   await call('approveToolCall', 'POST', '/v1/runs/r_missing/approvals', 404, { token: admin, body: approval });
   await call('approveToolCall', 'POST', `/v1/runs/${asked.run_id}/approvals`, 400, { token: admin, body: { approved: true } });
 
+  // ---- the AI SDK chat (a chat id names a thread, created on first use)
+  const chat = { id: `chat-contract-${sent.run_id}`, trigger: 'submit-message' };
+  const said = { id: 'contract-u1', role: 'user', parts: [{ type: 'text', text: 'contract [[words:3]]' }] };
+  await call('aiSdkChat', 'POST', '/v1/ai-sdk/chat', 200, { token: admin, body: { ...chat, messages: [said] } });
+  await call('aiSdkChat', 'POST', '/v1/ai-sdk/chat', 400, { token: admin, body: { ...chat, messages: [] } });
+  await call('aiSdkResumeStream', 'GET', `/v1/ai-sdk/chat/${chat.id}/stream`, 204, { token: admin });
+  await call('aiSdkResumeStream', 'GET', '/v1/ai-sdk/chat/not%20an%20id/stream', 400, { token: admin });
+  await call('aiSdkStop', 'POST', `/v1/ai-sdk/chat/${chat.id}/stop`, 204, { token: admin });
+  await call('aiSdkStop', 'POST', '/v1/ai-sdk/chat/t_missing/stop', 404, { token: admin });
+
   // ---- search, tickets
   await call('searchMessages', 'GET', '/v1/search?q=contract', 200, { token: admin });
   const blank = await call('searchMessages', 'GET', '/v1/search?q=%20%20', 400, { token: admin });
