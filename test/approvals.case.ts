@@ -182,6 +182,16 @@ export function approvalsSuite(backend: Backend): void {
     assert.not.ok(alice.frames.some((f) => f.type === 'tool_executing' && f.payload.run_id === runId));
   });
 
+  test('a message that interrupts a waiting run ends it as a cancel does, and runs at once', async (ctx) => {
+    const alice = await connect(ctx, 'alice');
+    const { threadId, runId, toolCallId } = await ask(ctx, alice);
+    const next = await alice.request('message.send', { thread_id: threadId, content: 'Never mind that', on_busy: 'interrupt' });
+    assert.is((await alice.completed(runId, 10_000)).payload.status, 'cancelled');
+    const resolved = alice.frames.find((f) => f.type === 'approval_resolved' && f.payload.run_id === runId)!.payload;
+    assert.equal([resolved.tool_call_id, resolved.status], [toolCallId, 'cancelled']);
+    assert.is((await alice.completed(next.payload.run_id, 20_000)).payload.status, 'completed');
+  });
+
   test('over REST: GET /v1/runs/:id shows the wait, POST /v1/runs/:id/approvals answers it', async (ctx) => {
     const alice = await connect(ctx, 'alice');
     const { threadId, runId, toolCallId } = await ask(ctx, alice);

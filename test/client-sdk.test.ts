@@ -123,6 +123,29 @@ test('the server drops the socket mid-turn: the client resumes and its thread en
   assert.equal(state.runs[ack.run_id]!.status, 'completed');
 });
 
+test('approve(): a run that waits shows its pending approval; approving it from the SDK lets the tool run and the run complete', async (ctx) => {
+  const admin = await signToken(ctx.stack.secret, { sub: 'boss', workspace: 'acme', ttlSeconds: 600, extra: { role: 'admin' } });
+  const created = await fetch(`${ctx.base}/v1/agents`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Guarded', tools: ['calculator'], require_approval: ['calculator'] }),
+  });
+  const agent = (await created.json()) as { id: string };
+  const { sdk } = client(ctx, 'approver');
+  const sent = await sdk.send('calculate 6*7 please', { agentId: agent.id });
+  await waitFor(() => sdk.thread(sent.thread_id)?.runs[sent.run_id]?.status === 'waiting', 15_000, 'the run to wait');
+  const pending = sdk.thread(sent.thread_id)!.runs[sent.run_id]!.pending!;
+  assert.equal([pending.kind, pending.toolName, pending.arguments], ['approval', 'calculator', { expression: '6*7' }]);
+  assert.equal(await sdk.approve(sent.run_id, pending.toolCallId, true), { run_id: sent.run_id, tool_call_id: pending.toolCallId, status: 'approved' });
+  const state = await completedRun(sdk, sent.thread_id, sent.run_id);
+  const run = state.runs[sent.run_id]!;
+  assert.equal([run.status, run.pending, run.tools.map((t) => [t.name, t.status, t.result])], ['completed', undefined, [['calculator', 'completed', '42']]]);
+  await sdk.approve(sent.run_id, pending.toolCallId, false).then(
+    () => assert.unreachable('a second answer is refused'),
+    (error: ConversationError) => assert.equal([error.code, error.retryable], ['already_answered', false]),
+  );
+});
+
 test('token refresh: auth.expiring is answered with a fresh token from the provider, and the socket stays open past the first exp', async (ctx) => {
   const refreshed: string[] = [];
   const bob = client(ctx, 'bob-refresh', { token: () => ctx.stack.token('bob-refresh', 'acme', 3) });

@@ -131,6 +131,37 @@ function longLog(): ThreadEvent[] {
   return log;
 }
 
+test('a run waiting for an approval or a client tool: status waiting with its pending call until it is answered, then running again', () => {
+  const state = emptyThread('t1');
+  const request = { tool_call_id: 'call_1', tool_name: 'calculator', arguments: { expression: '6*7' }, expires_at: '2026-01-01T01:00:00.000Z' };
+  const events = [
+    ev(1, 'message_created', { message: { id: 'u1', role: 'user', content: 'calculate' } }),
+    ev(2, 'agent_started', { agent_id: 'a', agent_name: 'Guarded' }),
+    ev(3, 'agent_thinking', {}),
+    ev(4, 'approval_requested', request),
+  ];
+  for (const event of events) applyEvent(state, event);
+  const run = state.runs.r1!;
+  assert.equal([run.status, run.thinking, state.activeRunId], ['waiting', false, 'r1']);
+  assert.equal(run.pending, { kind: 'approval', toolCallId: 'call_1', toolName: 'calculator', arguments: { expression: '6*7' }, expiresAt: request.expires_at });
+  // Denied: the decision ends the wait; the refusal's result arrives without a tool_executing.
+  applyEvent(state, ev(5, 'approval_resolved', { tool_call_id: 'call_1', tool_name: 'calculator', status: 'denied', reason: 'no' }));
+  assert.equal([run.status, run.pending, run.thinking], ['running', undefined, true]);
+  applyEvent(state, ev(6, 'tool_completed', { tool_call_id: 'call_1', name: 'calculator', result: 'denied', is_error: true, duration_ms: 0 }));
+  assert.equal(run.tools.map((t) => [t.toolCallId, t.status, t.result]), [['call_1', 'error', 'denied']]);
+  // Then a client tool: its result (tool_completed) ends the wait.
+  applyEvent(state, ev(7, 'client_tool_requested', { ...request, tool_call_id: 'call_2', tool_name: 'pick_color', arguments: {} }));
+  assert.equal([run.status, run.pending?.kind, run.pending?.toolCallId], ['waiting', 'client', 'call_2']);
+  applyEvent(state, ev(8, 'tool_completed', { tool_call_id: 'call_2', name: 'pick_color', result: 'navy', is_error: false, duration_ms: 1200 }));
+  assert.equal([run.status, run.pending], ['running', undefined]);
+  // Cancelled while waiting: the run ends and nothing is pending any more.
+  applyEvent(state, ev(9, 'approval_requested', { ...request, tool_call_id: 'call_3' }));
+  applyEvent(state, ev(10, 'approval_resolved', { tool_call_id: 'call_3', tool_name: 'calculator', status: 'cancelled' }));
+  assert.is(run.thinking, false, 'a cancelled request does not look like the model working');
+  applyEvent(state, ev(11, 'agent_completed', { status: 'cancelled', message: { id: 'm1', role: 'assistant', content: '' } }));
+  assert.equal([run.status, run.pending, state.activeRunId], ['cancelled', undefined, undefined]);
+});
+
 test('history pages fold to the same state as the live log, wherever the page boundaries fall', () => {
   const log = longLog();
   const live = emptyThread('t1');

@@ -14,7 +14,7 @@ export { judge, type SocketEnd, type Verdict } from './refusals.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
 export { emptyThread } from './thread-state.js';
 export { applyEvent, prependEvents } from './thread-fold.js';
-export type { ChatMessage, RunView, ThreadState, ToolActivity } from './thread-state.js';
+export type { ChatMessage, PendingCall, RunView, ThreadState, ToolActivity } from './thread-state.js';
 export { CloseCodes, ErrorCodes, PROTOCOL } from '../codes.js';
 export type { ErrorCode, RunErrorCode } from '../codes.js';
 export type * from '../frames.js';

@@ -5,7 +5,7 @@
  * (conversation-client.ts) with the connection behind `request`.
  */
 import type { ClientFrameType, ClientPayloads } from '../frames.js';
-import type { CancelResult, SearchResult, ThreadListResult, ThreadView } from '../results.js';
+import type { CancelResult, SearchResult, ThreadListResult, ThreadView, ToolAnswerResult } from '../results.js';
 import { Emitter } from './emitter.js';
 import type { ClientEvents } from './types.js';
 
@@ -19,6 +19,14 @@ export abstract class RequestMethods extends Emitter<ClientEvents> {
   /** Asks the worker to stop the run; it ends with `agent_completed` status `cancelled`. */
   cancel(runId: string): Promise<CancelResult> {
     return this.request('run.cancel', { run_id: runId });
+  }
+
+  /**
+   * Answers the approval a waiting run asks for (its `pending`, kind `approval`): approved, the tool
+   * runs; denied, the model is told so (with `reason`). A second answer is refused with `already_answered`.
+   */
+  approve(runId: string, toolCallId: string, approved: boolean, reason?: string): Promise<ToolAnswerResult> {
+    return this.request('tool.approve', { run_id: runId, tool_call_id: toolCallId, approved, ...(reason !== undefined ? { reason } : {}) });
   }
 
   listThreads(options: { cursor?: string; limit?: number; archived?: boolean } = {}): Promise<ThreadListResult> {
