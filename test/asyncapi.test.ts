@@ -14,6 +14,7 @@ import addFormatsModule from 'ajv-formats';
 import { Parser } from '@asyncapi/parser';
 import { CloseCodes, ErrorCodes, RunErrorCodes } from '../protocol/codes.js';
 import { ackResultSchemas, clientPayloadSchemas, eventPayloadSchemas, serverPayloadSchemas } from '../protocol/schemas.js';
+import { signToken } from '../server/auth.js';
 import { connect, useStack, type StackCtx } from './support/fixture.js';
 
 const Ajv = AjvModule.default;
@@ -127,6 +128,25 @@ test('a real turn: what the client sends and every frame the server sends valida
   for (const type of ['session.ready', 'ack', 'error', 'message_created', 'agent_started', 'agent_thinking', 'message_delta', 'tool_executing', 'tool_completed', 'agent_completed']) {
     assert.ok(types.has(type), `the turn had a ${type} frame`);
   }
+  // A turn that waits for an approval: the request, the answer and the decision.
+  const admin = await signToken(ctx.stack.secret, { sub: 'boss', workspace: 'acme', ttlSeconds: 600, extra: { role: 'admin' } });
+  const agent = await fetch(`${ctx.base}/v1/agents`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Guarded', tools: ['calculator'], require_approval: ['calculator'] }),
+  }).then((res) => res.json() as Promise<{ id: string }>);
+  const guarded = await client.request('message.send', { content: 'calculate 6*7 please', agent_id: agent.id });
+  const requested = await client.next((f) => f.type === 'approval_requested' && f.payload.run_id === guarded.payload.run_id, 20_000);
+  const approve = { type: 'tool.approve', id: 'a1', payload: { run_id: guarded.payload.run_id, tool_call_id: requested.payload.tool_call_id, approved: true } };
+  await expectValid('client.tool.approve', approve);
+  client.send(approve);
+  await expectValid('ack.tool.approve', await client.next((f) => f.id === 'a1' && f.type === 'ack'));
+  await client.completed(guarded.payload.run_id, 20_000);
+  for (const frame of client.frames.filter((f) => f.type.startsWith('approval_'))) await expectValid(`server.${frame.type}`, frame);
+  assert.equal(client.frames.filter((f) => f.type.startsWith('approval_')).map((f) => f.type), ['approval_requested', 'approval_resolved']);
+  const unanswerable = await schema('client.tool.approve');
+  assert.not.ok(unanswerable({ type: 'tool.approve', payload: { run_id: 'r1', tool_call_id: 'c1' } }), 'approved is required');
+
   // A frame the server would refuse is refused by the published schema too.
   const wrong = await schema('client.message.send');
   assert.not.ok(wrong({ type: 'message.send', payload: { content: '' } }));

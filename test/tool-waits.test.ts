@@ -36,6 +36,7 @@ import { ActiveRuns } from '../workers/active-runs.js';
 import { approvalGate } from '../workers/turn/approval-gate.js';
 import type { TurnDeps } from '../workers/turn/deps.js';
 import { createTurnProcessor } from '../workers/turn/processor.js';
+import { checkServerFrame } from '../protocol/validate.js';
 import { createTestDatabase, testRedis, uniquePrefix } from './support/database.js';
 import { waitFor, within } from './support/wait.js';
 
@@ -134,8 +135,11 @@ async function send(ctx: Ctx, content: string, options: { agentId?: string; thre
   return turn;
 }
 
+/** The thread's stored events, each checked against the protocol's schema of its type. */
 async function events(ctx: Ctx, threadId: string) {
-  return ctx.store.db.selectFrom('events').select(['seq', 'type', 'run_id', 'payload']).where('thread_id', '=', threadId).orderBy('seq').execute();
+  const rows = await ctx.store.db.selectFrom('events').select(['seq', 'type', 'run_id', 'payload']).where('thread_id', '=', threadId).orderBy('seq').execute();
+  for (const row of rows) assert.is(checkServerFrame({ type: row.type, payload: row.payload }), null, `stored ${row.type} matches its schema`);
+  return rows;
 }
 
 const types = async (ctx: Ctx, threadId: string) => (await events(ctx, threadId)).map((e) => e.type).filter((t) => t !== 'message_delta');
