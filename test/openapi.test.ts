@@ -194,6 +194,12 @@ test('contract: every operation answers as documented, successes and refusals', 
   await call('aiSdkStop', 'POST', `/v1/ai-sdk/chat/${chat.id}/stop`, 204, { token: admin });
   await call('aiSdkStop', 'POST', '/v1/ai-sdk/chat/t_missing/stop', 404, { token: admin });
 
+  // ---- AG-UI (a thread id names a thread, created on first use)
+  const aguiInput = { threadId: `agui-contract-${sent.run_id}`, runId: 'contract', messages: [{ id: 'contract-a1', role: 'user', content: 'contract [[words:3]]' }] };
+  await call('aguiRun', 'POST', '/v1/agui', 200, { token: admin, body: aguiInput });
+  await call('aguiRun', 'POST', '/v1/agui', 400, { token: admin, body: { ...aguiInput, messages: undefined } });
+  await call('aguiRun', 'POST', '/v1/agui', 404, { token: admin, body: { ...aguiInput, resume: [{ interruptId: 'r_missing:call', status: 'resolved' }] } });
+
   // ---- search, tickets
   await call('searchMessages', 'GET', '/v1/search?q=contract', 200, { token: admin });
   const blank = await call('searchMessages', 'GET', '/v1/search?q=%20%20', 400, { token: admin });

@@ -10,6 +10,7 @@ import { buildAsyncApi } from '../../protocol/asyncapi.js';
 import { buildOpenApi } from '../http/openapi.js';
 import type { Route } from '../http/route.js';
 import { agentRoutes } from './agents.routes.js';
+import { aguiRoutes } from './agui.routes.js';
 import { aiSdkRoutes } from './ai-sdk.routes.js';
 import { components } from './components.js';
 import type { RouteDeps } from './deps.js';
@@ -32,6 +33,7 @@ export const routeTable: readonly Route<RouteDeps>[] = [
   ...agentRoutes,
   ...systemRoutes,
   ...webRoutes,
+  ...aguiRoutes,
   ...aiSdkRoutes,
 ];
 

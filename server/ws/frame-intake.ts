@@ -15,10 +15,13 @@ import { classifyFailure } from '../errors.js';
 import { peekFrameId } from './frame-id.js';
 import { rateLimited, tooManyFrames } from '../rate-limits/index.js';
 import type { Config } from '../../config/config.js';
+import { AguiConnection } from './agui-connection.js';
+import { createAguiIntake } from './agui-intake.js';
 
 export function createFrameIntake(config: Readonly<Config>, services: GatewayServices) {
   const { limits } = config;
   const perSecond = config.rateLimits.framesPerSecond;
+  const agui = createAguiIntake(config, services);
 
   /**
    * Counts a bad (or refused) frame; past BAD_FRAME_LIMIT within 10 s the socket is closed with
@@ -66,7 +69,13 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
       connection.close(CloseCodes.too_large, tooLargeReason(limits.maxFrameBytes));
       return;
     }
-    const parsed = parseClientFrame(Buffer.from(message).toString('utf8'));
+    const text = Buffer.from(message).toString('utf8');
+    // An agui.v1 socket speaks AG-UI: its own frames, parsed and handled apart (./agui-intake.ts).
+    if (connection instanceof AguiConnection) {
+      agui(connection, text, strike);
+      return;
+    }
+    const parsed = parseClientFrame(text);
     if (!parsed.ok) {
       connection.sendError(parsed.id, parsed.code, parsed.message);
       strike(connection, 'too many invalid frames');

@@ -3,8 +3,8 @@
  * ticket), token verification, the refusal of a user or address whose sockets keep being closed
  * for policy (4008), the per-user socket limit, then the upgrade.
  *
- * A refused handshake is answered in one of two ways. A client that offers the `chat.v1`
- * subprotocol (every browser client should: a browser's WebSocket API cannot read a handshake
+ * A refused handshake is answered in one of two ways. A client that offers the `chat.v1` (or
+ * `agui.v1`) subprotocol (every browser client should: a browser's WebSocket API cannot read a handshake
  * response and reports any refusal as a bare 1006) is upgraded and then told: one `error` frame,
  * then a close whose code and reason say what to do (4001 `token_expired` / `unauthenticated`,
  * 4003 `forbidden`, 4008 `rate_limited retry_after_ms=N`, 4503 `unavailable retry_after_ms=N`).
@@ -13,10 +13,12 @@
  */
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { PROTOCOL, httpStatus } from '../../protocol/codes.js';
+import { httpStatus } from '../../protocol/codes.js';
+import { AGUI_SUBPROTOCOL } from '../../protocol/agui.js';
 import { newId } from '../../db/ids.js';
 import { AuthError, extractCredentials, type Principal, type TokenVerifier } from '../auth.js';
 import { Connection, type SocketData } from './connection.js';
+import { AguiConnection, chooseSubprotocol } from './agui-connection.js';
 import type { Refusal } from './handshake-refusal.js';
 import { sendJson, watchAborted } from '../http.js';
 import { errorBody } from '../errors.js';
@@ -52,7 +54,9 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
     const address = Buffer.from(res.getRemoteAddressAsText()).toString();
     // Without onAborted, a client that leaves during verification would crash the process.
     const state = watchAborted(res);
-    const byClose = credentials.protocol === PROTOCOL;
+    // The subprotocol answered: chat.v1 (native frames), agui.v1 (bare AG-UI events), or none.
+    const subprotocol = chooseSubprotocol(protocolHeader, credentials.protocol);
+    const byClose = subprotocol !== '';
 
     const refuse = (refusal: Refusal) => {
       if (state.aborted) return;
@@ -62,7 +66,7 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
         return;
       }
       const data: SocketData = { refusal };
-      deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, credentials.protocol, extensions, context));
+      deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, subprotocol, extensions, context));
     };
 
     if (origin && deps.allowedOrigins.length > 0 && !deps.allowedOrigins.includes(origin)) {
@@ -114,11 +118,13 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
           deps.rateLimits.releaseConnection(id);
           return;
         }
-        const connection = new Connection(id, principal, log, deps.maxBufferedBytes);
+        const connection = subprotocol === AGUI_SUBPROTOCOL
+          ? new AguiConnection(id, principal, log, deps.maxBufferedBytes)
+          : new Connection(id, principal, log, deps.maxBufferedBytes);
         deps.rateLimits.trackAddress(connection, address);
         const data: SocketData = { connection };
         try {
-          deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, credentials.protocol, extensions, context));
+          deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, subprotocol, extensions, context));
         } finally {
           // uWS runs `open` inside upgrade(); a socket that did not open will never close either.
           if (!connection.ws) deps.rateLimits.releaseConnection(id);
