@@ -2,7 +2,7 @@
 export declare const DIST: string;
 export declare const CLIENT_BUDGET: number;
 export interface BundleResult {
-  name: 'client.js' | 'widget.js' | 'convo-chat.js';
+  name: 'client.js' | 'widget.js' | 'convo-chat.js' | 'agui.js';
   bytes: number;
   gzipBytes: number;
   /** Source files bundled into it (esbuild's metafile inputs, relative to the repository). */

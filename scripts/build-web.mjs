@@ -1,7 +1,8 @@
 /**
- * Builds the browser bundles into dist/ (not committed): the client SDK (`convo-gateway/client`)
- * and the `<convo-chat>` widget, as ES modules for the package and the widget also as one classic
- * script the gateway serves at /convo-chat.js. Prints each size, raw and gzipped; the SDK must stay
+ * Builds the browser bundles into dist/ (not committed): the client SDK (`convo-gateway/client`),
+ * the `<convo-chat>` widget, and the AG-UI agent (`convo-gateway/agui`, with @ag-ui/client and rxjs
+ * left to the application: peer dependencies), as ES modules for the package and the widget also as
+ * one classic script the gateway serves at /convo-chat.js. Prints each size, raw and gzipped; the SDK must stay
  * within its budget (test/client-bundle.test.ts holds it there). With TypeScript installed (a
  * development checkout) it also writes the declarations the package entries point to.
  *
@@ -31,6 +32,7 @@ const targets = [
   { name: 'client.js', entry: 'protocol/client/index.ts', format: 'esm' },
   { name: 'widget.js', entry: 'web/index.ts', format: 'esm' },
   { name: 'convo-chat.js', entry: 'web/index.ts', format: 'iife' },
+  { name: 'agui.js', entry: 'protocol/agui-client/index.ts', format: 'esm', external: ['@ag-ui/client', '@ag-ui/core', 'rxjs'] },
 ];
 
 /**
@@ -81,6 +83,7 @@ async function buildBundles(out, previous) {
       entryPoints: [path.join(root, target.entry)],
       bundle: true,
       format: target.format,
+      external: target.external ?? [],
       platform: 'browser',
       target: ['es2020'],
       minify: true,
@@ -110,7 +113,7 @@ async function buildBundles(out, previous) {
   return { inputs: hashInputs(root, read), outputs: [...written].sort(), results };
 }
 
-/** Declarations of the two package entries, when TypeScript is installed (it is a dev dependency). */
+/** Declarations of the package entries, when TypeScript is installed (it is a dev dependency). */
 async function buildDeclarations(out, previous) {
   let ts;
   try {
@@ -127,7 +130,8 @@ async function buildDeclarations(out, previous) {
   const files = new Map();
   const host = ts.createCompilerHost(options);
   host.writeFile = (name, text) => files.set(name, text);
-  const program = ts.createProgram([path.join(root, 'protocol/client/index.ts'), path.join(root, 'web/index.ts')], options, host);
+  const entries = ['protocol/client/index.ts', 'web/index.ts', 'protocol/agui-client/index.ts'];
+  const program = ts.createProgram(entries.map((entry) => path.join(root, entry)), options, host);
   const emitted = program.emit();
   const problems = ts.getPreEmitDiagnostics(program).concat(emitted.diagnostics);
   if (problems.length > 0) {

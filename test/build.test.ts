@@ -67,8 +67,9 @@ test('the server build: a second one with nothing changed writes nothing, quickl
 
 test('the browser build: bundles and declarations built once; a second build writes nothing and reports the same sizes', async ({ out }) => {
   const first = await buildWeb({ outdir: out, quiet: true });
-  assert.equal(first.map((b) => b.name), ['client.js', 'widget.js', 'convo-chat.js']);
+  assert.equal(first.map((b) => b.name), ['client.js', 'widget.js', 'convo-chat.js', 'agui.js']);
   assert.ok((await stat(path.join(out, 'types/protocol/client/index.d.ts'))).size > 0);
+  assert.ok((await stat(path.join(out, 'types/protocol/agui-client/index.d.ts'))).size > 0);
   const before = await snapshot(out);
   const started = performance.now();
   const second = await buildWeb({ outdir: out, quiet: true });
@@ -101,7 +102,7 @@ test('the two builds share a folder: the server build keeps the browser bundles 
   await writeFile(manifestFile, JSON.stringify(manifest));
   assert.ok((await buildServer({ outdir: out, quiet: true })).built);
   assert.not.ok(await stat(stale).catch(() => undefined), 'the previous build\'s chunk is gone');
-  for (const file of ['client.js', 'widget.js', 'convo-chat.js', 'types/protocol/client/index.d.ts', '.build-web.json']) {
+  for (const file of ['client.js', 'widget.js', 'convo-chat.js', 'agui.js', 'types/protocol/client/index.d.ts', '.build-web.json']) {
     assert.ok((await stat(path.join(out, file))).size > 0, `${file} kept`);
   }
   // And so the browser build after it has nothing to do.
