@@ -15,27 +15,32 @@ import { signToken } from '../server/auth.js';
 import { useStack, type StackCtx } from './support/fixture.js';
 import { checkEvents, comparable, postRun, storedAsAgui, verified } from './support/agui.js';
 import { RestClient } from './support/rest-client.js';
-import { within } from './support/wait.js';
+import { waitFor, within } from './support/wait.js';
 
 interface Ctx extends StackCtx {
-  /** An agent whose calculator needs the owner's approval. */
+  /** Agents whose calculator needs the owner's approval: within an hour; within a second. */
   guarded: string;
+  hasty: string;
 }
 
 const test = suite<Ctx>('AG-UI: approvals and client tools');
 useStack(test, {
   setup: async (ctx) => {
     const admin = new RestClient(ctx.base, await signToken(ctx.stack.secret, { sub: 'boss', workspace: 'acme', ttlSeconds: 3600, extra: { role: 'admin' } }));
-    const res = await admin.post('/v1/agents', { name: 'Guarded', tools: ['calculator', 'get_current_time'], require_approval: ['calculator'] });
-    assert.is(res.status, 201, JSON.stringify(res.body));
-    ctx.guarded = res.body.id;
+    const agent = async (name: string, approval_timeout_s: number) => {
+      const res = await admin.post('/v1/agents', { name, tools: ['calculator', 'get_current_time'], require_approval: ['calculator'], approval_timeout_s });
+      assert.is(res.status, 201, JSON.stringify(res.body));
+      return res.body.id as string;
+    };
+    ctx.guarded = await agent('Guarded', 3600);
+    ctx.hasty = await agent('Hasty', 1);
   },
 });
 
 /** A thread of `sub`'s on the guarded agent, and an HttpAgent on it. */
-async function guardedAgent(ctx: Ctx, sub = 'alice') {
+async function guardedAgent(ctx: Ctx, sub = 'alice', agentId = ctx.guarded) {
   const token = await ctx.stack.token(sub);
-  const created = await new RestClient(ctx.base, token).post('/v1/threads', { agent_id: ctx.guarded });
+  const created = await new RestClient(ctx.base, token).post('/v1/threads', { agent_id: agentId });
   assert.is(created.status, 201);
   const http = new HttpAgent({ url: `${ctx.base}/v1/agui`, headers: { authorization: `Bearer ${token}` }, threadId: created.body.id });
   return { http, token, threadId: created.body.id as string };
@@ -81,9 +86,14 @@ test('approval: the run ends with an interrupt; resume resolved runs the tool an
 
   // A second answer is refused (409), and HttpAgent surfaces it.
   const late = new HttpAgent({ url: `${ctx.base}/v1/agui`, headers: { authorization: `Bearer ${token}` }, threadId });
-  const again = await late.runAgent({ resume: [{ interruptId: interrupt.id, status: 'cancelled' }] }).then(() => undefined, (e: Error & { status?: number }) => e);
+  const again = await late.runAgent({ resume: [{ interruptId: interrupt.id, status: 'resolved', payload: { approved: false } }] }).then(() => undefined, (e: Error & { status?: number }) => e);
   assert.is(again?.status, 409);
   assert.match(again!.message, /already_answered/);
+  // A `cancelled` entry only takes note of a call decided already: the decision stands, and the
+  // answer is the run as it went on.
+  const noted = await run(late, { resume: [{ interruptId: interrupt.id, status: 'cancelled' }] });
+  assert.equal(noted.map((e) => e.type), resumed.map((e) => e.type));
+  assert.is((await ctx.stack.db.selectFrom('tool_waits').select('status').where('run_id', '=', runId).executeTakeFirstOrThrow()).status, 'approved');
 });
 
 test('denial: resume cancelled tells the model; the tool does not run; a forged or a stranger\'s id is refused', async (ctx) => {
@@ -121,6 +131,38 @@ test('denial: resume cancelled tells the model; the tool does not run; a forged 
   assert.match((answer.find((e) => e.type === 'TOOL_CALL_RESULT') as BaseEvent & { content: string }).content, /denied/i);
 });
 
+test('expired, or cancelled while waiting: a `cancelled` resume takes note and the response follows the run to its end', async (ctx) => {
+  const { http, token, threadId } = await guardedAgent(ctx, 'alice', ctx.hasty);
+  http.addMessage({ id: `u-${randomUUID()}`, role: 'user', content: 'calculate 6*7 please' });
+  const interrupt = outcome(await run(http)).interrupts[0];
+  // The workers sweep every 5 s (the default): the expiry lands within that of its deadline.
+  await waitFor(async () => (await ctx.stack.db.selectFrom('runs').select('status').where('id', '=', interrupt.id.split(':')[0]).executeTakeFirstOrThrow()).status === 'completed', 15_000, 'the run to complete');
+  // Approving it now is refused; the client itself would not send it (the interrupt has expired).
+  const late = await fetch(`${ctx.base}/v1/agui`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ threadId, runId: 'late', messages: [], resume: [{ interruptId: interrupt.id, status: 'resolved' }] }),
+  });
+  assert.is(late.status, 409);
+  assert.is((await late.json()).code, 'already_answered');
+  const after = await run(http, { resume: [{ interruptId: interrupt.id, status: 'cancelled' }] });
+  assert.equal(after.map((e) => e.type).slice(0, 2), ['RUN_STARTED', 'TOOL_CALL_RESULT']);
+  assert.match((after[1] as BaseEvent & { content: string }).content, /expired/);
+  assert.is(outcome(after).type, 'success');
+  assert.equal(comparable(http.messages), await storedAsAgui(ctx.stack.db, threadId));
+
+  // Cancelled while it waits: the next input's `cancelled` entry gets the run's end.
+  const second = await guardedAgent(ctx);
+  second.http.addMessage({ id: `u-${randomUUID()}`, role: 'user', content: 'calculate 2*3 please' });
+  const waiting = outcome(await run(second.http)).interrupts[0];
+  const cancelled = await new RestClient(ctx.base, token).post(`/v1/runs/${waiting.id.split(':')[0]}/cancel`, {});
+  assert.is(cancelled.status, 200);
+  const ended = await run(second.http, { resume: [{ interruptId: waiting.id, status: 'cancelled' }] });
+  checkEvents(ended);
+  assert.equal(ended.map((e) => e.type), ['RUN_STARTED', 'RUN_FINISHED']);
+  assert.equal(outcome(ended), { type: 'cancelled' });
+});
+
 test('a client tool: the run ends with the call pending; the client\'s tool message goes on with its result', async (ctx) => {
   const token = await ctx.stack.token('alice');
   const threadId = `t-${randomUUID()}`;
@@ -144,6 +186,17 @@ test('a client tool: the run ends with the call pending; the client\'s tool mess
   assert.is(after[0]!.type, 'RUN_STARTED');
   assert.not.ok(after.some((e) => e.type === 'TOOL_CALL_RESULT'), 'the client has its own result');
   assert.is(outcome(after).type, 'success');
+  // Read raw, the same turn on another thread: valid events, verified runs.
+  const rawThread = `t-${randomUUID()}`;
+  const asked = await postRun(ctx.base, token, { threadId: rawThread, runId: 'r1', tools, messages: [{ id: `u-${randomUUID()}`, role: 'user', content: '[[tool:pick_color {"warm":true}]] choose a colour' }] });
+  checkEvents(asked);
+  await verified(asked);
+  const pendingId = outcome(asked as BaseEvent[]).pendingToolCallIds[0];
+  const answered = await postRun(ctx.base, token, { threadId: rawThread, runId: 'r2', tools, messages: [{ id: 't1', role: 'tool', toolCallId: pendingId, content: 'blue' }] });
+  checkEvents(answered);
+  await verified(answered);
+  assert.is(outcome(answered as BaseEvent[]).type, 'success');
+
   const stored = await ctx.stack.db.selectFrom('messages').select(['role', 'content']).where('thread_id', '=', threadId).where('role', '=', 'tool').execute();
   assert.equal(stored, [{ role: 'tool', content: 'red' }]);
   // The same messages as the store, the client's tool message under its own id.

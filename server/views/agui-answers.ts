@@ -4,11 +4,16 @@
  * - `resume` entries answer approval interrupts (their id names the run and the call): `resolved`
  *   approves, unless its payload says `approved: false`; `cancelled` denies; `payload.reason` is
  *   told to the model. An id that is not one of the caller's waiting calls is refused (not_found),
- *   never taken as an approval; a second answer is `already_answered`.
+ *   never taken as an approval; a second `resolved` answer is `already_answered`. A `cancelled`
+ *   entry for a call decided already (it expired, the run was cancelled) is how an AG-UI client gets
+ *   past an interrupt it can no longer answer: it is taken as read, and the run is followed on.
  * - tool messages answer the calls of the client's own tools the thread's run waits on (the rest of
  *   the history's tool messages are already stored).
  */
+import type { Kysely } from 'kysely';
+import { runEventsAfter } from '../../db/events.repository.js';
 import { findOwnedRun, runningRunsOfThread } from '../../db/runs.repository.js';
+import type { Database } from '../../db/schema.js';
 import type { Owner } from '../../db/owner.js';
 import type { AguiRunInput } from '../../protocol/agui.js';
 import { RequestError } from '../errors.js';
@@ -17,10 +22,17 @@ import { answerToolWait, pendingToolWaits } from '../operations/tool-waits.js';
 import { parseInterruptId } from './agui-events.js';
 
 const MAX_REASON = 2_000;
+const PAGE = 500;
 
-/** Records the input's answers; the run they went to, if any. */
-export async function answerWaits(services: GatewayServices, owner: Owner, threadId: string, input: AguiRunInput): Promise<string | undefined> {
-  let answered: string | undefined;
+/** The call last answered: the response follows its run from where the run stopped for it. */
+export interface AnsweredCall {
+  runId: string;
+  toolCallId: string;
+}
+
+/** Records the input's answers; the call last answered, if any. */
+export async function answerWaits(services: GatewayServices, owner: Owner, threadId: string, input: AguiRunInput): Promise<AnsweredCall | undefined> {
+  let answered: AnsweredCall | undefined;
   for (const [i, entry] of (input.resume ?? []).entries()) {
     const named = parseInterruptId(entry.interruptId);
     const run = named && (await findOwnedRun(services.db, named.runId, owner));
@@ -33,8 +45,11 @@ export async function answerWaits(services: GatewayServices, owner: Owner, threa
       throw new RequestError('invalid_request', `resume[${i}].payload.reason is longer than the ${MAX_REASON} characters allowed`);
     }
     const approved = entry.status === 'resolved' && payload.approved !== false;
-    await answerToolWait(services, owner, { run_id: named.runId, tool_call_id: named.toolCallId, answer: { approved, ...(reason ? { reason } : {}) } });
-    answered = named.runId;
+    const answer = { approved, ...(reason ? { reason } : {}) };
+    await answerToolWait(services, owner, { run_id: named.runId, tool_call_id: named.toolCallId, answer }).catch((error: unknown) => {
+      if (!(entry.status === 'cancelled' && error instanceof RequestError && error.code === 'already_answered')) throw error;
+    });
+    answered = { runId: named.runId, toolCallId: named.toolCallId };
   }
   const results = input.messages.filter((m) => m.role === 'tool');
   if (results.length === 0) return answered;
@@ -45,7 +60,22 @@ export async function answerWaits(services: GatewayServices, owner: Owner, threa
     if (!message) continue;
     const text = typeof message.content === 'string' ? message.content : message.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
     await answerToolWait(services, owner, { run_id: waiting, tool_call_id: call.tool_call_id, answer: { result: message.error ? `Error: ${message.error}` : text } });
-    answered = waiting;
+    answered = { runId: waiting, toolCallId: call.tool_call_id };
   }
   return answered;
+}
+
+/** The seq of the event the run stopped at for the call (its approval or client-tool request). */
+export async function requestSeq(db: Kysely<Database>, threadId: string, call: AnsweredCall): Promise<number | undefined> {
+  for (let after = 0; ; ) {
+    const page = await runEventsAfter(db, threadId, call.runId, after, PAGE);
+    for (const stored of page) {
+      if (stored.type === 'approval_requested' || stored.type === 'client_tool_requested') {
+        const event = JSON.parse(stored.frame) as { payload: { tool_call_id: string } };
+        if (event.payload.tool_call_id === call.toolCallId) return stored.seq;
+      }
+      after = stored.seq;
+    }
+    if (page.length < PAGE) return undefined;
+  }
 }

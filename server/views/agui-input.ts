@@ -14,13 +14,13 @@ import type { GatewayServices } from '../handlers/context.js';
 import { sendMessage } from '../operations/messages.js';
 import { ensureThread } from '../operations/threads.js';
 import { activeTurn, runStart } from '../streams/active-turn.js';
-import { answerWaits } from './agui-answers.js';
+import { answerWaits, requestSeq } from './agui-answers.js';
 
 export interface FollowedRun {
   runId: string;
   /** The seq of the run's first event (its user message). */
   firstSeq: number;
-  /** Events after this seq are what the client asked for (the run's start, or what follows the answers). */
+  /** Events after this seq are what the client asked for (the run's start, or what follows the stop it answered). */
   after: number;
   /**
    * Nothing new was asked: the client joins the thread's active turn and gets its current AG-UI
@@ -39,9 +39,12 @@ export async function applyRunInput(services: GatewayServices, owner: Owner, inp
   const last = input.messages.at(-1);
   const sent = last?.role === 'user' ? await send(services, owner, threadId, input, last.id, last.content) : undefined;
   if (answered) {
-    const start = await runStart(services.db, threadId, answered);
-    if (start === undefined) throw new RequestError('not_found', `Run ${answered} was not found.`);
-    return { runId: answered, firstSeq: start + 1, after: thread.last_seq, join: false };
+    // What follows the stop for the call the client answered: the run going on (maybe gone on
+    // already, when the call expired and the client's `cancelled` only took note).
+    const start = await runStart(services.db, threadId, answered.runId);
+    const stopped = await requestSeq(services.db, threadId, answered);
+    if (start === undefined || stopped === undefined) throw new RequestError('not_found', `Run ${answered.runId} was not found.`);
+    return { runId: answered.runId, firstSeq: start + 1, after: stopped, join: false };
   }
   if (sent) return { runId: sent.runId, firstSeq: sent.fromSeq, after: sent.fromSeq - 1, join: false };
   const active = await activeTurn(services.db, threadId);
