@@ -181,7 +181,8 @@ export class ChatController {
     this.fire('convo-error', { code: e.code, message: e.message });
   }
 
-  private fire(type: string, detail: unknown): void {
+  /** A DOM event for the host page: it bubbles and crosses shadow roots. */
+  fire(type: string, detail: unknown): void {
     this.element.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
   }
 }

@@ -5,6 +5,7 @@
  * while a page of history lands, so a screen reader does not read out a whole page as news.
  */
 import type { OutboxEntry, ThreadState } from '../protocol/client/index.js';
+import type { ApprovalHost } from './approval-view.js';
 import { el } from './dom.js';
 import { itemsOf, type Item, type ItemView } from './log-items.js';
 import { TurnView } from './turn-view.js';
@@ -15,7 +16,7 @@ export class LogView {
   private loads = 0;
 
   /** `wantOlder` is called when the reader asks for older history (or the page is too short to scroll). */
-  constructor(readonly element: HTMLElement, private readonly wantOlder: () => void) {
+  constructor(readonly element: HTMLElement, private readonly wantOlder: () => void, private readonly host: ApprovalHost) {
     element.addEventListener('scroll', () => {
       if (element.scrollTop < 80) wantOlder();
     });
@@ -59,7 +60,7 @@ export class LogView {
     }
     for (const item of items) {
       let view = this.rendered.get(item.key);
-      if (!view) this.rendered.set(item.key, (view = createView(item)));
+      if (!view) this.rendered.set(item.key, (view = createView(item, this.host)));
       view.update(item);
       const expected: Element | null = previous ? previous.nextElementSibling : log.firstElementChild;
       if (expected !== view.element) log.insertBefore(view.element, expected);
@@ -86,6 +87,6 @@ export class LogView {
 }
 
 /** The view of a new item: a user message or a turn. */
-function createView(item: Item): ItemView {
-  return item.kind === 'user' ? new UserView() : new TurnView();
+function createView(item: Item, host: ApprovalHost): ItemView {
+  return item.kind === 'user' ? new UserView() : new TurnView(host);
 }

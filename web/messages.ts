@@ -1,5 +1,5 @@
 /** What a person reads for each error code and connection state (the codes are in protocol/codes.ts). */
-import type { ConnectionStatus, StatusDetail } from '../protocol/client/index.js';
+import type { ApprovalStatus, ConnectionStatus, StatusDetail } from '../protocol/client/index.js';
 
 export function explain(code: string, message: string, retryAfterMs?: number): string {
   const inSeconds = retryAfterMs !== undefined ? ` Try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s.` : ' Try again in a moment.';
@@ -35,5 +35,24 @@ export function statusText(status: ConnectionStatus, detail: StatusDetail): stri
     }
     case 'stopped': return 'Disconnected';
     case 'closed': return 'Disconnected';
+  }
+}
+
+/** The decision on a tool call that asked for approval. */
+export function decisionText(status: ApprovalStatus, reason?: string): string {
+  switch (status) {
+    case 'approved': return 'Approved';
+    case 'denied': return reason ? `Denied: ${reason}` : 'Denied';
+    case 'expired': return 'Expired';
+    case 'cancelled': return 'Cancelled: the run was stopped';
+  }
+}
+
+/** Why an answer to an approval request did not go through. */
+export function approvalError(code: string, message: string, retryAfterMs?: number): string {
+  switch (code) {
+    case 'not_found': return 'This request no longer waits for an answer.';
+    case 'connection_lost': return 'The connection dropped before the server answered: your answer may or may not have arrived.';
+    default: return explain(code, message, retryAfterMs);
   }
 }

@@ -6,9 +6,10 @@
  * streams on it (then at its agent_completed); its state stays with the client for a return.
  */
 import type { ConversationClient } from '../protocol/client/index.js';
+import type { ApprovalHost } from './approval-view.js';
 import { LogView } from './log-view.js';
 
-export interface ShownThreadHost {
+export interface ShownThreadHost extends ApprovalHost {
   readonly client: ConversationClient | undefined;
   /** Events per history page. */
   readonly pageSize: number;
@@ -25,7 +26,7 @@ export class ShownThread {
   private loadingOlder = false;
 
   constructor(logElement: HTMLElement, private readonly host: ShownThreadHost) {
-    this.log = new LogView(logElement, () => void this.loadOlder());
+    this.log = new LogView(logElement, () => void this.loadOlder(), host);
   }
 
   /** A new client: nothing is being opened any more. */

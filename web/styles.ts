@@ -75,6 +75,18 @@ header .title { flex: 1; font-weight: 600; overflow: hidden; text-overflow: elli
 .tool[data-status="running"] summary::after { content: " — running…"; color: var(--convo-muted, #5b6473); }
 .tool[data-status="error"] { border-color: var(--convo-error, #c92a2a); }
 .tool pre { margin: 4px 0; white-space: pre-wrap; overflow-wrap: anywhere; font-family: var(--convo-mono, ui-monospace, monospace); }
+.approval { font-size: 13px; display: flex; flex-direction: column; gap: 6px; padding: 8px 10px; border-radius: 8px; border: 1px solid var(--convo-warning, #e8a317); background: var(--convo-approval-bg, #fff9eb); }
+.approval:not([data-state="pending"]) { border-color: var(--convo-border, #d9dde3); background: var(--convo-tool-bg, #fbfbfc); }
+.approval p, .approval pre, .approval dl, .approval dd { margin: 0; }
+.approval pre { white-space: pre-wrap; overflow-wrap: anywhere; font-family: var(--convo-mono, ui-monospace, monospace); }
+.approval dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 2px 8px; }
+.approval dt, .approval .outcome { font-weight: 600; }
+.approval summary { cursor: pointer; overflow-wrap: anywhere; }
+.approval .actions { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-end; }
+.approval label { display: flex; flex-direction: column; gap: 2px; flex: 1; min-width: 10em; }
+.approval input { font: inherit; color: inherit; padding: 6px 8px; border: 1px solid var(--convo-border, #d9dde3); border-radius: 6px; }
+.approval button:disabled { opacity: .5; cursor: default; }
+.approval .outcome.error { color: var(--convo-error, #c92a2a); font-weight: normal; }
 .alert { margin: 0 12px 8px; padding: 8px 12px; border-radius: 8px; background: var(--convo-error-bg, #fff0f0); color: var(--convo-error, #c92a2a); font-size: 13px; }
 .alert[hidden] { display: none; }
 form { display: flex; gap: 8px; padding: 8px 12px 12px; border-top: 1px solid var(--convo-border, #d9dde3); align-items: flex-end; }

@@ -4,6 +4,7 @@
  * not pay for the size of every tool's arguments.
  */
 import type { ToolActivity } from '../protocol/client/index.js';
+import { pretty } from './arguments-view.js';
 import { el } from './dom.js';
 
 export class ToolView {
@@ -35,13 +36,5 @@ export class ToolView {
       const heading = tool.status === 'error' ? 'Error' : `Result${tool.durationMs !== undefined ? ` (${tool.durationMs} ms)` : ''}`;
       this.element.append(el('div', 'note', heading), el('pre', '', tool.result));
     }
-  }
-}
-
-function pretty(value: unknown): string {
-  try {
-    return typeof value === 'string' ? value : JSON.stringify(value, null, 2);
-  } catch {
-    return String(value);
   }
 }

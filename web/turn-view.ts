@@ -1,10 +1,13 @@
 /**
- * One run in the message log: the agent's name, its tool activity (tool-view.ts), the streamed
- * text as Markdown, and a note on its state (queued, thinking, stopped, failed). The element is
+ * One run in the message log: the agent's name, its tool activity (tool-view.ts), each call that
+ * asks for approval shown just before it (approval-view.ts), the streamed text as Markdown, and a
+ * note on its state (queued, thinking, stopped, failed). The element is
  * updated in place: a streaming turn changes only its text (and a tool's label when it finishes),
  * so a screen reader is not handed the whole turn again, and a paint costs what changed.
  */
 import type { ChatMessage, RunView } from '../protocol/client/index.js';
+import type { Approval } from './approvals.js';
+import { ApprovalView, type ApprovalHost } from './approval-view.js';
 import { el, setAttr } from './dom.js';
 import type { Item, ItemView } from './log-items.js';
 import { renderMarkdown } from './markdown.js';
@@ -17,10 +20,11 @@ export class TurnView implements ItemView {
   private agent?: HTMLElement;
   private text?: HTMLElement;
   private readonly toolViews = new Map<string, ToolView>();
+  private readonly approvalViews = new Map<string, ApprovalView>();
   private shownText?: string;
   private shownNote?: string;
 
-  constructor() {
+  constructor(private readonly host: ApprovalHost) {
     this.element.setAttribute('part', 'message assistant-message');
     this.tools.hidden = true;
     this.note.hidden = true;
@@ -41,7 +45,12 @@ export class TurnView implements ItemView {
       this.agent = el('div', 'agent', run.agentName);
       element.prepend(this.agent);
     }
+    const approvals = new Map(item.approvals?.map((a) => [a.toolCallId, a]));
     for (const tool of run?.tools ?? []) {
+      // The request goes before the call it asked about (a paint after a reload makes both at once).
+      const approval = approvals.get(tool.toolCallId);
+      if (approval) this.showApproval(approval, run);
+      approvals.delete(tool.toolCallId);
       let view = this.toolViews.get(tool.toolCallId);
       if (!view) {
         this.toolViews.set(tool.toolCallId, (view = new ToolView(tool)));
@@ -50,6 +59,7 @@ export class TurnView implements ItemView {
       }
       view.update(tool);
     }
+    for (const approval of approvals.values()) this.showApproval(approval, run);
     const content = message?.content ?? '';
     if (content !== (this.shownText ?? '')) {
       this.shownText = content;
@@ -68,6 +78,16 @@ export class TurnView implements ItemView {
       this.note.textContent = note?.text ?? '';
       this.note.hidden = !note;
     }
+  }
+
+  private showApproval(approval: Approval, run: RunView | undefined): void {
+    let view = this.approvalViews.get(approval.toolCallId);
+    if (!view) {
+      this.approvalViews.set(approval.toolCallId, (view = new ApprovalView(approval, this.host)));
+      this.tools.append(view.element);
+      this.tools.hidden = false;
+    }
+    view.update(approval, run?.status === 'waiting' && run.pending?.toolCallId === approval.toolCallId);
   }
 }
 
