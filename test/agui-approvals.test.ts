@@ -205,4 +205,29 @@ test('a client tool: the run ends with the call pending; the client\'s tool mess
   assert.equal(mine, theirs as Message[]);
 });
 
+test('a client tool unanswered past its deadline: the model is told; the late result is taken as read, the answer is the run as it went on', async (ctx) => {
+  const token = await ctx.stack.token('alice');
+  const threadId = `t-${randomUUID()}`;
+  const http = new HttpAgent({ url: `${ctx.base}/v1/agui`, headers: { authorization: `Bearer ${token}` }, threadId });
+  const tools = [{ name: 'pick_color', description: 'Asks the user for a colour.', parameters: { type: 'object' } }];
+  http.addMessage({ id: `u-${randomUUID()}`, role: 'user', content: '[[tool:pick_color {}]] choose a colour' });
+  // A new thread on the agent the request names: its waits expire after a second.
+  const asked = await run(http, { tools, forwardedProps: { agent_id: ctx.hasty } });
+  const thread = await ctx.stack.db.selectFrom('threads').select('agent_id').where('id', '=', threadId).executeTakeFirstOrThrow();
+  assert.is(thread.agent_id, ctx.hasty);
+  const callId = outcome(asked).pendingToolCallIds[0] as string;
+  const runId = (asked[0] as BaseEvent & { runId: string }).runId;
+  // The workers sweep every 5 s (the default): the expiry lands within that of its deadline.
+  await waitFor(async () => (await ctx.stack.db.selectFrom('runs').select('status').where('id', '=', runId).executeTakeFirstOrThrow()).status === 'completed', 15_000, 'the run to complete');
+  http.addMessage({ id: `tool-${randomUUID()}`, role: 'tool', toolCallId: callId, content: 'too late' });
+  const after = await run(http, { tools });
+  checkEvents(after);
+  assert.equal(after.map((e) => e.type).slice(0, 2), ['RUN_STARTED', 'TOOL_CALL_RESULT']);
+  assert.match((after[1] as BaseEvent & { content: string }).content, /in time/);
+  assert.is(outcome(after).type, 'success');
+  const results = await ctx.stack.db.selectFrom('messages').select('content').where('thread_id', '=', threadId).where('role', '=', 'tool').execute();
+  assert.is(results.length, 1, 'the late result is not stored');
+  assert.match(results[0]!.content, /in time/);
+});
+
 test.run();

@@ -8,7 +8,7 @@
  *   entry for a call decided already (it expired, the run was cancelled) is how an AG-UI client gets
  *   past an interrupt it can no longer answer: it is taken as read, and the run is followed on.
  * - tool messages answer the calls of the client's own tools the thread's run waits on (the rest of
- *   the history's tool messages are already stored).
+ *   the history's tool messages are already stored); one that comes too late is taken as read.
  */
 import type { Kysely } from 'kysely';
 import { runEventsAfter } from '../../db/events.repository.js';
@@ -46,9 +46,7 @@ export async function answerWaits(services: GatewayServices, owner: Owner, threa
     }
     const approved = entry.status === 'resolved' && payload.approved !== false;
     const answer = { approved, ...(reason ? { reason } : {}) };
-    await answerToolWait(services, owner, { run_id: named.runId, tool_call_id: named.toolCallId, answer }).catch((error: unknown) => {
-      if (!(entry.status === 'cancelled' && error instanceof RequestError && error.code === 'already_answered')) throw error;
-    });
+    await answerToolWait(services, owner, { run_id: named.runId, tool_call_id: named.toolCallId, answer }).catch(entry.status === 'cancelled' ? tookNote : rethrow);
     answered = { runId: named.runId, toolCallId: named.toolCallId };
   }
   const results = input.messages.filter((m) => m.role === 'tool');
@@ -59,18 +57,50 @@ export async function answerWaits(services: GatewayServices, owner: Owner, threa
     const message = call.kind === 'client' ? results.find((m) => m.toolCallId === call.tool_call_id) : undefined;
     if (!message) continue;
     const text = typeof message.content === 'string' ? message.content : message.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
-    await answerToolWait(services, owner, { run_id: waiting, tool_call_id: call.tool_call_id, answer: { result: message.error ? `Error: ${message.error}` : text } });
+    const answer = { result: message.error ? `Error: ${message.error}` : text };
+    // A result past the call's deadline is refused (already_answered: the model was told it
+    // expired) and taken as read: the response is the run as it went on.
+    await answerToolWait(services, owner, { run_id: waiting, tool_call_id: call.tool_call_id, answer }).catch(tookNote);
     answered = { runId: waiting, toolCallId: call.tool_call_id };
   }
   return answered;
 }
 
+/**
+ * A last tool message that answers nothing waiting (the call expired and the run went on without
+ * it): the call it answers, found through the assistant message that made it, whose id is the run's
+ * (as the view names it), when that run is on this thread.
+ */
+export async function lateResult(db: Kysely<Database>, threadId: string, input: AguiRunInput): Promise<AnsweredCall | undefined> {
+  const last = input.messages.at(-1);
+  // The view's own results (`<call>:result`) are the server's, not an answer.
+  if (last?.role !== 'tool' || last.id === `${last.toolCallId}:result`) return undefined;
+  const owner = input.messages.find((m) => m.role === 'assistant' && m.toolCalls?.some((c) => c.id === last.toolCallId));
+  if (!owner) return undefined;
+  const call = { runId: owner.id, toolCallId: last.toolCallId };
+  return (await requestSeq(db, threadId, call, ['client_tool_requested'])) === undefined ? undefined : call;
+}
+
+/** A call decided already (expired, cancelled with its run): the answer is taken as read. */
+function tookNote(error: unknown): void {
+  if (!(error instanceof RequestError && error.code === 'already_answered')) throw error;
+}
+
+function rethrow(error: unknown): never {
+  throw error;
+}
+
 /** The seq of the event the run stopped at for the call (its approval or client-tool request). */
-export async function requestSeq(db: Kysely<Database>, threadId: string, call: AnsweredCall): Promise<number | undefined> {
+export async function requestSeq(
+  db: Kysely<Database>,
+  threadId: string,
+  call: AnsweredCall,
+  types: readonly string[] = ['approval_requested', 'client_tool_requested'],
+): Promise<number | undefined> {
   for (let after = 0; ; ) {
     const page = await runEventsAfter(db, threadId, call.runId, after, PAGE);
     for (const stored of page) {
-      if (stored.type === 'approval_requested' || stored.type === 'client_tool_requested') {
+      if (types.includes(stored.type)) {
         const event = JSON.parse(stored.frame) as { payload: { tool_call_id: string } };
         if (event.payload.tool_call_id === call.toolCallId) return stored.seq;
       }

@@ -14,7 +14,7 @@ import type { GatewayServices } from '../handlers/context.js';
 import { sendMessage } from '../operations/messages.js';
 import { ensureThread } from '../operations/threads.js';
 import { activeTurn, runStart } from '../streams/active-turn.js';
-import { answerWaits, requestSeq } from './agui-answers.js';
+import { answerWaits, lateResult, requestSeq } from './agui-answers.js';
 
 export interface FollowedRun {
   runId: string;
@@ -35,8 +35,8 @@ export async function applyRunInput(services: GatewayServices, owner: Owner, inp
   const agentId = typeof props?.agent_id === 'string' ? props.agent_id : undefined;
   const { thread } = await ensureThread(services, owner, input.threadId, agentId);
   const threadId = thread.id;
-  const answered = await answerWaits(services, owner, threadId, input);
   const last = input.messages.at(-1);
+  const answered = (await answerWaits(services, owner, threadId, input)) ?? (await lateResult(services.db, threadId, input));
   const sent = last?.role === 'user' ? await send(services, owner, threadId, input, last.id, last.content) : undefined;
   if (answered) {
     // What follows the stop for the call the client answered: the run going on (maybe gone on

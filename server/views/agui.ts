@@ -10,7 +10,7 @@
  *   agent_thinking           restarted: TEXT_MESSAGE_END of the void text; text goes on under the new answer id
  *   message_delta            TEXT_MESSAGE_START (the run's message, when not open), TEXT_MESSAGE_CONTENT
  *   tool_executing           TEXT_MESSAGE_END, TOOL_CALL_START/ARGS/END (unless shown already)
- *   tool_completed           TOOL_CALL_RESULT (a client tool's only where echoed: its client has it)
+ *   tool_completed           TOOL_CALL_RESULT (a client tool's own result only where echoed)
  *   approval_requested       the call, RUN_FINISHED {outcome: interrupt}: the AG-UI run ends
  *   client_tool_requested    the call, RUN_FINISHED {outcome: success, pendingToolCallIds}
  *   approval_resolved        RUN_STARTED again (same run id): the run goes on
@@ -87,7 +87,8 @@ export class AguiView {
       case 'tool_completed': {
         const { tool_call_id: id, name, result } = event.payload;
         const out = [...this.resume(run), ...showCall(run, id, name, undefined)];
-        if (run.clientCalls.has(id) && !this.options.echoInput) return out;
+        // A client tool's result came from the client (is_error marks one the server gave: expired).
+        if (run.clientCalls.has(id) && !event.payload.is_error && !this.options.echoInput) return out;
         out.push(aguiEvent('TOOL_CALL_RESULT', { messageId: resultMessageId(id), toolCallId: id, content: result, role: 'tool' }));
         return out;
       }
