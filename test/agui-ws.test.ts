@@ -240,4 +240,23 @@ test('the token as on native sockets: header, bearer subprotocol, ticket; a refu
   assert.is(refused.errors[0]!.payload.code, 'unauthenticated');
 });
 
+test('a deleted thread ends the stream with RUN_ERROR; the token\'s expiry closes the socket with 4001 and no native notice', async (ctx) => {
+  const token = await ctx.stack.token('alice');
+  const threadId = await thread(ctx, token, ['hi [[words:2]]']);
+  const follower = await open(ctx, token);
+  follower.send('agui.connect', { thread_id: threadId, after_seq: 0 });
+  await follower.untilRunsEnd(1);
+  const deleted = await rest(ctx.base, 'DELETE', `/v1/threads/${threadId}`, { token });
+  assert.is(deleted.status, 200);
+  await follower.until(() => follower.events.at(-1)?.type === 'RUN_ERROR', 10_000, 'the RUN_ERROR');
+  assert.equal([follower.events.at(-1)!.code, follower.events.at(-1)!.metadata], ['thread_deleted', undefined]);
+  checkEvents(follower.events);
+  await verified(follower.events);
+
+  const brief = await open(ctx, await ctx.stack.token('alice', 'acme', 2));
+  await brief.until(() => brief.closeCode !== undefined, 10_000, 'close');
+  assert.equal([brief.closeCode, brief.closeReason], [4001, 'token_expired']);
+  assert.equal([brief.events.length, brief.errors.length], [0, 0], 'neither session.ready nor auth.expiring, which are not AG-UI events');
+});
+
 test.run();
