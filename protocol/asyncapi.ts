@@ -5,6 +5,7 @@
  */
 import { PROTOCOL } from './codes.js';
 import { publishedSchemas, schemaId } from './published.js';
+import { AGUI_SUBPROTOCOL } from './agui.js';
 
 export interface AsyncApiInfo {
   title: string;
@@ -48,6 +49,21 @@ export function buildAsyncApi(info: AsyncApiInfo): object {
           messages: [messageRef(acks.has(type) ? `ack.${type}` : 'server.ack'), messageRef('server.error')],
         },
       };
+    } else if (entry.kind === 'agui-client') {
+      operations[`receive.${entry.name}`] = {
+        action: 'receive',
+        channel: CHANNEL,
+        summary: `On an ${AGUI_SUBPROTOCOL} socket, the client sends \`${entry.frameType}\`; the server answers with AG-UI events (or an \`error\`).`,
+        messages: [messageRef(entry.name)],
+        reply: { channel: CHANNEL, messages: [messageRef('agui.server.event'), messageRef('server.error')] },
+      };
+    } else if (entry.kind === 'agui-server') {
+      operations['send.agui.event'] = {
+        action: 'send',
+        channel: CHANNEL,
+        summary: `On an ${AGUI_SUBPROTOCOL} socket, the server sends AG-UI events, one per frame.`,
+        messages: [messageRef(entry.name)],
+      };
     } else if (entry.kind === 'server') {
       operations[`send.${entry.frameType}`] = {
         action: 'send',
@@ -75,10 +91,11 @@ export function buildAsyncApi(info: AsyncApiInfo): object {
     channels: {
       socket: {
         address: '/v1/ws',
-        title: `The socket (subprotocol ${PROTOCOL})`,
+        title: `The socket (subprotocol ${PROTOCOL}, or ${AGUI_SUBPROTOCOL})`,
         description:
-          'Every frame is a JSON text frame `{type, id?, payload}`. After the upgrade the server sends `session.ready`. ' +
-          'A client request carries an `id`, echoed on its `ack` or `error`. Close codes: components.schemas.close-codes.',
+          `With ${PROTOCOL}, every frame is a JSON text frame \`{type, id?, payload}\`. After the upgrade the server sends \`session.ready\`. ` +
+          'A client request carries an `id`, echoed on its `ack` or `error`. Close codes: components.schemas.close-codes. ' +
+          `With ${AGUI_SUBPROTOCOL}, the client sends \`agui.run\` and \`agui.connect\` and the server sends AG-UI events (agui.* messages).`,
         messages: Object.fromEntries(Object.keys(messages).map((key) => [key, { $ref: `#/components/messages/${key}` }])),
         bindings: {
           ws: {

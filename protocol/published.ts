@@ -8,6 +8,7 @@
  */
 import { CloseCodes, ErrorCodes, PROTOCOL, RunErrorCodes } from './codes.js';
 import { ackResultSchemas, clientEnvelopeSchema, clientPayloadSchemas, eventPayloadSchemas, serverPayloadSchemas } from './schemas.js';
+import { AGUI_SUBPROTOCOL, aguiClientSchemas } from './agui.js';
 
 const DRAFT_07 = 'http://json-schema.org/draft-07/schema#';
 
@@ -28,7 +29,8 @@ const CLOSE_ADVICE: Record<keyof typeof CloseCodes, string> = {
   unavailable: 'A dependency the handshake needs is unreachable. Reconnect with backoff; keep the token.',
 };
 
-export type SchemaKind = 'client' | 'server' | 'ack' | 'codes';
+/** `agui-client`/`agui-server`: frames of a socket opened with the `agui.v1` subprotocol. */
+export type SchemaKind = 'client' | 'server' | 'ack' | 'codes' | 'agui-client' | 'agui-server';
 
 export interface PublishedSchema {
   name: string;
@@ -69,6 +71,21 @@ function build(): PublishedSchema[] {
   for (const [type, result] of Object.entries(ackResultSchemas)) {
     add('ack', `ack.${type}`, `ack of ${type}`, frame('ack', result, true, { type: 'string' }, `The \`ack\` answering a \`${type}\` frame (its \`id\` is the request's).`), type);
   }
+  for (const [type, payload] of Object.entries(aguiClientSchemas)) {
+    add('agui-client', `agui.client.${type}`, `${type} (client → server, ${AGUI_SUBPROTOCOL})`,
+      frame(type, payload, true, clientEnvelopeSchema.properties.id, `A client frame of an \`${AGUI_SUBPROTOCOL}\` socket; refused with an \`error\` frame carrying its id.`), type);
+  }
+  add('agui-server', 'agui.server.event', `An AG-UI event (server → client, ${AGUI_SUBPROTOCOL})`, {
+    description:
+      `On an \`${AGUI_SUBPROTOCOL}\` socket every server frame but \`error\` is one AG-UI 1.0 event (https://docs.ag-ui.com), as @ag-ui/core's EventSchema ` +
+      'defines it; `metadata.seq` is the stored thread event it comes from and `metadata.part` its place among the AG-UI events that one stored event becomes.',
+    type: 'object',
+    properties: {
+      type: { type: 'string', pattern: '^[A-Z_]+$' },
+      metadata: { type: 'object', properties: { seq: { type: 'integer', minimum: 0 }, part: { type: 'integer', minimum: 0 }, prelude: { type: 'boolean' } } },
+    },
+    required: ['type'],
+  });
   add('codes', 'error-codes', 'Error codes', {
     description: 'The `code` of an `error` frame or REST error body. `retryable` codes may succeed later unchanged (after `retry_after_ms`).',
     type: 'string',

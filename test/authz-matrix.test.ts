@@ -46,6 +46,11 @@ interface Case<B> {
   expect: Record<Who, Expect>;
   /** Checks an allowed answer further. */
   check?: (body: any, ids: Ids, who: Who) => void;
+  /**
+   * A missing id is not refused but created as the caller's own (AG-UI and the AI SDK name new
+   * threads by id): the refusal cannot look like a missing id's, and says only that the id is taken.
+   */
+  createsOnUse?: true;
 }
 
 const deny = { colleague: 'deny', other: 'deny' } as const;
@@ -130,6 +135,8 @@ const wsMatrix: Record<WsType, Array<Case<object>>> = {
 interface RestCase extends Case<{ path: string; body?: unknown }> {}
 
 const get = (path: (ids: Ids) => string) => (ids: Ids) => ({ path: path(ids) });
+/** A RunAgentInput for POST /v1/agui. */
+const aguiInput = (threadId: string, rest: object) => ({ threadId, runId: 'r_intruder_01', messages: [], tools: [], context: [], state: {}, forwardedProps: {}, ...rest });
 
 const restMatrix: Record<string, RestCase[]> = {
   'GET /v1/threads': [
@@ -172,6 +179,36 @@ const restMatrix: Record<string, RestCase[]> = {
   'POST /v1/runs/:id/approvals': [
     { name: 'running run', build: (ids) => ({ path: `/v1/runs/${ids.runRunning}/approvals`, body: { tool_call_id: 'call_owner_0001', approved: true } }), expect: deny },
   ],
+  // AG-UI and the AI SDK name threads by id: someone else's is refused as if it did not exist (a
+  // new id would create the caller's own thread, so the probes name the owner's), and an answer to
+  // the owner's approval never counts.
+  'POST /v1/agui': [
+    {
+      name: 'a message on the thread',
+      build: (ids) => ({ path: '/v1/agui', body: aguiInput(ids.thread, { messages: [{ id: 'm_intruder_01', role: 'user', content: 'intruder was here' }] }) }),
+      expect: deny,
+      createsOnUse: true,
+    },
+    {
+      name: 'resume an interrupt',
+      build: (ids) => ({ path: '/v1/agui', body: aguiInput(ids.thread, { resume: [{ interruptId: `${ids.runRunning}:call_owner_0001`, status: 'resolved', payload: { approved: true } }] }) }),
+      expect: deny,
+      createsOnUse: true,
+    },
+  ],
+  'POST /v1/ai-sdk/chat': [
+    {
+      name: 'a message on the thread',
+      build: (ids) => ({ path: '/v1/ai-sdk/chat', body: { id: ids.thread, trigger: 'submit-message', messages: [{ id: 'u_intruder_01', role: 'user', parts: [{ type: 'text', text: 'intruder was here' }] }] } }),
+      expect: deny,
+      createsOnUse: true,
+    },
+  ],
+  // A resume shows nothing to anyone but the owner: 204, as for a chat with nothing running.
+  'GET /v1/ai-sdk/chat/:id/stream': [
+    { name: 'the running turn', build: get((ids) => `/v1/ai-sdk/chat/${ids.thread}/stream`), expect: allow, check: (b) => assert.is(b, undefined, 'an empty answer') },
+  ],
+  'POST /v1/ai-sdk/chat/:id/stop': [{ name: 'the running turn', build: get((ids) => `/v1/ai-sdk/chat/${ids.thread}/stop`), expect: deny }],
   'GET /v1/search': [
     { name: 'a word of a message', build: get(() => '/v1/search?q=aardvark'), expect: allow, check: (b) => assert.equal(b.results, []) },
     { name: 'a word of the title', build: get(() => '/v1/search?q=merger'), expect: allow, check: (b) => assert.equal(b.results, []) },
@@ -284,7 +321,7 @@ test('every frame type and every route: other users are refused the owner\'s res
   const neverSent = (who: Who) => secretsFor(who).filter((s) => !Object.values(ids).includes(s));
   const assertNoLeak = (label: string, who: Who, request: unknown, answer: unknown) => {
     const sent = JSON.stringify(request);
-    const got = JSON.stringify(answer);
+    const got = JSON.stringify(answer) ?? '';
     for (const secret of secretsFor(who)) {
       if (sent.includes(secret)) continue;
       assert.not.ok(got.includes(secret), `${label}: the answer leaks ${JSON.stringify(secret)}: ${got.slice(0, 400)}`);
@@ -347,7 +384,7 @@ test('every frame type and every route: other users are refused the owner\'s res
         outcome(label, c.expect[who], ok, `${res.status}${ok ? '' : ` ${res.body.code}`}`, ok ? '' : res.body.code);
         assertNoLeak(label, who, request, res.body);
         if (ok && c.check) c.check(res.body, ids, who);
-        if (!ok) {
+        if (!ok && !c.createsOnUse) {
           const missingRequest = c.build(MISSING, attacker);
           const missing = await rest.call(method, missingRequest.path, missingRequest.body);
           assert.equal([missing.status, missing.body.code], [res.status, res.body.code], `${who} ${label}: same as for a missing id`);
