@@ -2,7 +2,7 @@
  * The calls the rest of the code makes, one line at each site: `metrics.frameIn(bytes)`. They keep
  * label values inside their closed lists, so a caller cannot create an unbounded series.
  */
-import { CloseCodes, ErrorCodes } from '../protocol/codes.js';
+import { CloseCodes, isErrorCode } from '../protocol/codes.js';
 import * as m from './definitions.js';
 
 /** Close codes that get a series of their own; any other code a peer sends counts as "other". */
@@ -51,7 +51,7 @@ export const metrics = {
     m.frameBytesOut.inc(Buffer.byteLength(frame) * count);
   },
   errorSent(code: string): void {
-    m.errorsSent.labels(code in ErrorCodes ? code : 'other').inc();
+    m.errorsSent.labels(isErrorCode(code) ? code : 'other').inc();
   },
   backpressureClose(): void {
     m.backpressureCloses.inc();

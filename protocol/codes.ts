@@ -62,6 +62,15 @@ export const ErrorCodes = {
 
 export type ErrorCode = keyof typeof ErrorCodes;
 
+/**
+ * Whether `code` is one of the codes above: an own key of ErrorCodes, so a name every object
+ * inherits (`toString`, `constructor`, `__proto__`) is not taken for a code. Check a code from
+ * the wire with this, never with `in`.
+ */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ErrorCodes, code);
+}
+
 /** The HTTP status of a REST answer carrying `code`. */
 export function httpStatus(code: ErrorCode): number {
   return ErrorCodes[code].status;
@@ -139,8 +148,8 @@ export function refusalReason(code: ErrorCode, retryAfterMs?: number): string {
 /** Reads a close reason written by `refusalReason`; undefined for any other reason. */
 export function parseRefusalReason(reason: string): { code: ErrorCode; retryAfterMs?: number } | undefined {
   const match = /^([a-z_]+)(?: retry_after_ms=(\d+))?$/.exec(reason);
-  if (!match || !Object.hasOwn(ErrorCodes, match[1]!)) return undefined;
-  return { code: match[1] as ErrorCode, ...(match[2] !== undefined ? { retryAfterMs: Number(match[2]) } : {}) };
+  if (!match || !isErrorCode(match[1])) return undefined;
+  return { code: match[1], ...(match[2] !== undefined ? { retryAfterMs: Number(match[2]) } : {}) };
 }
 
 /** The reason of a 1009 close: it names the limit, so a client stops resending what cannot fit. */

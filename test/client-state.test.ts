@@ -5,7 +5,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Backoff, applyEvent, emptyThread, judge, prependEvents, type ThreadEvent } from '../protocol/client/index.js';
-import { refusalReason } from '../protocol/codes.js';
+import { ErrorCodes, isErrorCode, refusalReason } from '../protocol/codes.js';
+import type { ErrorPayload } from '../protocol/frames.js';
 
 const test = suite('client SDK: refusals, backoff, thread state');
 
@@ -36,6 +37,22 @@ test('a refusal reads the same as an HTTP answer and as an error frame plus clos
   assert.equal(judge({ kind: 'close', code: 4001, reason: 'token expired' }).action, 'refresh');
   for (const code of [1001, 1006, 1011, 1013, 1009]) assert.equal(judge({ kind: 'close', code, reason: '' }).action, 'reconnect', String(code));
   assert.equal(judge({ kind: 'http', status: 404, body: { code: 'not_found', message: 'No such route.' } }).action, 'stop', 'a wrong URL is not retried');
+});
+
+test('a code the SDK does not know is not looked up, even one named like an inherited property (toString)', () => {
+  // An error frame without a message: the SDK names a known code's message, else keeps the close reason.
+  for (const code of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+    const error = { code, retryable: false } as unknown as ErrorPayload;
+    for (const close of [1011, 4001, 4503]) {
+      const verdict = judge({ kind: 'close', code: close, reason: 'going away', error });
+      assert.is(verdict.message, 'going away', `${code} closed with ${close}: ${JSON.stringify(verdict)}`);
+    }
+  }
+  const known = judge({ kind: 'close', code: 4503, reason: 'going away', error: { code: 'unavailable', retryable: true } as unknown as ErrorPayload });
+  assert.is(known.message, ErrorCodes.unavailable.message, "a known code's own message");
+  assert.ok(isErrorCode('unavailable'));
+  for (const name of ['toString', 'constructor', '__proto__', 'valueOf', '', 'nope']) assert.not.ok(isErrorCode(name), name);
+  assert.not.ok(isErrorCode(undefined));
 });
 
 test('backoff: full jitter within a window that doubles up to the cap, never below a retry hint', () => {

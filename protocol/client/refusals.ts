@@ -7,7 +7,7 @@
  *   which only non-browser clients can read (Node's `ws`: the `unexpected-response` event).
  * A socket that ends before the upgrade with neither is `connect_failed` (judgeBeforeUpgrade).
  */
-import { CloseCodes, ErrorCodes, parseRefusalReason, type ErrorCode } from '../codes.js';
+import { CloseCodes, ErrorCodes, isErrorCode, parseRefusalReason } from '../codes.js';
 import type { ErrorPayload } from '../frames.js';
 import type { Refusal } from './types.js';
 
@@ -44,7 +44,7 @@ function judgeClose(closeCode: number, reason: string, error: ErrorPayload | und
   const parsed = parseRefusalReason(reason);
   const code: string | undefined = error?.code ?? parsed?.code;
   const retry = error?.retry_after_ms ?? parsed?.retryAfterMs;
-  const message = error?.message ?? (code && code in ErrorCodes ? ErrorCodes[code as ErrorCode].message : reason);
+  const message = error?.message ?? (isErrorCode(code) ? ErrorCodes[code].message : reason);
   switch (closeCode) {
     case CloseCodes.unauthenticated:
       // `unauthenticated`: this token will never verify. Anything else (token_expired at exp, or a
