@@ -169,7 +169,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
 }
 
 /** Runs a command to completion (resolving on exit, not on stdio close); rejects on a non-zero exit. */
-function runCommand(command: string, args: string[], cwd: string, timeoutMs = 60_000): Promise<string> {
+export function runCommand(command: string, args: string[], cwd: string, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -345,7 +345,7 @@ export function pgBinDir(): string {
 }
 
 /** Postgres refuses to run as root: as root, run the command as user postgres. */
-function asPostgres(command: string, args: string[]): [string, string[]] {
+export function asPostgres(command: string, args: string[]): [string, string[]] {
   return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
 }
 
@@ -360,8 +360,28 @@ function postgresIds(): { uid: number; gid: number } {
  * A private Postgres cluster (initdb into a fresh temp dir, trust auth, user postgres) on a free
  * loopback port, its socket in its own dir, with durability off (fsync, synchronous_commit,
  * full_page_writes) for speed: `immediate` stops still recover, only an OS crash would lose data.
+ * `settings`: more server settings (`name=value`), e.g. shared_preload_libraries.
  */
-export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
+export async function startThrowawayPostgres(options: { settings?: string[] } = {}): Promise<ThrowawayPostgres> {
+  const bin = pgBinDir();
+  return startThrowawayCluster({
+    settings: options.settings,
+    init: (data, dir) => runCommand(
+      ...asPostgres(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']),
+      dir,
+    ),
+  });
+}
+
+/** How a throwaway cluster's data dir is made: initdb, or a base backup of another cluster (./throwaway-replica.ts). */
+export interface ClusterSetup {
+  /** Fills `data` (inside `dir`, which belongs to user postgres when running as root); runs as postgres via `asPostgres`. */
+  init(data: string, dir: string): Promise<unknown>;
+  settings?: string[];
+}
+
+/** A cluster in a fresh throwaway dir, made by `setup.init`, started on a free port, cleaned up like every throwaway. */
+export async function startThrowawayCluster(setup: ClusterSetup): Promise<ThrowawayPostgres> {
   reapStale();
   const bin = pgBinDir();
   const pgCtl = path.join(bin, 'pg_ctl');
@@ -400,6 +420,7 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
       '-c synchronous_commit=off',
       '-c full_page_writes=off',
       '-c max_connections=100',
+      ...(setup.settings ?? []).map((setting) => `-c ${setting}`),
     ].join(' ');
     try {
       await runCommand(...asPostgres(pgCtl, ['-D', data, '-l', logFile, '-o', options, '-w', '-t', '30', 'start']), dir);
@@ -410,10 +431,7 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
   };
 
   try {
-    await runCommand(
-      ...asPostgres(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync']),
-      dir,
-    );
+    await setup.init(data, dir);
   } catch (error) {
     await fail(error);
   }
