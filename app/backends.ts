@@ -1,8 +1,8 @@
 /**
  * Which implementation each backing part runs on, decided once from the configuration: with
- * DATABASE_URL the store is Postgres, else the embedded PGlite in DATA_DIR; with REDIS_URL the
- * broker, the turn queue, the tickets and the shared rate limits are on Redis (through one
- * connection factory), else all of them run in this process.
+ * DATABASE_URL the store is Postgres (DATABASE_READ_URL its read replica), else the embedded
+ * PGlite in DATA_DIR; with REDIS_URL the broker, the turn queue, the tickets and the shared rate
+ * limits are on Redis (through one connection factory), else all of them run in this process.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
@@ -16,9 +16,11 @@ export type Bus = { kind: 'embedded' } | { kind: 'redis'; redis: RedisConnection
 
 export interface Backends {
   store: StoreOptions;
+  /** DATABASE_READ_URL: the read replica clients' reads may go to (the gateway's only). */
+  readReplica?: { url: string; poolSize: number; statementTimeoutMs: number };
   bus: Bus;
   /** What each part runs on, for the log and the banner (no passwords). */
-  modes: { store: string; broker: string; queue: string };
+  modes: { store: string; replica?: string; broker: string; queue: string };
 }
 
 export function chooseBackends(config: Readonly<Config>, log: Logger): Backends {
@@ -39,10 +41,15 @@ export function chooseBackends(config: Readonly<Config>, log: Logger): Backends 
         }),
       }
     : { kind: 'embedded' };
+  const readReplica = config.databaseReadUrl
+    ? { url: config.databaseReadUrl, poolSize: config.databasePoolSize, statementTimeoutMs: config.database.statementTimeoutMs }
+    : undefined;
   return {
     store,
+    readReplica,
     bus,
     modes: {
+      ...(readReplica ? { replica: `postgres ${redactUrl(readReplica.url)} (replay, history, lists, search)` } : {}),
       // The embedded store's description (its folder) is filled in once it is open.
       store: store.kind === 'postgres' ? `postgres ${redactUrl(store.url)}` : 'embedded PGlite',
       broker: bus.kind === 'redis' ? bus.redis.description : 'in-process (single node; set REDIS_URL to scale out)',

@@ -7,7 +7,8 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Database } from '../db/schema.js';
-import { DataDirInUseError, openStore, type Store } from '../db/connect.js';
+import { DataDirInUseError, openReadReplica, openStore, type Store } from '../db/connect.js';
+import { ReadRouting } from '../db/read-routing.js';
 import type { StatementCounter } from '../db/statement-counter.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { pingStore } from '../db/health.repository.js';
@@ -37,8 +38,9 @@ export interface Roles {
 export interface RunningNode {
   /** The node's store (tests read it to compare with what clients received). */
   db: Kysely<Database>;
-  /** Statements the node's store has sent, by kind (benchmarks, metrics). */
+  /** Statements the node's store (`readStatements`: its read replica) has sent, by kind (benchmarks, metrics). */
   statements: StatementCounter;
+  readStatements?: StatementCounter;
   /** The node's event log (every event it writes goes through it) and the broker it publishes on. */
   events: GroupCommitEventLog;
   broker: Broker;
@@ -108,6 +110,9 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     }
     const store = await openStoreOrExplain(config, backends.store);
     cleanups.push(() => store.close());
+    // Clients' reads only: a worker reads what it writes.
+    const replica = roles.gateway && backends.readReplica ? openReadReplica(backends.readReplica) : undefined;
+    if (replica) cleanups.push(() => replica.close());
     const core = await startCore(config, log, bus, store.db, (step) => cleanups.push(step));
     const modes: Record<string, string> = { ...backends.modes, store: store.description };
     if (bus.kind === 'embedded') await failOrphanedRuns(store.db, log);
@@ -122,9 +127,10 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
       modes.llm = started.llmDescription;
     }
     const devTokens = devTokensAllowed(config, secret, { store: backends.store.kind === 'pglite', bus: bus.kind === 'embedded' });
-    const gateway = roles.gateway ? await startGatewayRole(core, secret, devTokens, overrides) : undefined;
+    const routing = new ReadRouting(store.db, replica?.db, log.child({ role: 'read-routing' }));
+    const gateway = roles.gateway ? await startGatewayRole(core, secret, devTokens, overrides, routing) : undefined;
     return {
-      db: store.db, statements: store.statements, events: core.events, broker: core.broker, gateway, worker, metricsPort,
+      db: store.db, statements: store.statements, readStatements: replica?.statements, events: core.events, broker: core.broker, gateway, worker, metricsPort,
       jwtSecret: secret.jwtSecret, devSecretFile: secret.devSecretFile, devTokens: devTokens && Boolean(gateway),
       llmDescription: modes.llm, modes, close,
     };
@@ -208,7 +214,7 @@ async function startWorkerMetrics(core: Core): Promise<number> {
   return server.port;
 }
 
-async function startGatewayRole(core: Core, secret: SigningSecret, devTokens: boolean, overrides: NodeOverrides): Promise<Gateway> {
+async function startGatewayRole(core: Core, secret: SigningSecret, devTokens: boolean, overrides: NodeOverrides, routing: ReadRouting): Promise<Gateway> {
   const { config, bus, db, broker } = core;
   const log = core.log.child({ role: 'gateway' });
   const verifyToken = overrides.verifyToken ?? createTokenVerifier({ ...config.auth, jwtSecret: secret.jwtSecret, log });
@@ -217,7 +223,7 @@ async function startGatewayRole(core: Core, secret: SigningSecret, devTokens: bo
   const rateLimits = await RateLimiter.create({ limits: config.rateLimits, log, redis: bus.kind === 'redis' ? bus.redis : undefined });
   core.onClose(() => rateLimits.close());
   const gateway = await startGateway(config, {
-    db, broker, events: core.events, queue: core.queue, verifyToken, tickets, rateLimits,
+    db, routing, broker, events: core.events, queue: core.queue, verifyToken, tickets, rateLimits,
     toolNames: createDefaultRegistry().names(),
     adminRole: config.auth.adminRole,
     log,

@@ -21,6 +21,12 @@ export interface Config {
   databaseUrl?: string;
   /** Postgres connections per process. @defaultValue 10 */
   databasePoolSize: number;
+  /**
+   * A read replica of DATABASE_URL (streaming replication) for clients' replay, history, lists and
+   * search, each read checked against the primary so that none sees less than the primary would
+   * (db/read-routing.ts). Needs DATABASE_URL. Unset: every read goes to the primary.
+   */
+  databaseReadUrl?: string;
   /** Redis URL for pub/sub and the turn queue. Unset: in-process broker and queue (one node). */
   redisUrl?: string;
   /** Prefix for every Redis key and channel this process uses, so deployments can share a Redis. @defaultValue '' */
@@ -149,6 +155,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     metricsPort: int(env, 'METRICS_PORT', 9464, 0, 65535),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    databaseReadUrl: readReplicaUrl(env),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     redisPrefix: str(env, 'REDIS_PREFIX') ?? '',
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
@@ -211,4 +218,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     nodeEnv: str(env, 'NODE_ENV') ?? 'development',
   };
   return deepFreeze(config);
+}
+
+function readReplicaUrl(env: Env): string | undefined {
+  const replica = url(env, 'DATABASE_READ_URL', ['postgres:', 'postgresql:']);
+  if (replica && !str(env, 'DATABASE_URL')) {
+    throw new ConfigError('DATABASE_READ_URL', 'is a read replica of DATABASE_URL, which is not set (the embedded database has no replica); set DATABASE_URL to the primary, or unset DATABASE_READ_URL');
+  }
+  return replica;
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Kysely, PostgresDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
-import { processStatements, type StatementCounter } from './statement-counter.js';
+import { processStatements, StatementCounter } from './statement-counter.js';
 import { metrics, observeQuery, statementKind } from '../metrics/index.js';
 
 export type StoreOptions =
@@ -31,26 +31,10 @@ export interface Store {
 }
 
 export async function openStore(options: StoreOptions, statements: StatementCounter = processStatements): Promise<Store> {
-  // kysely calls this for every statement it runs, on either dialect: one round trip each.
-  // One hook per statement: the process's counter (statements per turn) and the metrics.
-  const log = (event: LogEvent) => {
-    const kind = statementKind(event.query.sql);
-    statements.record(kind, event.queryDurationMillis);
-    observeQuery(event, kind);
-  };
+  const log = statementLog(statements);
   switch (options.kind) {
-    case 'postgres': {
-      const pool = new pg.Pool({
-        connectionString: options.url,
-        max: options.poolSize ?? 10,
-        connectionTimeoutMillis: 5_000,
-        idleTimeoutMillis: 30_000,
-        ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
-      });
-      survivePoolErrors(pool, () => metrics.dbError(undefined));
-      const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
-      return { db, description: 'postgres', statements, close: once(() => db.destroy()) };
-    }
+    case 'postgres':
+      return openPostgres(options, statements, log);
     case 'pglite': {
       const dir = path.join(options.dataDir, 'pglite');
       const releaseLock = await lockDataDir(dir);
@@ -78,6 +62,44 @@ export async function openStore(options: StoreOptions, statements: StatementCoun
     default:
       throw new Error(`unknown store kind ${(options as { kind: string }).kind}`);
   }
+}
+
+/**
+ * kysely calls this for every statement it runs, on either dialect: one round trip each. One hook
+ * per statement: the store's counter (statements per turn) and the metrics.
+ */
+function statementLog(statements: StatementCounter): (event: LogEvent) => void {
+  return (event) => {
+    const kind = statementKind(event.query.sql);
+    statements.record(kind, event.queryDurationMillis);
+    observeQuery(event, kind);
+  };
+}
+
+type PostgresOptions = Extract<StoreOptions, { kind: 'postgres' }>;
+
+function openPostgres(options: PostgresOptions, statements: StatementCounter, log: (event: LogEvent) => void, readOnly = false): Store {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    ...(readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
+  });
+  survivePoolErrors(pool, () => metrics.dbError(undefined));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
+  return { db, description: readOnly ? 'postgres read replica' : 'postgres', statements, close: once(() => db.destroy()) };
+}
+
+/**
+ * A read replica of a Postgres store (DATABASE_READ_URL; the embedded store has none): a pool of
+ * its own whose transactions are all read-only (a standby refuses writes anyway; this also holds
+ * when the URL names a server that would take them). Its statements are counted on a counter of
+ * its own, apart from the primary's, and in the same metrics.
+ */
+export function openReadReplica(options: Omit<PostgresOptions, 'kind'>, statements = new StatementCounter()): Store {
+  return openPostgres({ ...options, kind: 'postgres' }, statements, statementLog(statements), true);
 }
 
 /** Kept for callers that only need a Postgres handle (tests, tools). */

@@ -163,6 +163,13 @@ export const dbErrors = new Counter({
   registers,
 });
 
+export const clientReads = new Counter({
+  name: `${PREFIX}db_client_reads_total`,
+  help: 'Clients\' reads a read replica may answer (replay, history, poll, list, search), by the server that answered: replica, or primary (no replica configured, the replica behind what the read must see, or failing).',
+  labelNames: ['read', 'server'] as const,
+  registers,
+});
+
 export const redisErrors = new Counter({
   name: `${PREFIX}redis_errors_total`,
   help: 'Errors reported by Redis connections, by client: broker (pub/sub), queue (BullMQ), tickets, limits (rate limits and connection slots).',

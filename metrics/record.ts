@@ -102,6 +102,10 @@ export const metrics = {
   dbError(sqlState: string | undefined): void {
     m.dbErrors.labels(sqlState && /^[0-9A-Z]{5}$/.test(sqlState) ? sqlState.slice(0, 2) : 'connection').inc();
   },
+  /** A client's read that a replica may answer, and the server that did (db/read-routing.ts). */
+  clientRead(read: 'replay' | 'history' | 'poll' | 'list' | 'search', server: 'replica' | 'primary'): void {
+    m.clientReads.labels(read, server).inc();
+  },
   /** An error on a Redis connection, by what the connection is for (redis/connections.ts roles). */
   redisError(role: 'publish' | 'subscribe' | 'queue' | 'queue-blocking' | 'commands' | 'limits'): void {
     m.redisErrors.labels(REDIS_CLIENTS[role]).inc();

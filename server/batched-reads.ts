@@ -8,12 +8,18 @@
  * Batching only, never caching: a read is sent after it was asked for, so it sees every write that
  * committed before the request was handled, exactly as a read of its own would. Identical reads in
  * one batch (followers of one thread resuming from one seq) are read once.
+ *
+ * With a read replica (db/read-routing.ts) a replay read goes to the replica, batched the same way,
+ * and is checked against a seq the caller has seen published or else the thread's last_seq on the
+ * primary, read through the owner checks' batch (a primary-key read): the replica's page is taken
+ * when its copy of the thread reaches it, else the primary's (batched too) is read.
  */
 import DataLoader from 'dataloader';
 import type { Kysely } from 'kysely';
 import type { StoredEvent } from '../db/events.repository.js';
 import { readEventsAfterEach, type ReplayRead } from '../db/event-reads.repository.js';
 import { findThreadsById } from '../db/threads.repository.js';
+import { ReadRouting } from '../db/read-routing.js';
 import { isOwnedBy, type Owner } from '../db/owner.js';
 import type { Database, Thread } from '../db/schema.js';
 
@@ -27,6 +33,8 @@ const MAX_REPLAYS_PER_BATCH = 32;
 export interface ReplayPage {
   events: StoredEvent[];
   threadExists: boolean;
+  /** The thread's last_seq on the server that answered (the log reaches at least this far); 0 when it does not exist. */
+  lastSeq: number;
 }
 
 /**
@@ -46,8 +54,10 @@ async function readTogether<K, V>(keys: readonly K[], read: (keys: readonly K[])
 export class BatchedReads {
   private readonly threads: DataLoader<string, Thread | undefined>;
   private readonly replays: DataLoader<ReplayRead, ReplayPage>;
+  /** The same reads on the read replica, when there is one. */
+  private readonly replicaReplays: DataLoader<ReplayRead, ReplayPage> | undefined;
 
-  constructor(db: Kysely<Database>, readonly pageSize = 500) {
+  constructor(db: Kysely<Database>, readonly pageSize = 500, private readonly routing = new ReadRouting(db)) {
     // setImmediate: the batch is sent after this poll's frames have all been handled.
     const options = { cache: false, batchScheduleFn: (send: () => void) => void setImmediate(send) };
     this.threads = new DataLoader(async (ids) => {
@@ -59,13 +69,15 @@ export class BatchedReads {
       const byId = new Map(distinct.map((id, i) => [id, found[i]]));
       return ids.map((id) => byId.get(id));
     }, { ...options, maxBatchSize: MAX_THREADS_PER_BATCH });
-    this.replays = new DataLoader(async (reads) => {
+    const replaysOn = (server: Kysely<Database>) => new DataLoader<ReplayRead, ReplayPage>(async (reads) => {
       const keyOf = (read: ReplayRead) => `${read.afterSeq}:${read.threadId}`;
       const distinct = [...new Map(reads.map((read) => [keyOf(read), read])).values()];
-      const pages = await readTogether(distinct, (some) => readEventsAfterEach(db, some, this.pageSize));
+      const pages = await readTogether(distinct, (some) => readEventsAfterEach(server, some, this.pageSize));
       const byKey = new Map(distinct.map((read, i) => [keyOf(read), pages[i]!]));
       return reads.map((read) => byKey.get(keyOf(read))!);
     }, { ...options, maxBatchSize: MAX_REPLAYS_PER_BATCH });
+    this.replays = replaysOn(db);
+    this.replicaReplays = routing.replica && replaysOn(routing.replica);
   }
 
   /** The thread if it exists and belongs to the owner (someone else's looks missing). */
@@ -74,11 +86,31 @@ export class BatchedReads {
     return thread && isOwnedBy(thread, owner) ? thread : undefined;
   }
 
+  /** The thread's last_seq on the primary (read with the owner checks), undefined when it does not exist. */
+  async lastSeq(threadId: string): Promise<number | undefined> {
+    return (await this.threads.load(threadId))?.last_seq;
+  }
+
   /**
    * Up to pageSize events after afterSeq, oldest first, and whether the thread still exists. A
    * page shared with other readers is theirs too: do not change it.
+   *
+   * `seen`: a seq the caller knows is stored (it was published). With it a replica's page is taken
+   * when the replica has the thread up to there; without it, up to the thread's last_seq on the
+   * primary, read now (read it after subscribing to the thread's channel, so that every event
+   * published before the subscription is in the page).
    */
-  eventsAfter(threadId: string, afterSeq: number): Promise<ReplayPage> {
-    return this.replays.load({ threadId, afterSeq });
+  eventsAfter(threadId: string, afterSeq: number, seen?: number): Promise<ReplayPage> {
+    const read = { threadId, afterSeq };
+    return this.routing.bySeq('replay', {
+      need: async () => {
+        const stored = seen ?? (await this.lastSeq(threadId));
+        return stored === undefined ? undefined : Math.max(stored, afterSeq);
+      },
+      read: async (server) => {
+        const page = await (server === this.routing.replica ? this.replicaReplays! : this.replays).load(read);
+        return { value: page, lastSeq: page.threadExists ? page.lastSeq : undefined };
+      },
+    });
   }
 }

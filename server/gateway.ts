@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { type GatewayServices } from './handlers/context.js';
 import { mountSocketEndpoint } from './ws/socket-endpoint.js';
 import { BatchedReads } from './batched-reads.js';
+import { ReadRouting } from '../db/read-routing.js';
 import { ThreadFanout } from './fanout/thread-fanout.js';
 import { CorkHolder } from './cork-holder.js';
 import { mountFallback } from './http/fallback.js';
@@ -27,8 +28,10 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'reads' | 'log' | 'limits'> & {
+export type GatewayDeps = Omit<GatewayServices, 'fanout' | 'reads' | 'log' | 'limits' | 'routing'> & {
   log: Logger;
+  /** Where clients' reads go (DATABASE_READ_URL). @defaultValue all to `db` */
+  routing?: ReadRouting;
   checkReady: () => Promise<void>;
   /** The generated development secret, in embedded development mode only (serves GET /dev/token to this machine). */
   devTokenSecret?: string;
@@ -38,7 +41,8 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
   const uWS = uws();
   const app = uWS.App();
   const log = deps.log;
-  const reads = new BatchedReads(deps.db);
+  const routing = deps.routing ?? new ReadRouting(deps.db);
+  const reads = new BatchedReads(deps.db, undefined, routing);
   const fanout = new ThreadFanout(app, deps.broker, reads, log, (connection, read) =>
     deps.rateLimits.withRequestSlot(connection.principal, read, { patient: true }),
   );
@@ -46,6 +50,7 @@ export async function startGateway(config: Readonly<Config>, deps: GatewayDeps):
     ...deps,
     fanout,
     reads,
+    routing,
     limits: {
       maxSubscriptions: config.limits.maxSubscriptions,
       searchTimeoutMs: config.database.searchTimeoutMs,

@@ -32,8 +32,13 @@ export async function fillGap(parts: FanoutParts, state: ThreadState): Promise<v
     try {
       let read = 0;
       let exists: boolean;
+      // How far the log is known to reach (a read replica must have it): up to the newest event
+      // held, which was stored before it was published; after a reconnect (nothing held) the
+      // thread's last_seq on the primary says.
+      let stored = state.held.length > 0 ? Math.max(...state.held.map((e) => e.seq)) : undefined;
       for (;;) {
-        const page = await reads.eventsAfter(state.threadId, state.lastSeq ?? 0);
+        const page = await reads.eventsAfter(state.threadId, state.lastSeq ?? 0, stored);
+        stored = Math.max(stored ?? 0, page.lastSeq);
         exists = page.threadExists;
         for (const event of page.events) deliver(state, event.seq, event.frame);
         read += page.events.length;

@@ -30,13 +30,20 @@ export async function replay(parts: FanoutParts, state: ThreadState, follower: F
     return true;
   };
   let replayed = 0;
+  /**
+   * A seq the log is known to reach (a read replica must have it: ../batched-reads.ts). None for the
+   * first read, which checks with the thread's last_seq on the primary: the channel is subscribed
+   * to by then, so every event published before is in the log up to there.
+   */
+  let stored: number | undefined;
   try {
     for (let stalled = 0; ; ) {
       if (gone()) return false;
       // Each read also says whether the thread still exists: one deleted before this gateway's
       // subscription was live (its thread_deleted went by unheard) is told now.
-      const read = await parts.asRequestOf(connection, () => parts.reads.eventsAfter(threadId, follower.sentSeq));
+      const read = await parts.asRequestOf(connection, () => parts.reads.eventsAfter(threadId, follower.sentSeq, stored));
       if (gone()) return false;
+      stored = Math.max(stored ?? 0, read.lastSeq);
       if (!read.threadExists) {
         connection.send(deletedFrame(threadId));
         await parts.unfollow(connection, threadId);
@@ -59,6 +66,7 @@ export async function replay(parts: FanoutParts, state: ThreadState, follower: F
       // down): those events are in the log (stored before published), so it is read again.
       const next = Math.min(...follower.buffer.map((e) => e.seq).filter((seq) => seq > follower.sentSeq));
       if (next === Infinity || next === follower.sentSeq + 1) break;
+      stored = Math.max(stored, next - 1);
       if (page.length === 0 && ++stalled > MISSING_READS) {
         parts.log.warn({ thread_id: threadId, after_seq: follower.sentSeq, next }, 'events missing from the log; going on');
         break;

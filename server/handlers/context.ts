@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
 import type { EventLog } from '../../events/event-log.js';
 import type { Database } from '../../db/schema.js';
+import type { ReadRouting } from '../../db/read-routing.js';
 import type { TurnQueue } from '../../queue/turn-queue.js';
 import type { ClientFrame, ClientFrameType } from '../../protocol/frames.js';
 import type { Connection } from '../ws/connection.js';
@@ -22,6 +23,11 @@ export interface GatewayServices {
   fanout: ThreadFanout;
   /** Owner checks and replay reads, batched per event-loop turn (a reconnect storm's many). */
   reads: BatchedReads;
+  /**
+   * Clients' reads that a read replica may answer (history, long-poll, lists, search; replays go
+   * through `reads`): to the replica when it is not behind what the read must see, else the primary.
+   */
+  routing: ReadRouting;
   verifyToken: TokenVerifier;
   log: Logger;
   /** Tool names the workers know (agents may only name these). */

@@ -10,7 +10,9 @@ import type { GatewayServices } from '../handlers/context.js';
  * (SEARCH_TIMEOUT_MS; `unavailable` with a retry hint when it runs out).
  */
 export async function searchMessages(services: GatewayServices, owner: Owner, input: SearchPayload): Promise<{ results: SearchHit[] }> {
-  const rows = await searchOwnMessages(services.db, owner, { q: input.q, limit: input.limit ?? 20 }, services.limits.searchTimeoutMs);
+  // A read replica answers when its replay is current (db/read-routing.ts).
+  const rows = await services.routing.latest('search', (db) =>
+    searchOwnMessages(db, owner, { q: input.q, limit: input.limit ?? 20 }, services.limits.searchTimeoutMs));
   return {
     results: rows.map((row) => ({
       ...row,

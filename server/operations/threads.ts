@@ -1,6 +1,6 @@
 /** Thread operations, shared by the WebSocket frames and the REST routes. */
 import { encodeThreadDeleted, RUN_CANCEL_CHANNEL, threadChannel } from '../../broker/index.js';
-import { listEventsBefore } from '../../db/event-reads.repository.js';
+import { readHistoryPage } from '../../db/event-reads.repository.js';
 import { DEFAULT_AGENT_ID, findVisibleAgent } from '../../db/agents.repository.js';
 import { runningRunsOfThread } from '../../db/runs.repository.js';
 import {
@@ -112,11 +112,12 @@ function isRealDate(iso: string): boolean {
 export async function listThreads(services: GatewayServices, owner: Owner, input: ThreadListPayload) {
   const limit = input.limit ?? 20;
   const cursor = input.cursor ? decodeCursor(input.cursor) : undefined;
-  const { threads, hasMore } = await listOwnedThreads(services.db, owner, {
+  // A read replica answers when its replay is current (db/read-routing.ts).
+  const { threads, hasMore } = await services.routing.latest('list', (db) => listOwnedThreads(db, owner, {
     archived: input.archived ?? false,
     limit,
     ...(cursor ? { after: { updatedAt: cursor.u, id: cursor.i } } : {}),
-  });
+  }));
   const last = threads[threads.length - 1];
   const next = hasMore && last
     ? Buffer.from(JSON.stringify({ u: last.cursor_at, i: last.id })).toString('base64url')
@@ -126,8 +127,14 @@ export async function listThreads(services: GatewayServices, owner: Owner, input
 
 /** A page of the thread's stored events before `before_seq`, oldest first. */
 export async function threadHistory(services: GatewayServices, owner: Owner, input: ThreadHistoryPayload) {
-  await owned(services, owner, input.thread_id);
-  const { events, hasMore } = await listEventsBefore(services.db, input.thread_id, input.before_seq, input.limit ?? 50);
+  const thread = await owned(services, owner, input.thread_id);
+  // A read replica answers when its copy has what the page must show: up to the thread's last_seq
+  // as the owner check, read on the primary after the request came, saw it (no read added).
+  const need = Math.min(thread.last_seq, (input.before_seq ?? Infinity) - 1);
+  const { events, hasMore } = await services.routing.bySeq('history', {
+    need: () => need,
+    read: (db) => readHistoryPage(db, input.thread_id, input.before_seq, input.limit ?? 50),
+  });
   return { thread_id: input.thread_id, events, has_more: hasMore };
 }
 

@@ -44,6 +44,13 @@ export async function readThread(deps: ThreadReaderDeps, threadId: string, after
   let deleted = false;
   /** The log must be read (first, after a gap, after a reconnect) before held events go out. */
   let readLog = true;
+  /**
+   * How far the log is known to reach (a read replica must have it: ../batched-reads.ts): the
+   * newest seq read or held past a gap. The first read and the first after a reconnect check with
+   * the thread's last_seq on the primary instead (what was published unheard is stored up to there).
+   */
+  let stored = 0;
+  let askPrimary = true;
   let wake: (() => void) | undefined;
   const poke = () => {
     wake?.();
@@ -59,6 +66,7 @@ export async function readThread(deps: ThreadReaderDeps, threadId: string, after
   });
   const stopReconnect = deps.broker.onReconnect(() => {
     readLog = true;
+    askPrimary = true;
     poke();
   });
   signal.addEventListener('abort', poke, { once: true });
@@ -72,9 +80,14 @@ export async function readThread(deps: ThreadReaderDeps, threadId: string, after
   /** One page of the log after lastSeq; a failed read is retried until it succeeds or the reader is aborted. */
   const readPage = async () => {
     for (let failures = 0; ; failures++) {
+      const primary = askPrimary;
+      askPrimary = false;
       try {
-        return await deps.reads.eventsAfter(threadId, lastSeq);
+        const page = await deps.reads.eventsAfter(threadId, lastSeq, primary ? undefined : stored);
+        stored = Math.max(stored, page.lastSeq);
+        return page;
       } catch (error) {
+        askPrimary ||= primary;
         if (signal.aborted) return undefined;
         deps.log.warn({ err: error, thread_id: threadId }, 'reading a thread for a stream failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** Math.min(failures, 5))));
@@ -102,6 +115,7 @@ export async function readThread(deps: ThreadReaderDeps, threadId: string, after
         if (next.seq > lastSeq + 1) {
           // A gap: what is missing is in the log (stored before it was published).
           readLog = true;
+          stored = Math.max(stored, next.seq - 1);
           break;
         }
         held.shift();
