@@ -83,8 +83,13 @@ export async function runTurn(deps: ProcessorDeps, start: TurnStart, handle: Run
       await text.flush();
       if ((await runToolRound(scope, { calls: step.toolCalls, stored: false })) === 'parked') return { status: 'parked' };
     }
+    // The answer's deltas written so far have returned (a failed one fails the turn here, as it
+    // would have mid-stream); the rest goes with the last write.
+    await text.settle();
     outcome = { status: 'completed', usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } };
   } catch (error) {
+    // No delta of this attempt is still in flight or still to be cut, whichever way the turn ends.
+    await text.settle().catch(() => undefined);
     if (error instanceof FencedError || error instanceof ThreadGoneError) throw error;
     if (handle.stop.signal.aborted && handle.handBack && !cancelled.aborted) throw new Released();
     // The database stayed unreachable past the write retries: this attempt cannot record the turn
