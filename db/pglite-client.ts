@@ -4,6 +4,7 @@
  * is unchanged. Errors keep Postgres's `code`, `detail` and `constraint`.
  */
 import { Worker } from 'node:worker_threads';
+import { createDatabase, needsCreating } from './pglite-create.js';
 
 /** The messages exchanged with ./pglite-thread.mjs. */
 type Request = { id: number; sql: string; params: unknown[] } | { id: number; close: true };
@@ -30,6 +31,7 @@ export class PGliteThreadClient {
 
   /** Starts the thread and opens the database in `dir`. */
   static async open(dir: string): Promise<PGliteThreadClient> {
+    if (needsCreating(dir)) await createDatabase(dir);
     const worker = new Worker(new URL('./pglite-thread.mjs', import.meta.url), { workerData: { dir } });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: { ready?: true; failed?: string }) => {
