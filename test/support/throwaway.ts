@@ -56,7 +56,7 @@ const atExit = new Set<() => void>();
 let exitHookInstalled = false;
 let reaped = false;
 
-function registerAtExit(fn: () => void): () => void {
+export function registerAtExit(fn: () => void): () => void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
@@ -83,7 +83,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function readPid(file: string): number | undefined {
+export function readPid(file: string): number | undefined {
   try {
     const pid = Number(readFileSync(file, 'utf8').split('\n')[0]!.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
@@ -92,7 +92,7 @@ function readPid(file: string): number | undefined {
   }
 }
 
-function cmdline(pid: number): string {
+export function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
   } catch {
@@ -100,7 +100,7 @@ function cmdline(pid: number): string {
   }
 }
 
-function makeDir(kind: 'redis' | 'pg'): string {
+export function makeDir(kind: 'redis' | 'redis-cluster' | 'pg'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `${DIR_PREFIX}${kind}-`));
   writeFileSync(path.join(dir, 'owner'), String(process.pid));
   return dir;
@@ -110,7 +110,7 @@ function makeDir(kind: 'redis' | 'pg'): string {
  * Stops the servers of earlier runs whose process is gone and deletes their dirs. Dirs of live
  * owners (another test run right now) are left alone.
  */
-function reapStale(): void {
+export function reapStale(): void {
   if (reaped) return;
   reaped = true;
   let entries: string[];
@@ -130,8 +130,11 @@ function reapStale(): void {
         continue;
       }
       if (name.startsWith(`${DIR_PREFIX}redis-`)) {
-        const pid = readPid(path.join(dir, 'redis.pid'));
-        if (pid && cmdline(pid).includes('redis-server')) process.kill(pid, 'SIGKILL');
+        // redis.pid of a single server; redis-<port>.pid of each node of a cluster.
+        for (const file of readdirSync(dir).filter((f) => f.endsWith('.pid'))) {
+          const pid = readPid(path.join(dir, file));
+          if (pid && cmdline(pid).includes('redis-server')) process.kill(pid, 'SIGKILL');
+        }
       } else if (name.startsWith(`${DIR_PREFIX}pg-`)) {
         const data = path.join(dir, 'data');
         if (existsSync(path.join(data, 'postmaster.pid'))) {
@@ -147,7 +150,7 @@ function reapStale(): void {
 }
 
 
-function tail(file: string, chars = 2_000): string {
+export function tail(file: string, chars = 2_000): string {
   try {
     const text = readFileSync(file, 'utf8');
     return text.slice(-chars);
@@ -157,7 +160,7 @@ function tail(file: string, chars = 2_000): string {
 }
 
 /** Resolves when `child` has exited, or rejects after `timeoutMs` (the timer keeps the loop alive). */
-function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
+export function exited(child: ChildProcess, timeoutMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
@@ -193,7 +196,7 @@ export function runCommand(command: string, args: string[], cwd: string, timeout
 
 // ---- Redis ---------------------------------------------------------------------------------
 
-function pingRedis(port: number, timeoutMs = 500): Promise<boolean> {
+export function pingRedis(port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let answer = '';
