@@ -27,7 +27,8 @@ import type { DriverConfig } from './bench/messages.js';
 import { nodeFlags, startLlmSim, startServer, TOPOLOGIES, type Proc, type Topology } from './bench/processes.js';
 import { rssOf, sampleGroup } from './bench/procstat.js';
 import { RAW_TURN_WORK, runRawTurn } from './bench/raw-turn.js';
-import { compareRaw, printScenario, slope, type ScenarioReport } from './bench/report.js';
+import { compareFanout, compareRaw, printScenario, slope, type ScenarioReport } from './bench/report.js';
+import { runRawPublish } from './bench/raw-publish-run.js';
 import { startServices, type Services } from './bench/services.js';
 import { scrape, total } from '../test/support/metrics-scrape.js';
 
@@ -199,6 +200,11 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     await Promise.all(stack.server.map((p) => p.stop()));
     await settleTransactions(meter, run);
     const report = scenarioReport(scenario, opts.topology, run, { ...turns, sockets: run.result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
+    if (scenario === 'streaming' && report.turns > 0) {
+      // The fan-out's floor: the frames the sockets got, published by bare uWS to as many sockets.
+      const raw = await runRawPublish({ root: ROOT, databaseUrl: services.databaseUrl, socketsPerThread: 1 + turns.followers, deadlineMs: 120_000 });
+      report.fanout = compareFanout(report, run.result.eventsReceived, raw);
+    }
     if (opts.ceiling && report.turns > 0) {
       report.raw_turn = await rawTurn(opts, services, meter, stack, config, report, (concurrency ?? 8) * workers);
       // A raw turn that lost or doubled an event measured something else: the run does not pass.

@@ -3,7 +3,7 @@
  * marks answered with snapshots of every process and counter, and the figures shaped into a
  * scenario's report. The server's runs and the raw turn's go through here alike.
  */
-import { figures, Meter, type Snapshot, topStatements } from './measure.js';
+import { figures, Meter, PHASES, type PhaseName, type Snapshot, topStatements } from './measure.js';
 import type { DriverConfig, DriverResult, FromDriver } from './messages.js';
 import { startTsChild, type Proc } from './processes.js';
 import type { ScenarioReport } from './report.js';
@@ -87,8 +87,19 @@ export function scenarioReport(scenario: string, topology: string, run: Driven, 
     transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
     pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),
     latency_ms: result.latencyMs,
+    phases_ms: phaseMeans(before, after),
     checks: result.checks,
     passed: result.checks.every((c) => c.ok === c.total) && result.problemCount === 0,
     problems: result.problems,
   };
+}
+
+/** Mean ms per turn of each phase the workers time (job created to claimed, claimed to the model's first text) in the window. */
+function phaseMeans(before: Snapshot, after: Snapshot): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const phase of Object.keys(PHASES) as PhaseName[]) {
+    const count = after.phases[phase].count - before.phases[phase].count;
+    if (count > 0) out[phase] = ((after.phases[phase].sum - before.phases[phase].sum) * 1000) / count;
+  }
+  return out;
 }

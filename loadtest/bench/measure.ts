@@ -4,7 +4,7 @@
  * pg_stat_database), and the servers' own counters (/metrics).
  */
 import pg from 'pg';
-import { scrape, total } from '../../test/support/metrics-scrape.js';
+import { scrape, total, type Scrape } from '../../test/support/metrics-scrape.js';
 import { cpuBetween, rssOf, sampleGroup, tree, type GroupSample } from './procstat.js';
 import type { Proc } from './processes.js';
 import type { Services } from './services.js';
@@ -22,7 +22,18 @@ export interface Snapshot {
   /** Statements the servers timed themselves (convo_db_statement_seconds), summed over processes. */
   poolStatements: number;
   eventsAppended: number;
+  /** Sums (s) and counts of the workers' phase histograms: job created to claimed, claimed to the model's first text. */
+  phases: Record<PhaseName, { sum: number; count: number }>;
   at: number;
+}
+
+/** Where a turn's time goes before its text streams, from the workers' own histograms. */
+export const PHASES = { queue_wait: 'convo_queue_wait_seconds', claim_to_first_text: 'convo_time_to_first_delta_seconds' } as const;
+export type PhaseName = keyof typeof PHASES;
+
+/** A histogram's sum over all its series (total() gives the count). */
+function histogramSum(metrics: Scrape, name: string): number {
+  return (metrics.samples.get(`${name}_sum`)?.metrics ?? []).reduce((sum, sample) => sum + Number(sample.value ?? 0), 0);
 }
 
 export interface GroupFigures {
@@ -91,14 +102,19 @@ export class Meter {
     const transactions = Number(rows[0].xacts);
     let poolStatements = 0;
     let eventsAppended = 0;
+    const phases = Object.fromEntries(Object.keys(PHASES).map((k) => [k, { sum: 0, count: 0 }])) as Snapshot['phases'];
     for (const proc of procs) {
       if (!proc.metricsUrl) continue;
       const metrics = await scrape(proc.metricsUrl).catch(() => undefined);
       if (!metrics) continue;
       poolStatements += total(metrics, 'convo_db_statement_seconds');
       eventsAppended += total(metrics, 'convo_events_appended_total');
+      for (const [phase, name] of Object.entries(PHASES) as Array<[PhaseName, string]>) {
+        phases[phase].sum += histogramSum(metrics, name);
+        phases[phase].count += total(metrics, name);
+      }
     }
-    return { groups, statements, topLevel, transactionControl, byStatement, transactions, poolStatements, eventsAppended, at };
+    return { groups, statements, topLevel, transactionControl, byStatement, transactions, poolStatements, eventsAppended, phases, at };
   }
 
   /** How long after the servers stop their backends' statistics are in pg_stat_database (each flushes them as it exits). */

@@ -23,7 +23,7 @@ export const TOPOLOGIES: Record<Topology, Role[]> = {
 
 export interface Proc {
   name: string;
-  role: Role | 'llm-sim' | 'driver' | 'raw-gateway' | 'raw-worker';
+  role: Role | 'llm-sim' | 'driver' | 'raw-gateway' | 'raw-worker' | 'raw-publish' | 'raw-clients';
   child: ChildProcess;
   pid: number;
   /** The gateway's port (gateway and all roles, the raw gateway). */
@@ -164,10 +164,10 @@ export function startTsChild(name: string, role: 'driver', file: string, root: s
 }
 
 /**
- * A part of the raw turn (loadtest/bench/raw-gateway.ts, raw-worker.ts), with the node flags of
- * the server role it stands beside; resolves once it says it is ready (the gateway with its port).
+ * A part of the raw turn (loadtest/bench/raw-gateway.ts, raw-worker.ts) or of the raw publish
+ * (raw-publish.ts and its clients), with the node flags of the server role it stands beside; resolves once it says it is ready (the gateway with its port).
  */
-export async function startRawPart(role: 'raw-gateway' | 'raw-worker', file: string, setup: { root: string; env: Record<string, string>; flags: string[]; fds: number }): Promise<Proc> {
+export async function startRawPart(role: 'raw-gateway' | 'raw-worker' | 'raw-publish' | 'raw-clients', file: string, setup: { root: string; env: Record<string, string>; flags: string[]; fds: number }): Promise<Proc> {
   const child = spawnWithFds([process.execPath, ...setup.flags, '--import', 'tsx', file], {
     cwd: setup.root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', ...setup.env },

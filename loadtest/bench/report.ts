@@ -3,6 +3,7 @@ import { latencyTable, table, type Summary } from '../stats.js';
 import type { Check } from './messages.js';
 import { REST_FROM_S, REST_TO_S, type EmbeddedRest } from './embedded-rest.js';
 import type { GroupFigures } from './measure.js';
+import type { RawPublishFigures } from './raw-publish-run.js';
 
 export interface ScenarioReport {
   scenario: string;
@@ -31,11 +32,15 @@ export interface ScenarioReport {
   transactions_per_turn: number | null;
   pool_statements_per_turn: number | null;
   latency_ms: Record<string, Summary>;
+  /** Mean ms per turn in the phases before the text streams, from the workers' histograms (queue_wait, claim_to_first_text). */
+  phases_ms?: Record<string, number>;
   checks: Check[];
   passed: boolean;
   problems: string[];
   /** The ceiling: the full raw turn (loadtest/bench/raw-turn.ts) in the same run, with and without its history read. */
   raw_turn?: RawTurnComparison;
+  /** Streaming: the server's CPU per delivered event beside bare uWS topic publishes of the same frames (loadtest/bench/raw-publish-run.ts). */
+  fanout?: FanoutComparison;
   idle?: {
     /** `one per socket`, or how many users the sockets shared (per-user and per-token state then counted once per user). */
     users: string;
@@ -73,6 +78,37 @@ export interface RawTurnComparison {
   /** Turns/s over the raw turn's that reads the history (higher is better; 1 is the ceiling). */
   throughput_ratio: number;
   throughput_ratio_without_history: number;
+}
+
+export interface FanoutComparison {
+  /** Thread events the run's sockets received (each frame on each socket once). */
+  delivered: number;
+  /** Server-side CPU (gateways + workers + Postgres + Redis) per delivered event, and the gateways' alone (µs). */
+  server_us_per_delivered: number;
+  gateway_us_per_delivered: number;
+  raw_publish: RawPublishFigures;
+}
+
+export function compareFanout(ours: ScenarioReport, delivered: number, raw: RawPublishFigures): FanoutComparison {
+  const gatewayS = ours.processes.filter((p) => /^(gateway|all)/.test(p.name)).reduce((sum, p) => sum + p.cpuS, 0);
+  return {
+    delivered,
+    server_us_per_delivered: ((ours.server_cpu_ms_per_turn ?? NaN) * ours.turns * 1000) / delivered,
+    gateway_us_per_delivered: (gatewayS * 1e6) / delivered,
+    raw_publish: raw,
+  };
+}
+
+function printFanout(f: FanoutComparison): string {
+  const raw = f.raw_publish;
+  return [
+    table(['cost per delivered event (one frame on one socket)', 'µs', 'x raw uWS'], [
+      ['this server: gateways + workers + Postgres + Redis', fixed(f.server_us_per_delivered, 1), fixed(f.server_us_per_delivered / raw.us_per_delivered, 1)],
+      ['this server: gateways alone', fixed(f.gateway_us_per_delivered, 1), fixed(f.gateway_us_per_delivered / raw.us_per_delivered, 1)],
+      ['raw uWS topic publish of the same frames, same sockets per thread, same timing', fixed(raw.us_per_delivered, 1), '1.0'],
+    ]),
+    `delivered: ${f.delivered} events to the run's sockets; raw: ${raw.frames} frames to ${raw.sockets} sockets (each to the sockets of its thread) = ${raw.delivered} delivered in ${fixed(raw.seconds, 2)} s, ${fixed(raw.cpu_ms, 0)} ms of CPU`,
+  ].join('\n');
 }
 
 export function compareRaw(ours: ScenarioReport, withHistory: ScenarioReport, withoutHistory: ScenarioReport, work: string): RawTurnComparison {
@@ -131,8 +167,11 @@ export function printScenario(r: ScenarioReport): string {
   if (Object.keys(r.latency_ms).length > 0) {
     lines.push('');
     lines.push(latencyTable(r.latency_ms));
+    const phases = Object.entries(r.phases_ms ?? {});
+    if (phases.length > 0) lines.push(`worker phases, mean ms per turn: ${phases.map(([name, ms]) => `${name} ${fixed(ms, 1)}`).join(', ')}`);
   }
   if (r.raw_turn) lines.push('', printRawTurn(r, r.raw_turn));
+  if (r.fanout) lines.push('', printFanout(r.fanout));
   if (r.idle) {
     lines.push('');
     lines.push(`users: ${r.idle.users}`);
