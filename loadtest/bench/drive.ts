@@ -94,7 +94,7 @@ export function scenarioReport(scenario: string, topology: string, run: Driven, 
   };
 }
 
-/** Mean ms per turn of each phase the workers time (job created to claimed, claimed to the model's first text) in the window. */
+/** Mean ms per turn of each phase the workers time (job created to claimed, claimed to the model's first text, claimed to the attempt's end) in the window. */
 function phaseMeans(before: Snapshot, after: Snapshot): Record<string, number> {
   const out: Record<string, number> = {};
   for (const phase of Object.keys(PHASES) as PhaseName[]) {

@@ -28,7 +28,7 @@ export interface Snapshot {
 }
 
 /** Where a turn's time goes before its text streams, from the workers' own histograms. */
-export const PHASES = { queue_wait: 'convo_queue_wait_seconds', claim_to_first_text: 'convo_time_to_first_delta_seconds' } as const;
+export const PHASES = { queue_wait: 'convo_queue_wait_seconds', claim_to_first_text: 'convo_time_to_first_delta_seconds', claim_to_end: 'convo_turn_duration_seconds' } as const;
 export type PhaseName = keyof typeof PHASES;
 
 /** A histogram's sum over all its series (total() gives the count). */
