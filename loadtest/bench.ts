@@ -11,6 +11,11 @@
  *     [--idle-sockets K] [--idle-step N] [--idle-users N] [--storm-followers N] [--storm-threads N]
  *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn] [--raw-min-turns N]
  *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling] [--cpu-prof DIR]
+ *     [--services single|cluster|both] [--turn-queue-partitions N]
+ *
+ * `--services cluster` runs the server on a 3-master Redis Cluster with replicas and a Postgres
+ * read replica (loadtest/bench/cluster-services.ts); `both` runs each scenario on the single node
+ * first, then on the cluster, and prints the two side by side (loadtest/bench/compare.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { execSync } from 'node:child_process';
@@ -30,6 +35,8 @@ import { RAW_TURN_WORK, runRawTurn } from './bench/raw-turn.js';
 import { compareFanout, compareRaw, printScenario, slope, type ScenarioReport } from './bench/report.js';
 import { runRawPublish } from './bench/raw-publish-run.js';
 import { startServices, type Services } from './bench/services.js';
+import { startClusterServices, type ClusterServices } from './bench/cluster-services.js';
+import { compareServices } from './bench/compare.js';
 import { scrape, total } from '../test/support/metrics-scrape.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -61,6 +68,8 @@ function options() {
       'no-ceiling': { type: 'boolean', default: false },
       'raw-min-turns': { type: 'string', default: '2000' },
       'cpu-prof': { type: 'string' },
+      services: { type: 'string', default: 'single' },
+      'turn-queue-partitions': { type: 'string' },
     },
   });
   const int = (name: keyof typeof values, fallback: number, min: number, max: number) => {
@@ -73,6 +82,8 @@ function options() {
   const scenarios = values.scenario === 'all' ? [...SCENARIOS.filter((s) => s !== 'soak')] : [values.scenario as Scenario];
   if (!scenarios.every((s) => SCENARIOS.includes(s))) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')} or all`);
   if (!(values.topology! in TOPOLOGIES)) throw new Error('--topology must be all, split or 2x2');
+  if (!['single', 'cluster', 'both'].includes(values.services!)) throw new Error('--services must be single, cluster or both');
+  if (values.services !== 'single' && (values['database-url'] || values['redis-url'])) throw new Error(`--services ${values.services} starts its own Redis Cluster and a replica of the private Postgres: leave out --database-url and --redis-url`);
   const streaming = (s: Scenario) => s === 'streaming';
   return {
     scenarios,
@@ -100,9 +111,21 @@ function options() {
     rawMinTurns: int('raw-min-turns', 2_000, 1, 1_000_000),
     /** A folder: every server process writes a V8 CPU profile there when it stops (node --cpu-prof). */
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
+    /** The services each scenario runs on, in this order. */
+    modes: (values.services === 'both' ? ['single', 'cluster'] : [values.services]) as Mode[],
+    /** TURN_QUEUE_PARTITIONS on the cluster (6 spreads evenly over 3 masters). */
+    partitions: int('turn-queue-partitions', 6, 1, 1024),
   };
 }
 type Options = ReturnType<typeof options>;
+type Mode = 'single' | 'cluster';
+
+/** What a scenario runs on: the single node (and the primary alone), or the cluster and the replica. */
+interface Backing {
+  mode: Mode;
+  services: Services;
+  cluster?: ClusterServices;
+}
 
 function machine(services: Services): Record<string, string | number> {
   const cpus = os.cpus();
@@ -133,14 +156,18 @@ interface Stack {
   gateways: string[];
 }
 
-async function startStack(opts: Options, services: Services, buildDir: string, secret: string, words: number, delayMs: number, extraEnv: Record<string, string> = {}): Promise<Stack> {
+async function startStack(opts: Options, backing: Backing, buildDir: string, secret: string, words: number, delayMs: number, extraEnv: Record<string, string> = {}): Promise<Stack> {
+  const { services, cluster } = backing;
   const { proc: sim, baseUrl } = await startLlmSim({ root: ROOT, buildDir, tokenDelayMs: delayMs, words });
+  const redisEnv: Record<string, string> = cluster
+    ? { REDIS_CLUSTER_NODES: cluster.nodesSetting, TURN_QUEUE_PARTITIONS: String(cluster.partitions), DATABASE_READ_URL: cluster.replicaUrl }
+    : { REDIS_URL: services.redisUrl };
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOST: '127.0.0.1',
     NODE_ENV: 'production',
     DATABASE_URL: services.databaseUrl,
-    REDIS_URL: services.redisUrl,
+    ...redisEnv,
     REDIS_PREFIX: services.redisPrefix,
     JWT_SECRET: secret,
     OPENAI_BASE_URL: baseUrl,
@@ -185,7 +212,10 @@ async function rawTurn(opts: Options, services: Services, meter: Meter, stack: S
   return compareRaw(report, withHistory, withoutHistory, RAW_TURN_WORK);
 }
 
-async function runScenario(scenario: Scenario, opts: Options, services: Services, meter: Meter, buildDir: string): Promise<ScenarioReport> {
+async function runScenario(scenario: Scenario, opts: Options, backing: Backing, meter: Meter, buildDir: string): Promise<ScenarioReport> {
+  const { services } = backing;
+  const single = backing.mode === 'single';
+  meter.use(backing.cluster ? { redisNodes: backing.cluster.redisNodes, replicaRoot: backing.cluster.replicaRoot } : { redisNodes: services.redisNodes });
   const secret = randomBytes(32).toString('hex');
   const startedAt = Date.now();
   const turns = opts.turnsFor(scenario);
@@ -193,19 +223,20 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     // Streaming measures delivery, not queueing: unless told otherwise, every turn can run at once.
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
     const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? Math.ceil(turns.clients / workers) : undefined);
-    const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
+    const stack = await startStack(opts, backing, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
     const config = driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt);
     const run = await drive(ROOT, meter, [...stack.server, stack.sim], config);
     // The server stops before the raw turn runs; the simulator serves both.
     await Promise.all(stack.server.map((p) => p.stop()));
     await settleTransactions(meter, run);
     const report = scenarioReport(scenario, opts.topology, run, { ...turns, sockets: run.result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
-    if (scenario === 'streaming' && report.turns > 0) {
+    // The floors (raw publish, raw turn) run on the single node only: they are the same work on any Redis.
+    if (scenario === 'streaming' && report.turns > 0 && single) {
       // The fan-out's floor: the frames the sockets got, published by bare uWS to as many sockets.
       const raw = await runRawPublish({ root: ROOT, databaseUrl: services.databaseUrl, socketsPerThread: 1 + turns.followers, deadlineMs: 120_000 });
       report.fanout = compareFanout(report, run.result.eventsReceived, raw);
     }
-    if (opts.ceiling && report.turns > 0) {
+    if (opts.ceiling && report.turns > 0 && single) {
       report.raw_turn = await rawTurn(opts, services, meter, stack, config, report, (concurrency ?? 8) * workers);
       // A raw turn that lost or doubled an event measured something else: the run does not pass.
       report.passed &&= report.raw_turn!.with_history.passed && report.raw_turn!.without_history.passed;
@@ -214,7 +245,7 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     return report;
   }
   if (scenario === 'idle') {
-    const stack = await startStack(opts, services, buildDir, secret, 5, 0);
+    const stack = await startStack(opts, backing, buildDir, secret, 5, 0);
     const gateways = stack.server.filter((p) => p.port);
     const steps: Array<{ sockets: number; gateway_rss_mib: number }> = [];
     const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'idle', stack.gateways, secret, services, turns, startedAt), (sockets) => {
@@ -261,7 +292,7 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     // Every thread streams at once, so every follower is dropped mid-stream.
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
     const concurrency = opts.workerConcurrency ?? Math.ceil(opts.storm.threads / workers);
-    const stack = await startStack(opts, services, buildDir, secret, opts.storm.words, opts.storm.delayMs, { WORKER_CONCURRENCY: String(concurrency) });
+    const stack = await startStack(opts, backing, buildDir, secret, opts.storm.words, opts.storm.delayMs, { WORKER_CONCURRENCY: String(concurrency) });
     const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'storm', stack.gateways, secret, services, turns, startedAt));
     await stopStack(stack);
     await settleTransactions(meter, run);
@@ -271,7 +302,7 @@ async function runScenario(scenario: Scenario, opts: Options, services: Services
     return report;
   }
   // soak: the closed-loop rate first, then half of it for soak-minutes, server RSS sampled every 10 s.
-  const stack = await startStack(opts, services, buildDir, secret, turns.words, turns.delayMs);
+  const stack = await startStack(opts, backing, buildDir, secret, turns.words, turns.delayMs);
   const probe = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'turns', stack.gateways, secret, services, { ...turns, turns: 3 }, startedAt));
   const rate = probe.result.turns / probe.result.windowS / 2;
   const samples: Array<{ t_s: number; mib: number }> = [];
@@ -321,22 +352,32 @@ async function main(): Promise<number> {
   onCleanup('build', async () => rmSync(buildDir, { recursive: true, force: true }), () => rmSync(buildDir, { recursive: true, force: true }));
   await buildServer({ outdir: path.relative(ROOT, buildDir), quiet: true });
   const services = await startServices({ databaseUrl: opts.databaseUrl, redisUrl: opts.redisUrl });
+  const cluster = opts.modes.includes('cluster') ? await startClusterServices(services, opts.partitions) : undefined;
   const meter = await Meter.open(services);
   onCleanup('meter', () => meter.close());
-  const facts = machine(services);
+  const facts = { ...machine(services), ...cluster?.facts };
+  const backings: Record<Mode, Backing> = { single: { mode: 'single', services }, cluster: { mode: 'cluster', services, cluster } };
   console.log(`bench: ${opts.scenarios.join(', ')} on topology ${opts.topology} (${TOPOLOGIES[opts.topology].join(' + ')})`);
   console.log(`machine: ${facts.cpus} x ${facts.cpu_model}, ${facts.memory_gib} GiB, node ${facts.node}, ${facts.kernel}, load avg ${facts.load_avg_1m_at_start}, commit ${facts.commit}`);
   console.log(`services: ${facts.services}; postgres ${facts['postgres server_version']} (fsync ${facts['postgres fsync']}, synchronous_commit ${facts['postgres synchronous_commit']}, shared_buffers ${facts['postgres shared_buffers']}), redis ${facts['redis version']}`);
+  if (cluster) console.log(`cluster mode: redis cluster ${cluster.facts['redis cluster']}, nodes ${cluster.nodesSetting}; postgres replica: ${cluster.facts['postgres replica']}`);
   const reports: ScenarioReport[] = [];
   for (const scenario of opts.scenarios) {
-    const report = await runScenario(scenario, opts, services, meter, buildDir);
-    reports.push(report);
-    console.log(printScenario(report));
+    const pair: ScenarioReport[] = [];
+    // The embedded server has no Redis or Postgres to scale: it runs once.
+    for (const mode of scenario === 'embedded' ? ['single' as const] : opts.modes) {
+      const report = await runScenario(scenario, opts, backings[mode], meter, buildDir);
+      report.services = mode;
+      reports.push(report);
+      pair.push(report);
+      console.log(printScenario(report));
+    }
+    if (pair.length === 2) console.log(compareServices(pair[0]!, pair[1]!));
   }
-  const out = opts.out ?? path.join(ROOT, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}-${opts.scenarios.join('+')}-${opts.topology}.json`);
+  const out = opts.out ?? path.join(ROOT, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}-${opts.scenarios.join('+')}-${opts.topology}${opts.modes.includes('cluster') ? `-${opts.modes.join('+')}` : ''}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
   const passed = reports.every((r) => r.passed);
-  writeFileSync(out, JSON.stringify({ result: passed ? 'pass' : 'fail', machine: facts, topology: opts.topology, duration_s: (Date.now() - started) / 1000, scenarios: reports }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ result: passed ? 'pass' : 'fail', machine: facts, topology: opts.topology, services: opts.modes, duration_s: (Date.now() - started) / 1000, scenarios: reports }, null, 2) + '\n');
   console.log(`\nRESULT: ${passed ? 'PASS' : 'FAIL'}; report written to ${out}`);
   return passed ? 0 : 1;
 }

@@ -6,7 +6,7 @@
 import { figures, Meter, PHASES, type PhaseName, type Snapshot, topStatements } from './measure.js';
 import type { DriverConfig, DriverResult, FromDriver } from './messages.js';
 import { startTsChild, type Proc } from './processes.js';
-import type { ScenarioReport } from './report.js';
+import type { RedisFigures, ScenarioReport } from './report.js';
 import { sleep } from '../../test/support/wait.js';
 
 /** Runs the driver over IPC: answers its marks with `go` after `onMark`, resolves with its result. */
@@ -53,7 +53,41 @@ export async function drive(root: string, meter: Meter, servers: Proc[], config:
  */
 export async function settleTransactions(meter: Meter, run: Driven): Promise<void> {
   await sleep(Meter.settleMs);
-  run.after.transactions = (await meter.snapshot([])).transactions;
+  const settled = await meter.snapshot([]);
+  run.after.transactions = settled.transactions;
+  run.after.rowsWritten = settled.rowsWritten;
+}
+
+/**
+ * Commands per Redis node over the window (INFO total_commands_processed; the meter's own two INFO
+ * calls per node per snapshot are taken off), and per turn and per event over the nodes that serve
+ * clients: the single node, or the cluster's masters (a replica processes its master's replication
+ * stream, shown apart). The commands run most, per turn, summed over those nodes.
+ */
+export function redisFigures(before: Snapshot, after: Snapshot, windowS: number, turns: number, events: number, delivered: number): RedisFigures {
+  const nodes = [...after.redis].map(([name, b]) => {
+    const a = before.redis.get(name);
+    const commands = a ? b.commands - a.commands - 1 : NaN;
+    const role = name === 'redis' ? 'single' : name.startsWith('redis-m') ? 'master' : 'replica';
+    return { name, role, commands, commands_per_s: commands / windowS, commands_per_turn: turns ? commands / turns : null };
+  });
+  const serving = nodes.filter((n) => n.role !== 'replica');
+  const commands = serving.reduce((sum, n) => sum + n.commands, 0);
+  const byCommand = new Map<string, number>();
+  for (const [name, b] of after.redis) {
+    if (name.startsWith('redis-r')) continue;
+    const a = before.redis.get(name);
+    for (const [command, calls] of b.byCommand) byCommand.set(command, (byCommand.get(command) ?? 0) + calls - (a?.byCommand.get(command) ?? 0) - (command === 'info' ? 1 : 0));
+  }
+  const top = [...byCommand].filter(([, calls]) => calls > 0).sort((x, y) => y[1] - x[1]).slice(0, 10);
+  return {
+    nodes,
+    commands_per_s: commands / windowS,
+    commands_per_turn: turns ? commands / turns : null,
+    commands_per_event: events ? commands / events : null,
+    commands_per_delivered: delivered ? commands / delivered : null,
+    top_commands: top.map(([command, calls]) => ({ command, per_turn: turns ? calls / turns : null, per_s: calls / windowS })),
+  };
 }
 
 /** A scenario's report from one measured run: per-process CPU and memory, per-turn counters, latencies, checks. */
@@ -86,6 +120,10 @@ export function scenarioReport(scenario: string, topology: string, run: Driven, 
     transaction_control_per_turn: perTurn(delta(before.transactionControl, after.transactionControl)),
     transactions_per_turn: perTurn(delta(before.transactions, after.transactions)),
     pool_statements_per_turn: perTurn(after.poolStatements - before.poolStatements),
+    rows_written_per_turn: perTurn(delta(before.rowsWritten, after.rowsWritten)),
+    redis: redisFigures(before, after, window, result.turns, result.events, result.eventsReceived),
+    client_reads: Object.fromEntries(Object.entries(after.clientReads).map(([key, n]) => [key, n - (before.clientReads[key] ?? 0)]).filter(([, n]) => (n as number) > 0)),
+    gateway_spread: result.spread,
     latency_ms: result.latencyMs,
     phases_ms: phaseMeans(before, after),
     checks: result.checks,

@@ -144,6 +144,13 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
   ]);
   const connectS = (performance.now() - connectStarted) / 1000;
   if (failures.length > 0) throw new Error(`${failures.length} sockets did not connect, e.g. ${failures[0]}`);
+  // Fan-out across gateways: a thread whose sockets sit on more than one gateway is published to each.
+  const gatewaysOf = (i: number) => new Set([gatewayFor(i), ...followers.map((f, j) => (f.owner === i ? gatewayFor(f.owner + 1 + j) : undefined)).filter((g) => g !== undefined)]);
+  const spread = {
+    gateways: config.gateways.length,
+    threads_on_several_gateways: m > 0 ? owners.filter((_, i) => gatewaysOf(i).size > 1).length : 0,
+    clients: n,
+  };
   const perThread = options.paced ? SOAK_THREAD_TURNS : config.turnsPerThread ?? config.turns;
   // A soak makes its threads as it goes (it has no number of turns); otherwise all are made now.
   const threadsEach = options.paced ? 1 : Math.ceil(config.turns / perThread);
@@ -246,6 +253,7 @@ async function turns(options: { paced?: { ratePerS: number; durationS: number } 
       fanout_lag: summarize(all.flatMap((s) => s.lags)),
     },
     checks,
+    spread,
     problems: problems.slice(0, 20),
     problemCount: problems.length,
   };
@@ -301,7 +309,10 @@ async function storm(): Promise<DriverResult> {
     return (ack.payload?.thread?.id ?? ack.payload?.id) as string;
   }));
   const followers = Array.from({ length: s }, (_, j) => ({ thread: j % f, sockets: [new BenchSocket(`bench-storm-${j % f}`)] }));
+  // Each follower resumes on gatewayFor(j), the other gateway where there are two: a gateway that
+  // has not been following the thread must replay and then forward it as live.
   failures = failures.concat(await connectAll(followers.map((x, j) => ({ socket: x.sockets[0]!, url: gatewayFor(j + 1) }))));
+  const resumedElsewhere = followers.filter((_, j) => gatewayFor(j) !== gatewayFor(j + 1)).length;
   if (failures.length > 0) throw new Error(`${failures.length} sockets did not connect, e.g. ${failures[0]}`);
   await Promise.all(followers.map((x) => x.sockets[0]!.request('thread.subscribe', { thread_id: threadIds[x.thread], after_seq: 0 })));
   const runIds = await Promise.all(owners.map(async (owner, i) => {
@@ -368,6 +379,7 @@ async function storm(): Promise<DriverResult> {
       // Replayed events count from their original timestamps: this is how stale the resumed view was.
       'fanout_lag after resume': summarize(followers.flatMap((x) => x.sockets[1]?.lags ?? [])),
     },
+    spread: { gateways: config.gateways.length, followers_resumed_on_another_gateway: resumedElsewhere, followers: s },
     storm: {
       dropped: s,
       midStream,

@@ -4,10 +4,24 @@
  * pg_stat_database), and the servers' own counters (/metrics).
  */
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { scrape, total, type Scrape } from '../../test/support/metrics-scrape.js';
 import { cpuBetween, rssOf, sampleGroup, tree, type GroupSample } from './procstat.js';
 import type { Proc } from './processes.js';
-import type { Services } from './services.js';
+import type { RedisNode, Services } from './services.js';
+
+/** The Redis servers and read replica of the runs being measured now (the single node, or the cluster and the replica). */
+export interface Backends {
+  redisNodes: RedisNode[];
+  /** The read replica's postmaster, when there is one. */
+  replicaRoot?: number;
+}
+
+/** One Redis node's counters (INFO): commands processed in all and by command. */
+export interface RedisCounters {
+  commands: number;
+  byCommand: Map<string, number>;
+}
 
 export interface Snapshot {
   groups: Map<string, GroupSample>;
@@ -19,6 +33,12 @@ export interface Snapshot {
   /** Per statement text: calls and execution time (ms), for the most expensive statements of a window. */
   byStatement?: Map<string, { calls: number; ms: number; toplevel: boolean }>;
   transactions?: number;
+  /** Rows inserted, updated and deleted in the run's database on the primary (pg_stat_database; settled like `transactions`). */
+  rowsWritten?: number;
+  /** Per Redis node (by name): INFO stats and commandstats. */
+  redis: Map<string, RedisCounters>;
+  /** The gateways' clients' reads (convo_db_client_reads_total), by `read/server` (e.g. `replay/replica`). */
+  clientReads: Record<string, number>;
   /** Statements the servers timed themselves (convo_db_statement_seconds), summed over processes. */
   poolStatements: number;
   eventsAppended: number;
@@ -47,9 +67,35 @@ export interface GroupFigures {
 
 export class Meter {
   private readonly client: pg.Client;
+  private backends: Backends;
+  private readonly redisClients = new Map<string, Redis>();
 
   private constructor(private readonly services: Services, client: pg.Client, private readonly dbName: string) {
     this.client = client;
+    this.backends = { redisNodes: services.redisNodes };
+  }
+
+  /** Which Redis nodes and replica the next snapshots read (the runs of one mode use one set). */
+  use(backends: Backends): void {
+    this.backends = backends;
+  }
+
+  /** INFO stats and commandstats of a node; undefined when it does not answer. */
+  private async redisCounters(node: RedisNode): Promise<RedisCounters | undefined> {
+    let redis = this.redisClients.get(node.url);
+    if (!redis) {
+      redis = new Redis(node.url, { maxRetriesPerRequest: 1, lazyConnect: false });
+      redis.on('error', () => {});
+      this.redisClients.set(node.url, redis);
+    }
+    try {
+      const text = await redis.info('all');
+      const byCommand = new Map<string, number>();
+      for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) byCommand.set(match[1]!, Number(match[2]));
+      return { commands: Number(/total_commands_processed:(\d+)/.exec(text)?.[1] ?? NaN), byCommand };
+    } catch {
+      return undefined;
+    }
   }
 
   static async open(services: Services): Promise<Meter> {
@@ -58,8 +104,9 @@ export class Meter {
     return new Meter(services, client, new URL(services.databaseUrl).pathname.slice(1));
   }
 
-  close(): Promise<void> {
-    return this.client.end();
+  async close(): Promise<void> {
+    for (const redis of this.redisClients.values()) redis.disconnect();
+    await this.client.end();
   }
 
   /** The database's processes: the private cluster's whole tree, or the run's own backends on an existing server. */
@@ -75,8 +122,14 @@ export class Meter {
     const pgPids = await this.postgresPids();
     for (const proc of procs) groups.set(proc.name, sampleGroup([proc.pid]));
     groups.set('postgres', sampleGroup(pgPids));
-    if (this.services.redisPid) groups.set('redis', sampleGroup([this.services.redisPid]));
+    if (this.backends.replicaRoot) groups.set('postgres-replica', sampleGroup(tree(this.backends.replicaRoot)));
+    for (const node of this.backends.redisNodes) if (node.pid) groups.set(node.name, sampleGroup([node.pid]));
     const at = performance.now();
+    const redis = new Map<string, RedisCounters>();
+    await Promise.all(this.backends.redisNodes.map(async (node) => {
+      const counters = await this.redisCounters(node);
+      if (counters) redis.set(node.name, counters);
+    }));
     let statements: number | undefined;
     let topLevel: number | undefined;
     let transactionControl: number | undefined;
@@ -98,8 +151,10 @@ export class Meter {
         byStatement.set(`${row.toplevel ? 'top' : 'in'}\u0000${row.query}`, { calls, ms: Number(row.ms), toplevel: row.toplevel });
       }
     }
-    const { rows } = await this.client.query('select xact_commit + xact_rollback as xacts from pg_stat_database where datname = current_database()');
+    const { rows } = await this.client.query('select xact_commit + xact_rollback as xacts, tup_inserted + tup_updated + tup_deleted as rows from pg_stat_database where datname = current_database()');
     const transactions = Number(rows[0].xacts);
+    const rowsWritten = Number(rows[0].rows);
+    const clientReads: Record<string, number> = {};
     let poolStatements = 0;
     let eventsAppended = 0;
     const phases = Object.fromEntries(Object.keys(PHASES).map((k) => [k, { sum: 0, count: 0 }])) as Snapshot['phases'];
@@ -109,12 +164,16 @@ export class Meter {
       if (!metrics) continue;
       poolStatements += total(metrics, 'convo_db_statement_seconds');
       eventsAppended += total(metrics, 'convo_events_appended_total');
+      for (const sample of metrics.samples.get('convo_db_client_reads_total')?.metrics ?? []) {
+        const key = `${sample.labels?.read}/${sample.labels?.server}`;
+        clientReads[key] = (clientReads[key] ?? 0) + Number(sample.value ?? 0);
+      }
       for (const [phase, name] of Object.entries(PHASES) as Array<[PhaseName, string]>) {
         phases[phase].sum += histogramSum(metrics, name);
         phases[phase].count += total(metrics, name);
       }
     }
-    return { groups, statements, topLevel, transactionControl, byStatement, transactions, poolStatements, eventsAppended, phases, at };
+    return { groups, statements, topLevel, transactionControl, byStatement, transactions, rowsWritten, redis, clientReads, poolStatements, eventsAppended, phases, at };
   }
 
   /** How long after the servers stop their backends' statistics are in pg_stat_database (each flushes them as it exits). */
@@ -151,8 +210,9 @@ export function figures(before: Snapshot, after: Snapshot, procs: Proc[]): Group
     const kind = proc.role === 'llm-sim' || proc.role === 'driver' ? proc.role : 'server';
     add(proc.name, kind);
   }
-  const pgRoot = [...(after.groups.get('postgres')?.byPid.keys() ?? [])][0];
-  add('postgres', 'postgres', pgRoot);
-  add('redis', 'redis');
+  const rootOf = (name: string) => [...(after.groups.get(name)?.byPid.keys() ?? [])][0];
+  add('postgres', 'postgres', rootOf('postgres'));
+  add('postgres-replica', 'postgres', rootOf('postgres-replica'));
+  for (const name of after.groups.keys()) if (/^redis(-|$)/.test(name)) add(name, 'redis');
   return out;
 }

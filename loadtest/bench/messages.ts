@@ -52,6 +52,8 @@ export interface DriverResult {
   /** Mean size of a thread event's frame, in characters. */
   meanEventChars: number;
   latencyMs: Record<string, Summary>;
+  /** How the sockets sat on the gateways: threads with sockets on more than one, resumes on another gateway than the drop. */
+  spread?: Record<string, number>;
   storm?: { dropped: number; midStream: number; allCaughtUpS: number; allCompleteS: number };
   checks: Check[];
   problems: string[];

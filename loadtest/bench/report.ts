@@ -5,9 +5,23 @@ import { REST_FROM_S, REST_TO_S, type EmbeddedRest } from './embedded-rest.js';
 import type { GroupFigures } from './measure.js';
 import type { RawPublishFigures } from './raw-publish-run.js';
 
+/** Redis commands over the window: per node, and over the nodes that serve clients (the single node, or the masters). */
+export interface RedisFigures {
+  nodes: Array<{ name: string; role: string; commands: number; commands_per_s: number; commands_per_turn: number | null }>;
+  commands_per_s: number;
+  commands_per_turn: number | null;
+  /** Per stored event. */
+  commands_per_event: number | null;
+  /** Per event delivered to a socket. */
+  commands_per_delivered: number | null;
+  top_commands: Array<{ command: string; per_turn: number | null; per_s: number }>;
+}
+
 export interface ScenarioReport {
   scenario: string;
   topology: string;
+  /** `single`: one redis-server and the primary alone; `cluster`: a 3-master Redis Cluster with replicas and a Postgres read replica. */
+  services?: 'single' | 'cluster';
   options: Record<string, unknown>;
   window_s: number;
   turns: number;
@@ -31,6 +45,13 @@ export interface ScenarioReport {
   transaction_control_per_turn: number | null;
   transactions_per_turn: number | null;
   pool_statements_per_turn: number | null;
+  /** Rows inserted, updated and deleted on the primary per turn (pg_stat_database). */
+  rows_written_per_turn?: number | null;
+  redis?: RedisFigures;
+  /** Clients' reads a replica may answer, by `read/server` (convo_db_client_reads_total deltas over the window). */
+  client_reads?: Record<string, number>;
+  /** How the sockets sat on the gateways (fan-out across gateways, resumes on the other one). */
+  gateway_spread?: Record<string, number>;
   latency_ms: Record<string, Summary>;
   /** Mean ms per turn in the phases before the text streams, from the workers' histograms (queue_wait, claim_to_first_text). */
   phases_ms?: Record<string, number>;
@@ -128,7 +149,7 @@ const fixed = (value: number | null | undefined, digits = 1) => (value === null 
 
 export function printScenario(r: ScenarioReport): string {
   const lines: string[] = [];
-  lines.push(`\n== ${r.scenario} (topology ${r.topology}) ${r.passed ? 'PASS' : 'FAIL'}`);
+  lines.push(`\n== ${r.scenario} (topology ${r.topology}${r.services ? `, services ${r.services}` : ''}) ${r.passed ? 'PASS' : 'FAIL'}`);
   lines.push(`options: ${Object.entries(r.options).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   if (r.turns > 0) {
     lines.push('');
@@ -152,6 +173,11 @@ export function printScenario(r: ScenarioReport): string {
       `${p.name}${p.kind === 'postgres' ? ' (all backends; private memory)' : ''}`, fixed(p.cpuS, 2), fixed(p.cpu_pct), fixed(p.cpu_ms_per_turn, 2), fixed(p.rssMiB), fixed(p.peakRssMiB),
     ])));
   }
+  if (r.redis && r.redis.nodes.length > 0) lines.push('', printRedis(r, r.redis));
+  const reads = Object.entries(r.client_reads ?? {});
+  if (r.rows_written_per_turn !== undefined && r.turns > 0) lines.push(`Postgres rows written per turn (inserted + updated + deleted on the primary): ${fixed(r.rows_written_per_turn, 1)}`);
+  if (reads.length > 0) lines.push(`clients' reads by the server that answered (convo_db_client_reads_total): ${reads.map(([key, n]) => `${key} ${n}`).join(', ')}`);
+  if (r.gateway_spread) lines.push(`sockets on the gateways: ${Object.entries(r.gateway_spread).map(([key, n]) => `${key.replaceAll('_', ' ')} ${n}`).join(', ')}`);
   if (r.top_statements?.length) {
     lines.push('');
     lines.push(table(['statement (most database time first)', 'sent/nested', 'calls/turn', 'ms/turn'], r.top_statements.map((t) => [
@@ -204,6 +230,17 @@ export function printScenario(r: ScenarioReport): string {
   lines.push(table(['correctness', 'ok', 'of'], r.checks.map((c) => [c.name, c.ok, c.total])));
   if (r.problems.length > 0) lines.push(`problems (first ${r.problems.length}):\n  ${r.problems.join('\n  ')}`);
   return lines.join('\n');
+}
+
+function printRedis(r: ScenarioReport, redis: RedisFigures): string {
+  const cpuOfNode = (name: string) => r.processes.find((p) => p.name === name);
+  return [
+    table(['redis node', 'role', 'commands', 'commands/s', 'commands/turn', 'CPU % of a core', 'RSS MiB'], redis.nodes.map((n) => [
+      n.name, n.role, n.commands, fixed(n.commands_per_s, 0), fixed(n.commands_per_turn, 1), fixed(cpuOfNode(n.name)?.cpu_pct), fixed(cpuOfNode(n.name)?.rssMiB),
+    ])),
+    `redis commands on the serving nodes (${redis.nodes.some((n) => n.role === 'master') ? 'the masters' : 'the single node'}; INFO total_commands_processed): ${fixed(redis.commands_per_s, 0)}/s, ${fixed(redis.commands_per_turn, 1)} per turn, ${fixed(redis.commands_per_event, 2)} per stored event, ${fixed(redis.commands_per_delivered, 3)} per delivered event`,
+    `most run (per turn): ${redis.top_commands.map((c) => `${c.command} ${r.turns ? fixed(c.per_turn, 2) : `${fixed(c.per_s, 0)}/s`}`).join(', ')}`,
+  ].join('\n');
 }
 
 /** Server-side CPU ms per turn of the processes whose names match, or null when none does. */

@@ -16,7 +16,22 @@ import { onCleanup } from './cleanup.js';
 import { freePort } from '../../test/support/ports.js';
 import { waitFor } from '../../test/support/wait.js';
 
+/** A Redis server the meter reads (CPU from /proc when it runs here, commands from INFO). */
+export interface RedisNode {
+  /** `redis` for the single node; `redis-m<n>` / `redis-r<n>` for a cluster's masters and replicas (n: the shard). */
+  name: string;
+  url: string;
+  pid?: number;
+  role: 'single' | 'master' | 'replica';
+  /** The cluster shard (1..masters) the node belongs to. */
+  shard?: number;
+  /** A master's slot ranges. */
+  slots?: string;
+}
+
 export interface Services {
+  /** The single Redis node the single-node runs use. */
+  redisNodes: RedisNode[];
   databaseUrl: string;
   redisUrl: string;
   /** Key and channel prefix of this run. */
@@ -214,6 +229,7 @@ export async function startServices(options: { databaseUrl?: string; redisUrl?: 
   facts['cpu counted for redis'] = redisServer ? 'the private server' : redisPid ? 'the whole server, other clients included' : 'none (not on this machine)';
   redis.disconnect();
   return {
+    redisNodes: [{ name: 'redis', url: redisUrl, pid: redisPid, role: 'single' }],
     databaseUrl,
     redisUrl,
     redisPrefix,
