@@ -25,6 +25,19 @@ export interface ClaimNames {
   roleClaim?: string;
 }
 
+/** Workspace ids from tokens' claims, one string per workspace instead of one per token (a socket holds its principal). */
+const workspaceIds = new Map<string, string>();
+const MAX_SHARED_WORKSPACE_IDS = 4096;
+
+function sharedWorkspaceId(claim: string): string {
+  const known = workspaceIds.get(claim);
+  if (known !== undefined) return known;
+  // A bound, not a cache policy: past it, sockets simply hold strings of their own again.
+  if (workspaceIds.size >= MAX_SHARED_WORKSPACE_IDS) workspaceIds.clear();
+  workspaceIds.set(claim, claim);
+  return claim;
+}
+
 /** The principal of a token whose signature, `iss`, `aud` and `exp` jose has checked. */
 export function principalFrom(payload: JWTPayload, names: ClaimNames): Principal {
   for (const claim of ['exp', 'nbf', 'iat'] as const) {
@@ -45,8 +58,27 @@ export function principalFrom(payload: JWTPayload, names: ClaimNames): Principal
     );
   }
   // No workspace claim: the user gets a personal workspace named after them.
-  const workspaceId = typeof claim === 'string' && claim !== '' ? claim : `${PERSONAL_PREFIX}${payload.sub}`;
+  const workspaceId = typeof claim === 'string' && claim !== '' ? sharedWorkspaceId(claim) : `${PERSONAL_PREFIX}${payload.sub}`;
   const role = payload[names.roleClaim ?? 'role'];
   const roles = typeof role === 'string' ? [role] : Array.isArray(role) ? role.filter((r): r is string => typeof r === 'string') : NO_ROLES;
-  return { userId: payload.sub, workspaceId, expiresAt: new Date(payload.exp! * 1000), roles };
+  return new TokenPrincipal(payload.sub, workspaceId, payload.exp!, roles);
+}
+
+/**
+ * A token's principal as every socket holds it for its lifetime: `exp` is kept as the token's
+ * number of seconds and `expiresAt` made when read, since a Date held per socket costs more than
+ * the rest of the principal.
+ */
+class TokenPrincipal implements Principal {
+  constructor(
+    readonly userId: string,
+    readonly workspaceId: string,
+    /** The token's `exp` claim (seconds). */
+    readonly exp: number,
+    readonly roles: string[],
+  ) {}
+
+  get expiresAt(): Date {
+    return new Date(this.exp * 1000);
+  }
 }

@@ -44,7 +44,10 @@ interface Verified {
 }
 
 export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
-  const secret = options.jwtSecret ? new TextEncoder().encode(options.jwtSecret) : undefined;
+  // Imported once: given the secret's bytes, jose imports a key for every token it verifies.
+  const secret = options.jwtSecret
+    ? crypto.subtle.importKey('raw', new TextEncoder().encode(options.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    : undefined;
   const keySet = options.jwksUrl
     ? createKeySet({
         url: options.jwksUrl,
@@ -88,7 +91,7 @@ export function createTokenVerifier(options: VerifierOptions): TokenVerifier {
     if (alg === 'HS256' && secret) {
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(token, secret, { ...claimChecks, algorithms: ['HS256'] }));
+        ({ payload } = await jwtVerify(token, await secret, { ...claimChecks, algorithms: ['HS256'] }));
       } catch (error) {
         throw toAuthError(error);
       }

@@ -44,8 +44,6 @@ export class PolicyCloses {
   private readonly strikes: RateLimiterAbstract;
   /** Refused keys: `block()` sets a key to 2 points for the refusal's length. */
   private readonly blocks: RateLimiterAbstract;
-  /** The address each open socket came from (its handshake is long gone when it is closed). */
-  private readonly addresses = new WeakMap<object, string>();
   /** Each key's counting, one at a time in this process: the closes of one flood's sockets see the refusal the first of them set. */
   private readonly pending = new Map<string, Promise<void>>();
 
@@ -54,9 +52,12 @@ export class PolicyCloses {
     this.blocks = limiter('policy-blocks', 1, POLICY_WINDOW_S);
   }
 
-  /** Remembers the address `socket` connected from, for when it is closed. */
-  track(socket: object, address: string): void {
-    if (this.settings.perAddress > 0 && address) this.addresses.set(socket, addressKey(address));
+  /**
+   * What a socket keeps of the address it connected from, for when it is closed (its handshake is
+   * long gone by then): the address's key, or '' when addresses are not limited.
+   */
+  addressOf(address: string): string {
+    return this.settings.perAddress > 0 && address ? addressKey(address) : '';
   }
 
   /**
@@ -78,12 +79,11 @@ export class PolicyCloses {
     return rateLimited(`${whose} being closed for invalid or refused frames (4008): new connections are refused for a while, longer each time`, wait - held);
   }
 
-  /** `socket` of `user` was closed for policy (4008): counted against the user and, if it counted, its address. */
-  closed(socket: object, user: string): Promise<void> {
-    const address = this.addresses.get(socket);
+  /** A socket of `user` from `address` (addressOf's key) was closed for policy (4008): counted against the user and, if it counted, its address. */
+  closed(address: string, user: string): Promise<void> {
     return this.serially(`u:${user}`, async () => {
       const counted = await this.strike(`u:${user}`, PER_USER);
-      if (!counted || address === undefined) return;
+      if (!counted || !address) return;
       await this.serially(`a:${address}`, async () => {
         await this.strike(`a:${address}`, this.settings.perAddress);
       });

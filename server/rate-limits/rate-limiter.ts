@@ -125,14 +125,14 @@ export class RateLimiter {
     return this.closing || !this.policy ? Promise.resolve(undefined) : this.policy.check(userKey(user), address);
   }
 
-  /** Remembers the address socket `connection` connected from (its policy close counts against it too). */
-  trackAddress(connection: object, address: string): void {
-    this.policy?.track(connection, address);
+  /** What a socket from `address` keeps of it, so that its policy close counts against the address too ('' when nothing is counted per address). */
+  policyAddress(address: string): string {
+    return this.policy?.addressOf(address) ?? '';
   }
 
   /** Socket `connection` of `user` was closed for policy (4008); failures are logged, not thrown. */
-  policyClosed(connection: object, user: User): void {
-    this.policy?.closed(connection, userKey(user)).catch((error) => this.log.warn({ err: error }, 'policy close not counted'));
+  policyClosed(connection: { readonly address?: string }, user: User): void {
+    this.policy?.closed(connection.address ?? '', userKey(user)).catch((error) => this.log.warn({ err: error }, 'policy close not counted'));
   }
 
   /** Connection `id` closed (or never opened). */

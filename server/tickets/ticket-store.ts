@@ -19,7 +19,8 @@ export function newTicket(): string {
 }
 
 export function encodePrincipal(principal: Principal): string {
-  return JSON.stringify({ ...principal, expiresAt: principal.expiresAt.toISOString() });
+  const { userId, workspaceId, roles } = principal;
+  return JSON.stringify({ userId, workspaceId, roles, expiresAt: principal.expiresAt.toISOString() });
 }
 
 export function decodePrincipal(text: string): Principal {

@@ -37,32 +37,50 @@ export interface SocketData {
   refusal?: Refusal;
 }
 
+/** What every connection of one gateway shares: one object per gateway, not a field each per socket. */
+export interface ConnectionContext {
+  /** The gateway's logger, parent of each connection's own. */
+  readonly log: Logger;
+  /** MAX_BUFFERED_BYTES: a socket holding more is closed as a slow consumer (1013). */
+  readonly maxBufferedBytes: number;
+}
+
+/** What few sockets need, made together on first use: an idle socket holds one empty field for it. */
+interface Extras {
+  log?: Logger;
+  followed?: Set<string>;
+  inbox?: OrderedInbox;
+  frameRate?: FrameRate;
+  badFrames?: BadFrameCounter;
+  drainWait?: DrainWait;
+}
+
 export class Connection {
   ws?: WebSocket<SocketData>;
   closed = false;
   /** The token's warning and expiry; `auth.refresh` extends it. */
   readonly token: TokenLifetime;
-  // What most sockets never need is made on first use: an idle socket should cost the gateway
-  // little beyond uWS's own share (see the idle-sockets benchmark).
-  private childLog?: Logger;
-  private followed?: Set<string>;
-  private orderedInbox?: OrderedInbox;
-  private frameRate?: FrameRate;
-  private badFrameCount?: BadFrameCounter;
-  private drainWait?: DrainWait;
+  // An idle socket should cost the gateway little beyond uWS's own share (see the idle-sockets
+  // benchmark): what most sockets never need is made on first use, in one object.
+  private extras?: Extras;
 
   constructor(
     readonly id: string,
     readonly principal: Principal,
-    private readonly rootLog: Logger,
-    private readonly maxBufferedBytes: number,
+    private readonly context: ConnectionContext,
+    /** The peer address's key when a policy close (4008) counts against it too (RateLimiter.policyAddress), else ''. */
+    readonly address = '',
   ) {
-    this.token = new TokenLifetime(this, principal.expiresAt);
+    this.token = new TokenLifetime(this);
+  }
+
+  private get more(): Extras {
+    return (this.extras ??= {});
   }
 
   /** The connection's logger (connection_id, user_id, workspace_id), made when first needed: most sockets never log. */
   get log(): Logger {
-    return (this.childLog ??= this.rootLog.child({ connection_id: this.id, user_id: this.principal.userId, workspace_id: this.principal.workspaceId }));
+    return (this.more.log ??= this.context.log.child({ connection_id: this.id, user_id: this.principal.userId, workspace_id: this.principal.workspaceId }));
   }
 
   get owner() {
@@ -71,27 +89,27 @@ export class Connection {
 
   /** Thread ids this socket follows; the fan-out holds the per-thread state. */
   get threads(): Set<string> {
-    return (this.followed ??= new Set());
+    return (this.more.followed ??= new Set());
   }
 
   /** How many threads this socket follows (without making the set). */
   get threadCount(): number {
-    return this.followed?.size ?? 0;
+    return this.extras?.followed?.size ?? 0;
   }
 
   /** The socket's frames, run one after another in the order they were sent. */
   get inbox(): OrderedInbox {
-    return (this.orderedInbox ??= new OrderedInbox((error) => this.fail(error)));
+    return (this.more.inbox ??= new OrderedInbox((error) => this.fail(error)));
   }
 
   /** RATE_LIMIT_FRAMES_PER_SEC on this socket. */
   get frames(): FrameRate {
-    return (this.frameRate ??= new FrameRate());
+    return (this.more.frameRate ??= new FrameRate());
   }
 
   /** BAD_FRAME_LIMIT on this socket. */
   get badFrames(): BadFrameCounter {
-    return (this.badFrameCount ??= new BadFrameCounter());
+    return (this.more.badFrames ??= new BadFrameCounter());
   }
 
   // ---- the send path ---------------------------------------------------------------------------
@@ -147,19 +165,19 @@ export class Connection {
   /** Closes the socket with 1013 if it holds more than the bound; true if it is closed. */
   overBound(): boolean {
     if (this.closed || !this.ws) return true;
-    if (this.ws.getBufferedAmount() <= this.maxBufferedBytes) return false;
+    if (this.ws.getBufferedAmount() <= this.context.maxBufferedBytes) return false;
     this.close(CloseCodes.slow_consumer, 'slow consumer');
     return true;
   }
 
   /** Replay pacing: the replay writes while the buffer is at most half the bound. */
   hasRoom(): boolean {
-    return !this.closed && !!this.ws && this.ws.getBufferedAmount() <= this.maxBufferedBytes / 2;
+    return !this.closed && !!this.ws && this.ws.getBufferedAmount() <= this.context.maxBufferedBytes / 2;
   }
 
   /** uWS's drain handler: some of the buffer was written. */
   onDrain(): void {
-    this.drainWait?.wake();
+    this.extras?.drainWait?.wake();
   }
 
   /**
@@ -168,7 +186,7 @@ export class Connection {
    */
   drained(stallMs: number): Promise<void> {
     if (this.hasRoom() || this.closed) return Promise.resolve();
-    return (this.drainWait ??= new DrainWait(this)).wait(stallMs);
+    return (this.more.drainWait ??= new DrainWait(this)).wait(stallMs);
   }
 
   // ---- closing ---------------------------------------------------------------------------------
@@ -189,7 +207,7 @@ export class Connection {
 
   /** `fn` behind the gateway's guard: an exception closes this socket (1011), nothing else. */
   guarded(fn: () => void): () => void {
-    return guard(this.rootLog, 'connection timer', fn, (error) => this.fail(error));
+    return guard(this.context.log, 'connection timer', fn, (error) => this.fail(error));
   }
 
   /** The socket's close handler ran: it can no longer be touched. */

@@ -81,7 +81,8 @@ export function mountSocketEndpoint(app: TemplatedApp, config: Readonly<Config>,
         token_expires_at: connection.principal.expiresAt.toISOString(),
       });
       connection.token.extendUntil(connection.principal.expiresAt);
-      connection.log.debug('connected');
+      // A child logger per socket costs more than the rest of an idle socket: made only to log.
+      if (log.isLevelEnabled('debug')) connection.log.debug('connected');
     }, onSocketError),
     message: guard(log, 'ws message', (ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean) => {
       const connection = ws.getUserData().connection;
@@ -96,7 +97,7 @@ export function mountSocketEndpoint(app: TemplatedApp, config: Readonly<Config>,
       if (!connections.delete(connection)) return;
       metrics.connectionClosed(code);
       rateLimits.releaseConnection(connection.id);
-      connection.log.debug({ code }, 'disconnected');
+      if (log.isLevelEnabled('debug')) connection.log.debug({ code }, 'disconnected');
       void fanout.dropConnection(connection).catch((error) => log.warn({ err: error }, 'cleanup after close failed'));
     }),
   });

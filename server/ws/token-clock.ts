@@ -2,45 +2,52 @@
  * One timer for the token lifetimes of every socket in the process. A Node timer costs a few
  * hundred bytes and every socket needs two (the `auth.expiring` warning and the close at `exp`);
  * at hundreds of thousands of mostly idle sockets that is a large share of the gateway's memory.
- * Here a socket holds one small entry in a min-heap ordered by due time, and one setTimeout is armed
- * for the earliest entry. Entries know their place in the heap, so a socket that closes (or
- * refreshes its token) takes its entry out at once and nothing of it is kept until its old `exp`.
+ * Here a socket's lifetime sits in a min-heap ordered by due time, and one setTimeout is armed for
+ * the earliest. The heap holds the owners themselves, which carry their due time and their place
+ * in the heap (no entry object per socket), so a socket that closes (or refreshes its token) leaves
+ * the heap at once and nothing of it is kept until its old `exp`.
  */
 
-/** What comes due: its `due()` is called at the entry's time. */
-export interface ClockOwner {
-  due(): void;
-}
-
+/** What comes due: its `due()` is called at its time. The clock alone writes the two fields. */
 export interface ClockEntry {
-  at: number;
-  /** Position in the heap; -1 once fired or cancelled. */
-  index: number;
-  /** An object with a method rather than a closure: a closure per socket would cost more than the entry. */
-  owner: ClockOwner;
+  /**
+   * Due time in ms after the clock's origin: a small integer, which V8 keeps in the object itself
+   * where an epoch time in ms would be a separate heap number per socket. The origin moves
+   * forward every few days so that it stays small (a token due more than 24 days ahead is boxed).
+   */
+  clockAt: number;
+  /** Position in the heap; -1 when not on the clock. */
+  clockIndex: number;
+  due(): void;
 }
 
 /** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days); longer waits re-arm when closer. */
 const MAX_DELAY = 2_000_000_000;
+/** How far the origin may fall behind before it is moved up to now (about 6 days). */
+const REBASE_AFTER_MS = 2 ** 29;
 
 export class TokenClock {
+  /** Epoch ms that clock times count from. */
+  origin = Date.now();
   private readonly heap: ClockEntry[] = [];
   private timer?: NodeJS.Timeout;
   private armedAt = Infinity;
 
-  /** Calls `owner.due()` at `at` (epoch ms) unless the entry is cancelled first. */
-  schedule(at: number, owner: ClockOwner): ClockEntry {
-    const entry: ClockEntry = { at, index: this.heap.length, owner };
+  /** Calls `entry.due()` at `at` (epoch ms) unless it is cancelled first; an entry on the clock is moved. */
+  schedule(entry: ClockEntry, at: number): void {
+    this.cancel(entry);
+    this.rebaseIfOld();
+    entry.clockAt = small(Math.round(at - this.origin));
+    entry.clockIndex = this.heap.length;
     this.heap.push(entry);
-    this.up(entry.index);
-    if (at < this.armedAt) this.arm();
-    return entry;
+    this.up(entry.clockIndex);
+    if (entry.clockAt < this.armedAt) this.arm();
   }
 
-  /** Takes the entry out; safe to call twice, or after it fired. */
-  cancel(entry: ClockEntry | undefined): void {
-    if (!entry || entry.index < 0) return;
-    this.removeAt(entry.index);
+  /** Takes the entry off the clock; safe to call twice, or after it fired. */
+  cancel(entry: ClockEntry): void {
+    if (entry.clockIndex < 0) return;
+    this.removeAt(entry.clockIndex);
     // Nothing left: no timer either. Otherwise the armed timer may now be early; it finds nothing
     // due and re-arms.
     if (this.heap.length === 0) this.arm();
@@ -54,18 +61,28 @@ export class TokenClock {
       this.timer = undefined;
       return;
     }
-    this.armedAt = next.at;
-    this.timer = setTimeout(() => this.run(), Math.min(MAX_DELAY, Math.max(0, next.at - Date.now())));
+    this.armedAt = next.clockAt;
+    this.timer = setTimeout(() => this.run(), Math.min(MAX_DELAY, Math.max(0, this.origin + next.clockAt - Date.now())));
     this.timer.unref();
   }
 
+  /** Moves the origin up to now once it is old, and every entry's time with it. */
+  private rebaseIfOld(): void {
+    const shift = Date.now() - this.origin;
+    if (shift < REBASE_AFTER_MS) return;
+    this.origin += shift;
+    for (const entry of this.heap) entry.clockAt = small(entry.clockAt - shift);
+    this.armedAt -= shift;
+  }
+
   private run(): void {
-    const now = Date.now();
-    for (let next = this.heap[0]; next && next.at <= now; next = this.heap[0]) {
+    this.rebaseIfOld();
+    const now = Date.now() - this.origin;
+    for (let next = this.heap[0]; next && next.clockAt <= now; next = this.heap[0]) {
       this.removeAt(0);
       // One owner's failure (it closes its own socket) must not stop the others coming due.
       try {
-        next.owner.due();
+        next.due();
       } catch {
         // The owner guards its own callback (see TokenLifetime.due); nothing more to do here.
       }
@@ -76,20 +93,20 @@ export class TokenClock {
   private removeAt(index: number): void {
     const heap = this.heap;
     const removed = heap[index]!;
-    removed.index = -1;
+    removed.clockIndex = -1;
     const last = heap.pop()!;
     if (index === heap.length) return;
     heap[index] = last;
-    last.index = index;
+    last.clockIndex = index;
     this.down(index);
-    this.up(last.index);
+    this.up(last.clockIndex);
   }
 
   private up(index: number): void {
     const heap = this.heap;
     for (let i = index; i > 0; ) {
       const parent = (i - 1) >> 1;
-      if (heap[parent]!.at <= heap[i]!.at) break;
+      if (heap[parent]!.clockAt <= heap[i]!.clockAt) break;
       this.swap(i, parent);
       i = parent;
     }
@@ -101,8 +118,8 @@ export class TokenClock {
       const left = 2 * i + 1;
       const right = left + 1;
       let smallest = i;
-      if (left < heap.length && heap[left]!.at < heap[smallest]!.at) smallest = left;
-      if (right < heap.length && heap[right]!.at < heap[smallest]!.at) smallest = right;
+      if (left < heap.length && heap[left]!.clockAt < heap[smallest]!.clockAt) smallest = left;
+      if (right < heap.length && heap[right]!.clockAt < heap[smallest]!.clockAt) smallest = right;
       if (smallest === i) return;
       this.swap(i, smallest);
       i = smallest;
@@ -115,9 +132,17 @@ export class TokenClock {
     const second = heap[b]!;
     heap[a] = second;
     heap[b] = first;
-    second.index = a;
-    first.index = b;
+    second.clockIndex = a;
+    first.clockIndex = b;
   }
+}
+
+/**
+ * `n` as V8's small integer when it is one: arithmetic on epoch times gives heap numbers even for
+ * whole results, and one stored in a field makes that field a boxed double in every object.
+ */
+export function small(n: number): number {
+  return n >= -0x80000000 && n <= 0x7fffffff ? n | 0 : n;
 }
 
 /** The process's clock (every gateway in the process shares it). */

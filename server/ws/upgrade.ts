@@ -17,7 +17,7 @@ import { httpStatus } from '../../protocol/codes.js';
 import { AGUI_SUBPROTOCOL } from '../../protocol/agui.js';
 import { newId } from '../../db/ids.js';
 import { AuthError, extractCredentials, type Principal, type TokenVerifier } from '../auth.js';
-import { Connection, type SocketData } from './connection.js';
+import { Connection, type ConnectionContext, type SocketData } from './connection.js';
 import { AguiConnection, chooseSubprotocol } from './agui-connection.js';
 import type { Refusal } from './handshake-refusal.js';
 import { sendJson, watchAborted } from '../http.js';
@@ -41,6 +41,7 @@ export interface UpgradeDeps {
 
 export function createUpgradeHandler(deps: UpgradeDeps) {
   const { log } = deps;
+  const shared: ConnectionContext = { log, maxBufferedBytes: deps.maxBufferedBytes };
 
   return function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
     // Everything needed from req is copied now: req is invalid after the first await.
@@ -119,9 +120,8 @@ export function createUpgradeHandler(deps: UpgradeDeps) {
           return;
         }
         const connection = subprotocol === AGUI_SUBPROTOCOL
-          ? new AguiConnection(id, principal, log, deps.maxBufferedBytes)
-          : new Connection(id, principal, log, deps.maxBufferedBytes);
-        deps.rateLimits.trackAddress(connection, address);
+          ? new AguiConnection(id, principal, shared, deps.rateLimits.policyAddress(address))
+          : new Connection(id, principal, shared, deps.rateLimits.policyAddress(address));
         const data: SocketData = { connection };
         try {
           deps.corkHolder.upgrade(res, () => res.upgrade<SocketData>(data, key, subprotocol, extensions, context));
