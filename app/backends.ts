@@ -1,11 +1,12 @@
 /**
  * Which implementation each backing part runs on, decided once from the configuration: with
  * DATABASE_URL the store is Postgres (DATABASE_READ_URL its read replica), else the embedded
- * PGlite in DATA_DIR; with REDIS_URL the broker, the turn queue, the tickets and the shared rate
+ * PGlite in DATA_DIR; with REDIS_URL (or REDIS_CLUSTER_NODES) the broker, the turn queue, the tickets and the shared rate
  * limits are on Redis (through one connection factory), else all of them run in this process.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
+import type { Broker } from '../broker/index.js';
+import { ConfigError, type Config } from '../config/config.js';
 import { redactUrl } from '../config/env.js';
 import type { StoreOptions } from '../db/connect.js';
 import { metrics } from '../metrics/index.js';
@@ -27,11 +28,11 @@ export function chooseBackends(config: Readonly<Config>, log: Logger): Backends 
   const store: StoreOptions = config.databaseUrl
     ? { kind: 'postgres', url: config.databaseUrl, poolSize: config.databasePoolSize, statementTimeoutMs: config.database.statementTimeoutMs }
     : { kind: 'pglite', dataDir: config.dataDir };
-  const bus: Bus = config.redisUrl
+  const bus: Bus = config.redisUrl || config.redisClusterNodes
     ? {
         kind: 'redis',
         redis: redisConnections({
-          url: config.redisUrl,
+          ...(config.redisClusterNodes ? { clusterNodes: config.redisClusterNodes } : { url: config.redisUrl! }),
           prefix: config.redisPrefix,
           onError: (role, error) => {
             metrics.redisError(role);
@@ -53,7 +54,22 @@ export function chooseBackends(config: Readonly<Config>, log: Logger): Backends 
       // The embedded store's description (its folder) is filled in once it is open.
       store: store.kind === 'postgres' ? `postgres ${redactUrl(store.url)}` : 'embedded PGlite',
       broker: bus.kind === 'redis' ? bus.redis.description : 'in-process (single node; set REDIS_URL to scale out)',
-      queue: bus.kind === 'redis' ? 'bullmq on redis' : 'in-process',
+      queue: bus.kind === 'redis' ? `bullmq on redis (${config.turnQueuePartitions} queue${config.turnQueuePartitions === 1 ? '' : 's'})` : 'in-process',
     },
   };
+}
+
+/** Waits up to 5 s for the broker's first answer: an unreachable Redis ends start-up with one line. */
+export async function waitForRedis(broker: Broker, redis: RedisConnections): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      await broker.ping();
+      return;
+    } catch (error) {
+      const where = redis.description.replace(/^redis /, '');
+      if (Date.now() > deadline) throw new ConfigError(redis.cluster ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL', `cannot reach Redis at ${where}: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }

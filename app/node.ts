@@ -26,7 +26,7 @@ import { RateLimiter } from '../server/rate-limits/index.js';
 import { createDefaultRegistry, type ToolRegistry } from '../workers/tools/registry.js';
 import type { TurnWorker } from '../workers/worker.js';
 import { failOrphanedRuns } from '../workers/recovery.js';
-import { chooseBackends, type Bus } from './backends.js';
+import { chooseBackends, waitForRedis, type Bus } from './backends.js';
 import { devTokensAllowed, resolveSigningSecret, type SigningSecret } from './dev-auth.js';
 import { startLlm } from './llm.js';
 
@@ -106,7 +106,7 @@ export async function startNode(config: Readonly<Config>, roles: Roles, log: Log
     const backends = chooseBackends(config, log);
     const { bus } = backends;
     if (bus.kind === 'embedded' && !(roles.gateway && roles.worker)) {
-      throw new ConfigError('REDIS_URL', 'a gateway-only or worker-only process needs Redis to reach the other role; set REDIS_URL, or use `npm start` to run both in one process');
+      throw new ConfigError('REDIS_URL', 'a gateway-only or worker-only process needs Redis to reach the other role; set REDIS_URL (or REDIS_CLUSTER_NODES), or use `npm start` to run both in one process');
     }
     const store = await openStoreOrExplain(config, backends.store);
     cleanups.push(() => store.close());
@@ -171,10 +171,10 @@ async function startCore(config: Readonly<Config>, log: Logger, bus: Bus, db: Ky
   });
   onClose(() => events.close());
   const queue = bus.kind === 'redis'
-    ? createTurnQueue({ kind: 'bullmq', redis: bus.redis, onError: () => {} })
+    ? createTurnQueue({ kind: 'bullmq', redis: bus.redis, partitions: config.turnQueuePartitions, onError: () => {} })
     : createTurnQueue({ kind: 'inline', graceMs: config.worker.shutdownGraceMs });
   onClose(() => queue.close());
-  if (bus.kind === 'redis') await waitForRedis(broker, redactUrl(config.redisUrl!));
+  if (bus.kind === 'redis') await waitForRedis(broker, bus.redis);
   return { config, log, bus, db, broker, events, queue, onClose };
 }
 
@@ -236,17 +236,3 @@ async function startGatewayRole(core: Core, secret: SigningSecret, devTokens: bo
   core.onClose(() => gateway.close());
   return gateway;
 }
-
-async function waitForRedis(broker: Broker, where: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    try {
-      await broker.ping();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw new ConfigError('REDIS_URL', `cannot reach Redis at ${where}: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
-

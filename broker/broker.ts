@@ -74,4 +74,9 @@ export class HandlerTable {
   get channelCount(): number {
     return this.handlers.size;
   }
+
+  /** The channels with a handler. */
+  channels(): string[] {
+    return [...this.handlers.keys()];
+  }
 }

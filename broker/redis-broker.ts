@@ -6,10 +6,17 @@ import { HandlerTable, type Broker } from './broker.js';
 /**
  * Redis pub/sub. One connection publishes, one subscribes; a channel is subscribed on Redis once
  * while any handler in this process wants it. Channel names are prefixed with `prefix`.
+ *
+ * On a Redis Cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE), each message only within the shard that
+ * owns its channel's slot. Channel names carry no hash tag, so each thread's channel hashes to a
+ * slot of its own: ioredis keeps one sharded subscriber connection per master whatever the layout,
+ * and fixed partition tags would put 1/N of all threads on one slot (a hot slot, and a slot move
+ * re-syncing all of them). Measured and explained in README "Redis Cluster".
  */
 export class RedisBroker implements Broker {
   private readonly pub: Redis;
   private readonly sub: Redis;
+  private readonly sharded: boolean;
   private readonly table: HandlerTable;
   /** Channels whose SUBSCRIBE has been sent but not yet confirmed. */
   private readonly subscribing = new Map<string, Promise<void>>();
@@ -30,6 +37,7 @@ export class RedisBroker implements Broker {
 
   constructor(redis: RedisConnections, log?: Logger) {
     this.prefix = redis.prefix;
+    this.sharded = redis.cluster;
     this.table = new HandlerTable((error, channel) => log?.error({ err: error, channel }, 'a broker message handler threw'));
     // Publishing fails fast while Redis is unreachable (the 'publish' role): every event is in the
     // log already, and gateways re-sync from it on reconnect.
@@ -39,9 +47,13 @@ export class RedisBroker implements Broker {
       this.pubConnected = true;
       if (this.unpublished.size > 0) void this.republish();
     });
-    this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+    this.sub.on(this.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
       this.table.deliver(channel.toString().slice(this.prefix.length), message.toString());
     });
+    if (this.sharded) {
+      this.sub.on('subscribersReady', () => this.resubscribed());
+      return;
+    }
     // ioredis re-subscribes by itself after a reconnect; what was published meanwhile is lost, and
     // listeners recover it from the log. 'ready' fires just before the SUBSCRIBE commands go out,
     // so listeners wait for a PING queued behind them: once it answers, the channels are live again
@@ -60,10 +72,31 @@ export class RedisBroker implements Broker {
     });
   }
 
+  /**
+   * On a cluster: ioredis's sharded subscribers were made again after the slot map changed (a slot
+   * moved, a master failed over, the cluster came back) and it has sent SSUBSCRIBE for every channel
+   * again, without waiting for the answers; whatever was published on a moved or failed shard
+   * meanwhile is lost. Every channel is subscribed once more and, once all are confirmed (so live),
+   * listeners re-sync from the log. (The first 'subscribersReady' is the cluster's first connect; a
+   * second may follow when the first slot map arrives, which costs a re-sync of nothing or little.)
+   */
+  private resubscribed(): void {
+    if (!this.everReady) {
+      this.everReady = true;
+      return;
+    }
+    const channels = this.table.channels();
+    if (channels.length === 0) return; // nothing subscribed: nothing to re-sync
+    Promise.all(channels.map((channel) => this.sub.ssubscribe(this.prefix + channel))).then(
+      () => { for (const listener of this.reconnectListeners) listener(); },
+      () => {}, // the slot map changed again: the next 'subscribersReady' calls the listeners
+    );
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     await this.firstConnect();
     try {
-      await this.pub.publish(this.prefix + channel, message);
+      await this.send(channel, message);
       this.unpublished.delete(channel);
     } catch (error) {
       this.unpublished.set(channel, message);
@@ -71,11 +104,15 @@ export class RedisBroker implements Broker {
     }
   }
 
+  private send(channel: string, message: string): Promise<unknown> {
+    return this.sharded ? this.pub.spublish(this.prefix + channel, message) : this.pub.publish(this.prefix + channel, message);
+  }
+
   private async republish(): Promise<void> {
     for (const [channel, message] of [...this.unpublished]) {
       if (this.unpublished.get(channel) !== message) continue; // a newer publish came meanwhile
       try {
-        await this.pub.publish(this.prefix + channel, message);
+        await this.send(channel, message);
         if (this.unpublished.get(channel) === message) this.unpublished.delete(channel);
       } catch {
         return; // cut off again: the next 'ready' tries again
@@ -101,7 +138,7 @@ export class RedisBroker implements Broker {
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     if (this.table.add(channel, handler)) {
-      this.subscribing.set(channel, this.sub.subscribe(this.prefix + channel).then(() => undefined));
+      this.subscribing.set(channel, (this.sharded ? this.sub.ssubscribe(this.prefix + channel) : this.sub.subscribe(this.prefix + channel)).then(() => undefined));
     }
     // A handler joining a channel whose SUBSCRIBE is still in flight waits for it too: the
     // subscription is not active before Redis confirms it.
@@ -121,7 +158,7 @@ export class RedisBroker implements Broker {
       if (done) return;
       done = true;
       if (this.table.remove(channel, handler) && this.sub.status === 'ready') {
-        await this.sub.unsubscribe(this.prefix + channel).catch(() => {});
+        await (this.sharded ? this.sub.sunsubscribe(this.prefix + channel) : this.sub.unsubscribe(this.prefix + channel)).catch(() => {});
       }
     };
   }

@@ -4,10 +4,11 @@
  */
 import path from 'node:path';
 import { ConfigError, deepFreeze, int, origins, str, url, type Env } from './env.js';
+import { redisConfig, type RedisConfig } from './redis-config.js';
 
 export { ConfigError };
 
-export interface Config {
+export interface Config extends RedisConfig {
   /** @defaultValue 8080 */
   port: number;
   /** @defaultValue '0.0.0.0' */
@@ -27,10 +28,6 @@ export interface Config {
    * (db/read-routing.ts). Needs DATABASE_URL. Unset: every read goes to the primary.
    */
   databaseReadUrl?: string;
-  /** Redis URL for pub/sub and the turn queue. Unset: in-process broker and queue (one node). */
-  redisUrl?: string;
-  /** Prefix for every Redis key and channel this process uses, so deployments can share a Redis. @defaultValue '' */
-  redisPrefix: string;
   /** Where local files live (embedded database, generated development secret). @defaultValue './data' */
   dataDir: string;
   auth: {
@@ -156,8 +153,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     databaseReadUrl: readReplicaUrl(env),
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    redisPrefix: str(env, 'REDIS_PREFIX') ?? '',
+    ...redisConfig(env),
     dataDir: path.resolve(str(env, 'DATA_DIR') ?? './data'),
     auth: {
       jwtSecret,

@@ -1,14 +1,21 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeConnection, type RedisConnections } from '../redis/connections.js';
+import { partitionOf, turnQueueNames } from './turn-partitions.js';
 import type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
 
-const QUEUE_NAME = 'turns';
-
-/** BullMQ on Redis: any number of gateways enqueue, any number of worker processes consume. */
+/**
+ * BullMQ on Redis: any number of gateways enqueue, any number of worker processes consume. Turns
+ * are spread over `partitions` queues by thread (./turn-partitions.ts); a worker process consumes
+ * every one of them. `concurrency` bounds the turns the process runs at once over all partitions:
+ * each partition's BullMQ Worker may fetch up to `concurrency` jobs (so a partition with all the
+ * work is not starved), and a job past the bound waits in the process, its lock renewed, until a
+ * turn ends. With one partition this is BullMQ's own bound and nothing waits.
+ */
 export class BullmqTurnQueue implements TurnQueue {
-  private readonly queue: Queue<TurnJob>;
-  private worker?: Worker<TurnJob>;
+  private readonly names: string[];
+  private readonly queues: Array<Queue<TurnJob>>;
+  private readonly workers: Array<Worker<TurnJob>> = [];
   /** Connections BullMQ was handed (it leaves those open on close: they are closed here). */
   private readonly connections: Redis[] = [];
   private closing?: Promise<void>;
@@ -16,9 +23,16 @@ export class BullmqTurnQueue implements TurnQueue {
   constructor(
     private readonly redis: RedisConnections,
     private readonly onError: (error: Error) => void,
+    partitions = 1,
   ) {
-    this.queue = new Queue<TurnJob>(QUEUE_NAME, { connection: this.connection('queue'), prefix: `${redis.prefix}bull` });
-    this.queue.on('error', onError);
+    this.names = turnQueueNames(partitions, redis.cluster);
+    // One connection for every queue's commands (on a cluster it routes each queue's to its slot).
+    const connection = this.connection('queue');
+    this.queues = this.names.map((name) => {
+      const queue = new Queue<TurnJob>(name, { connection, prefix: `${redis.prefix}bull` });
+      queue.on('error', onError);
+      return queue;
+    });
   }
 
   private connection(role: 'queue' | 'queue-blocking'): Redis {
@@ -35,7 +49,7 @@ export class BullmqTurnQueue implements TurnQueue {
       : options?.wake
         ? `${job.runId}-wake-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
         : job.runId;
-    await this.queue.add('turn', job, {
+    await this.queues[partitionOf(job.threadId, this.queues.length)]!.add('turn', job, {
       jobId,
       attempts: 3,
       backoff: { type: 'exponential', delay: 1000 },
@@ -45,45 +59,78 @@ export class BullmqTurnQueue implements TurnQueue {
   }
 
   async startWorker(processor: TurnProcessor, concurrency: number): Promise<void> {
-    if (this.worker) throw new Error('worker already started');
-    this.worker = new Worker<TurnJob>(
-      QUEUE_NAME,
-      async (job, _token, signal) => {
-        const { claimedAttempt, ...data } = job.data as TurnJob & { claimedAttempt?: number };
-        return processor(data, {
-          signal: signal ?? new AbortController().signal,
-          // Only the run's own job (id = run id) re-delivered after a stall or a failed attempt.
-          takeover: job.id === job.data.runId && (job.stalledCounter > 0 || job.attemptsMade > 0),
-          enqueuedAt: job.timestamp,
-          claimedAttempt,
-          recordAttempt: (attempt) => job.updateData({ ...data, claimedAttempt: attempt } as TurnJob),
-        });
-      },
-      {
-        // BullMQ makes its blocking connection as a copy of this one (same options).
-        connection: this.connection('queue-blocking'),
-        prefix: `${this.redis.prefix}bull`,
-        concurrency,
-        // A worker that dies mid-turn leaves its job stalled; another worker picks it up.
-        stalledInterval: 5_000,
-        lockDuration: 10_000,
-      },
-    );
-    this.worker.on('error', this.onError);
-    await this.worker.waitUntilReady();
+    if (this.workers.length > 0) throw new Error('worker already started');
+    const slots = new Slots(concurrency);
+    for (const name of this.names) {
+      const worker = new Worker<TurnJob>(
+        name,
+        async (job, _token, signal) => {
+          const { claimedAttempt, ...data } = job.data as TurnJob & { claimedAttempt?: number };
+          if (this.names.length > 1) await slots.take();
+          try {
+            return await processor(data, {
+              signal: signal ?? new AbortController().signal,
+              // Only the run's own job (id = run id) re-delivered after a stall or a failed attempt.
+              takeover: job.id === job.data.runId && (job.stalledCounter > 0 || job.attemptsMade > 0),
+              enqueuedAt: job.timestamp,
+              claimedAttempt,
+              recordAttempt: (attempt) => job.updateData({ ...data, claimedAttempt: attempt } as TurnJob),
+            });
+          } finally {
+            if (this.names.length > 1) slots.give();
+          }
+        },
+        {
+          // BullMQ makes its blocking connection as a copy of this one (same options).
+          connection: this.connection('queue-blocking'),
+          prefix: `${this.redis.prefix}bull`,
+          concurrency,
+          // A worker that dies mid-turn leaves its job stalled; another worker picks it up.
+          stalledInterval: 5_000,
+          lockDuration: 10_000,
+        },
+      );
+      worker.on('error', this.onError);
+      this.workers.push(worker);
+    }
+    await Promise.all(this.workers.map((worker) => worker.waitUntilReady()));
   }
 
   stopConsuming(): Promise<void> {
     // BullMQ's Worker.close() stops fetching and waits for the active jobs (their locks are still
     // renewed meanwhile); the Queue stays open for takeover jobs of released runs.
-    return this.worker?.close() ?? Promise.resolve();
+    return Promise.all(this.workers.map((worker) => worker.close())).then(() => undefined);
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([this.worker?.close(), this.queue.close()]);
+      await Promise.allSettled([...this.workers.map((worker) => worker.close()), ...this.queues.map((queue) => queue.close())]);
       await Promise.all(this.connections.map(closeConnection));
     })();
     return this.closing;
+  }
+}
+
+/** A counting semaphore: at most `size` holders; the others wait in arrival order. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
   }
 }

@@ -5,13 +5,13 @@ import type { RedisConnections } from '../redis/connections.js';
 
 export type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue, TurnContext } from './turn-queue.js';
 export type TurnQueueOptions =
-  | { kind: 'bullmq'; redis: RedisConnections; onError: (error: Error) => void }
+  | { kind: 'bullmq'; redis: RedisConnections; onError: (error: Error) => void; partitions?: number }
   | { kind: 'inline'; graceMs?: number };
 
 export function createTurnQueue(options: TurnQueueOptions): TurnQueue {
   switch (options.kind) {
     case 'bullmq':
-      return new BullmqTurnQueue(options.redis, options.onError);
+      return new BullmqTurnQueue(options.redis, options.onError, options.partitions);
     case 'inline':
       return new InlineTurnQueue({ graceMs: options.graceMs });
     default:

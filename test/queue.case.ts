@@ -4,11 +4,16 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createTurnQueue, type TurnContext, type TurnJob, type TurnProcessor, type TurnQueue } from '../queue/index.js';
 import { REDIS_URL, uniquePrefix, testRedis } from './support/database.js';
+import { clusterConnections, startThrowawayRedisCluster, type ThrowawayRedisCluster } from './support/throwaway-redis-cluster.js';
 import { Gate, sleep, waitFor, within } from './support/wait.js';
+import { CLUSTER_TURN_QUEUE_PARTITIONS } from '../config/redis-config.js';
+import { partitionOf, turnQueueNames } from '../queue/turn-partitions.js';
 
-export type QueueBackend = 'inline' | 'bullmq';
+/** `cluster`: BullMQ on a throwaway Redis Cluster, turns over the cluster's default number of queues. */
+export type QueueBackend = 'inline' | 'bullmq' | 'cluster';
 
 interface Ctx {
+  cluster?: ThrowawayRedisCluster;
   queues: TurnQueue[];
   prefixes: string[];
   /** Opened before closing, so no test leaves close() waiting on a job it stopped watching. */
@@ -24,8 +29,9 @@ interface Call {
 /** Deadline for one queue call (an enqueue, a worker start, a close). */
 const OP_MS = 10_000;
 
-function job(label: string): TurnJob {
-  return { runId: `run_${label}_${randomBytes(6).toString('base64url')}`, threadId: `t_${randomBytes(6).toString('base64url')}` };
+/** A job of a new thread, or of `threadId`. */
+function job(label: string, threadId = `t_${randomBytes(6).toString('base64url')}`): TurnJob {
+  return { runId: `run_${label}_${randomBytes(6).toString('base64url')}`, threadId };
 }
 
 /**
@@ -42,6 +48,9 @@ export function queueSuite(backend: QueueBackend): void {
       const prefix = uniquePrefix();
       ctx.prefixes.push(prefix);
       queue = createTurnQueue({ kind: 'bullmq', redis: testRedis(prefix), onError: () => {} });
+    } else if (backend === 'cluster') {
+      // The cluster's keys go with it when the suite ends.
+      queue = createTurnQueue({ kind: 'bullmq', redis: clusterConnections(ctx.cluster!, uniquePrefix()), partitions: CLUSTER_TURN_QUEUE_PARTITIONS, onError: () => {} });
     } else {
       queue = createTurnQueue({ kind: 'inline' });
     }
@@ -64,6 +73,33 @@ export function queueSuite(backend: QueueBackend): void {
   }
 
   const runIds = (calls: Call[]) => calls.map((c) => c.job.runId);
+
+  if (backend === 'cluster') {
+    test('the partitions\' queues are spread evenly over the masters, and a thread always maps to the same one', async (ctx) => {
+      const names = turnQueueNames(CLUSTER_TURN_QUEUE_PARTITIONS, true);
+      const perMaster = new Map<number, number>();
+      for (const name of names) {
+        const { port } = await ctx.cluster!.masterOf(name);
+        perMaster.set(port, (perMaster.get(port) ?? 0) + 1);
+      }
+      assert.equal([...perMaster.values()], [2, 2, 2], `queues per master: ${JSON.stringify([...perMaster])}`);
+      const threads = Array.from({ length: 600 }, (_, i) => `th_${i}`);
+      const counts = new Array<number>(names.length).fill(0);
+      for (const thread of threads) {
+        const partition = partitionOf(thread, names.length);
+        assert.is(partitionOf(thread, names.length), partition);
+        counts[partition]!++;
+      }
+      assert.ok(counts.every((n) => n > 60 && n < 140), `600 threads over 6 partitions: ${counts}`);
+    });
+
+    test.before(async (ctx) => {
+      ctx.cluster = await startThrowawayRedisCluster();
+    });
+    test.after(async (ctx) => {
+      await ctx.cluster?.close();
+    });
+  }
 
   test.before.each((ctx) => {
     ctx.queues = [];
@@ -113,9 +149,10 @@ export function queueSuite(backend: QueueBackend): void {
   test('enqueuing a run twice while it is pending gives one call; wake: true adds one', async (ctx) => {
     const queue = open(ctx);
     const calls: Call[] = [];
+    // Jobs of one thread: with several partitions (a cluster) order holds within a thread's queue.
     const once = job('once');
-    const woken = job('woken');
-    const sentinel = job('sentinel');
+    const woken = job('woken', once.threadId);
+    const sentinel = job('sentinel', once.threadId);
     await enqueue(queue, once);
     await enqueue(queue, once);
     await enqueue(queue, woken);
@@ -131,7 +168,7 @@ export function queueSuite(backend: QueueBackend): void {
     const queue = open(ctx);
     const calls: Call[] = [];
     const running = job('running');
-    const sentinel = job('sentinel');
+    const sentinel = job('sentinel', running.threadId);
     const firstCall = gate(ctx);
     await start(
       queue,

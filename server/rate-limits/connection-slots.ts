@@ -150,9 +150,9 @@ export class RedisConnectionSlots implements ConnectionSlots {
       if (ids) ids.push(id);
       else byKey.set(key, [id]);
     }
-    const pipeline = this.redis.pipeline() as unknown as { rlConnRefresh(key: string, ttlMs: number, ...ids: string[]): void; exec(): Promise<unknown> };
-    for (const [key, ids] of byKey) pipeline.rlConnRefresh(key, this.ttlMs, ...ids);
-    await pipeline.exec();
+    // One command per key, all sent at once (ioredis writes them without waiting for answers), not
+    // a pipeline: on a Redis Cluster a pipeline must stay within one slot, and users' keys do not.
+    await Promise.allSettled([...byKey].map(([key, ids]) => this.redis.rlConnRefresh(key, this.ttlMs, ...ids)));
   }
 
   private async remove(key: string, id: string): Promise<void> {
@@ -172,9 +172,7 @@ export class RedisConnectionSlots implements ConnectionSlots {
     this.closed = true;
     clearInterval(this.timer);
     if (this.held.size > 0 && this.redis.status === 'ready') {
-      const pipeline = this.redis.pipeline();
-      for (const [id, key] of this.held) pipeline.zrem(key, id);
-      this.track(pipeline.exec());
+      this.track(Promise.allSettled([...this.held].map(([id, key]) => this.redis.zrem(key, id))));
     }
     this.held.clear();
     await Promise.all([...this.pending]);

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { closeConnection, type RedisConnections } from '../../redis/connections.js';
+import { closeConnection, pingWithin, type RedisConnections } from '../../redis/connections.js';
 import type { Config } from '../../config/config.js';
 import type { RequestError } from '../errors.js';
 import { MemoryConnectionSlots, RedisConnectionSlots, type ConnectionSlots, type RedisSlotOptions } from './connection-slots.js';
@@ -69,7 +69,7 @@ export class RateLimiter {
       // A slow Redis must not stall a send or an upgrade for long: after a second, the insurance
       // limiter (messages) or an unchecked admission (sockets) takes over.
       redis = options.redis!.connect('limits');
-      await redis.ping().catch((error) => log.warn({ err: error }, 'rate limits: Redis not answering yet; counting in process until it does'));
+      await pingWithin(redis, 1_000).catch((error) => log.warn({ err: error }, 'rate limits: Redis not answering yet; counting in process until it does'));
     }
     return new RateLimiter(limits, log, redis, options.redis?.prefix ?? '', options.messageWindowMs ?? 60_000, options.connectionSlots ?? {});
   }

@@ -19,6 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { redisConnections, type RedisConnections } from '../../redis/connections.js';
 import { freePort } from './ports.js';
 import { exited, makeDir, pingRedis, reapStale, registerAtExit, runCommand, tail } from './throwaway.js';
 import { waitFor } from './wait.js';
@@ -375,4 +376,9 @@ export async function startThrowawayRedisCluster(): Promise<ThrowawayRedisCluste
       return processes.map((node) => `--- ${node.port}\n${tail(logFile(node.port), chars)}`).join('\n');
     },
   };
+}
+
+/** The server's Redis connections on `cluster`, with key prefix `prefix` (REDIS_CLUSTER_NODES as it would be set). */
+export function clusterConnections(cluster: ThrowawayRedisCluster, prefix: string): RedisConnections {
+  return redisConnections({ clusterNodes: cluster.nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })), prefix });
 }

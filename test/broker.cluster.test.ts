@@ -1,0 +1,3 @@
+import { brokerSuite } from './broker.case.js';
+
+brokerSuite('cluster');

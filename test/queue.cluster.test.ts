@@ -1,0 +1,3 @@
+import { queueSuite } from './queue.case.js';
+
+queueSuite('cluster');

@@ -1,0 +1,3 @@
+import { rateLimitsSuite } from './rate-limits.case.js';
+
+rateLimitsSuite('cluster');
