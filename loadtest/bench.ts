@@ -8,7 +8,7 @@
  *
  *   npm run bench -- [--scenario closed|streaming|idle|storm|embedded|soak|all] [--topology all|split|2x2]
  *     [--clients N] [--turns N] [--words N] [--token-delay-ms N] [--followers M]
- *     [--idle-sockets K] [--idle-step N] [--idle-users N] [--storm-followers N] [--storm-threads N]
+ *     [--idle-sockets K] [--idle-step N] [--idle-users N] [--idle-settle-s S] [--storm-followers N] [--storm-threads N]
  *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn] [--raw-min-turns N]
  *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling] [--cpu-prof DIR]
  *     [--services single|cluster|both] [--turn-queue-partitions N]
@@ -23,6 +23,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildServer } from '../scripts/build-server.mjs';
 import { cleanupAll, installSignalHandlers, interrupted, onCleanup } from './bench/cleanup.js';
 import { drive, scenarioReport, settleTransactions } from './bench/drive.js';
@@ -56,6 +57,7 @@ function options() {
       'idle-sockets': { type: 'string', default: '18000' },
       'idle-step': { type: 'string', default: '3000' },
       'idle-users': { type: 'string' },
+      'idle-settle-s': { type: 'string', default: '15' },
       'storm-followers': { type: 'string', default: '1000' },
       'storm-threads': { type: 'string', default: '20' },
       'soak-minutes': { type: 'string', default: '10' },
@@ -97,6 +99,8 @@ function options() {
     }),
     // One user (and token) per socket unless --idle-users says how many to share.
     idle: { sockets: int('idle-sockets', 18_000, 1, 1_000_000), step: int('idle-step', 3_000, 1, 1_000_000), users: int('idle-users', 0, 1, 1_000_000) },
+    /** Seconds the gateway is left idle at each step before its RSS is read again (V8's memory reducer runs after about 8 s). */
+    idleSettleS: int('idle-settle-s', 15, 0, 600),
     // 300 words at 20 ms: a 6 s answer, so the drop lands mid-stream even after a slow connect phase.
     storm: { followers: int('storm-followers', 1_000, 1, 100_000), threads: int('storm-threads', 20, 1, 10_000), words: 300, delayMs: 20 },
     soakMinutes: int('soak-minutes', 10, 1, 24 * 60),
@@ -247,9 +251,14 @@ async function runScenario(scenario: Scenario, opts: Options, backing: Backing, 
   if (scenario === 'idle') {
     const stack = await startStack(opts, backing, buildDir, secret, 5, 0);
     const gateways = stack.server.filter((p) => p.port);
-    const steps: Array<{ sockets: number; gateway_rss_mib: number }> = [];
-    const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'idle', stack.gateways, secret, services, turns, startedAt), (sockets) => {
-      steps.push({ sockets, gateway_rss_mib: rssOf(sampleGroup(gateways.map((g) => g.pid))) / 2 ** 20 });
+    const steps: Array<{ sockets: number; gateway_rss_mib: number; at_once_mib: number }> = [];
+    const rss = () => rssOf(sampleGroup(gateways.map((g) => g.pid))) / 2 ** 20;
+    const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'idle', stack.gateways, secret, services, turns, startedAt), async (sockets) => {
+      // Read at once, the heap still holds the handshakes' garbage; read again once the sockets
+      // have idled (the driver waits): what a gateway holding them at rest keeps.
+      const atOnce = rss();
+      await sleep(opts.idleSettleS * 1000);
+      steps.push({ sockets, gateway_rss_mib: rss(), at_once_mib: atOnce });
     });
     await stopStack(stack);
     await settleTransactions(meter, run);
@@ -257,6 +266,7 @@ async function runScenario(scenario: Scenario, opts: Options, backing: Backing, 
     const from = steps.filter((s) => s.sockets >= 3_000).length >= 2 ? 3_000 : 1;
     const fitted = steps.filter((s) => s.sockets >= from);
     const perSocket = fitted.length >= 2 ? slope(fitted.map((s) => [s.sockets, s.gateway_rss_mib * 2 ** 20])) : NaN;
+    const perSocketAtOnce = fitted.length >= 2 ? slope(fitted.map((s) => [s.sockets, s.at_once_mib * 2 ** 20])) : NaN;
     const { users } = opts.idle;
     const report = scenarioReport(scenario, opts.topology, run, { ...opts.idle, users: users || 'one per socket' });
     report.idle = {
@@ -264,8 +274,10 @@ async function runScenario(scenario: Scenario, opts: Options, backing: Backing, 
         ? `shared: ${users} users over ${opts.idle.sockets} sockets (per-user and per-token state counted once per ${Math.round(opts.idle.sockets / users)} sockets)`
         : `one per socket: ${opts.idle.sockets} distinct users, each with its own token`,
       steps,
+      settle_s: opts.idleSettleS,
       slope_from_sockets: fitted[0]?.sockets ?? NaN,
       kib_per_socket: perSocket / 1024,
+      kib_per_socket_at_once: perSocketAtOnce / 1024,
       sockets_per_gb: 1e9 / perSocket,
       sockets_per_gib: 2 ** 30 / perSocket,
       base_rss_mib: steps[0]?.gateway_rss_mib ?? NaN,

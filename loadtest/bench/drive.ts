@@ -31,7 +31,7 @@ export interface Driven {
 }
 
 /** One measured run of the driver against running `servers` (the simulator among them). */
-export async function drive(root: string, meter: Meter, servers: Proc[], config: DriverConfig, onIdleStep?: (sockets: number) => void): Promise<Driven> {
+export async function drive(root: string, meter: Meter, servers: Proc[], config: DriverConfig, onIdleStep?: (sockets: number) => Promise<void>): Promise<Driven> {
   const driver = startTsChild('driver', 'driver', 'loadtest/bench/driver.ts', root, 1_048_576);
   const procs = [...servers, driver];
   let before: Snapshot | undefined;
@@ -39,7 +39,7 @@ export async function drive(root: string, meter: Meter, servers: Proc[], config:
   const result = await converse(driver, { type: 'run', config }, async (message) => {
     if (message.type === 'mark' && message.name === 'start') before = await meter.snapshot(procs);
     else if (message.type === 'mark' && message.name === 'end') after = await meter.snapshot(procs);
-    else if (message.type === 'idle-step') onIdleStep?.(message.sockets);
+    else if (message.type === 'idle-step') await onIdleStep?.(message.sockets);
   });
   await driver.stop();
   if (!before || !after) throw new Error('the driver ended without marking its window');

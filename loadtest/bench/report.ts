@@ -65,10 +65,15 @@ export interface ScenarioReport {
   idle?: {
     /** `one per socket`, or how many users the sockets shared (per-user and per-token state then counted once per user). */
     users: string;
-    steps: Array<{ sockets: number; gateway_rss_mib: number }>;
+    /** RSS after the sockets idled `settle_s` at the step, and read at once when the step's handshakes were done. */
+    steps: Array<{ sockets: number; gateway_rss_mib: number; at_once_mib: number }>;
+    settle_s: number;
     /** The steps the slope is fitted over (from 3,000 sockets, when two steps are there). */
     slope_from_sockets: number;
+    /** The slope of the settled readings. */
     kib_per_socket: number;
+    /** The slope of the readings at once: mostly where the heap's garbage stood at each read. */
+    kib_per_socket_at_once: number;
     sockets_per_gb: number;
     sockets_per_gib: number;
     base_rss_mib: number;
@@ -201,8 +206,9 @@ export function printScenario(r: ScenarioReport): string {
   if (r.idle) {
     lines.push('');
     lines.push(`users: ${r.idle.users}`);
-    lines.push(table(['idle sockets', 'gateway RSS MiB'], r.idle.steps.map((s) => [s.sockets, fixed(s.gateway_rss_mib)])));
-    lines.push(`slope from ${r.idle.slope_from_sockets} sockets to the last step: ${fixed(r.idle.kib_per_socket, 2)} KiB of gateway RSS per socket -> ${fixed(r.idle.sockets_per_gb, 0)} sockets per GB (${fixed(r.idle.sockets_per_gib, 0)} per GiB); base ${fixed(r.idle.base_rss_mib)} MiB`);
+    lines.push(table(['idle sockets', `gateway RSS MiB after ${r.idle.settle_s} s idle`, 'at once'], r.idle.steps.map((s) => [s.sockets, fixed(s.gateway_rss_mib), fixed(s.at_once_mib)])));
+    lines.push(`slope from ${r.idle.slope_from_sockets} sockets to the last step: ${fixed(r.idle.kib_per_socket, 2)} KiB of gateway RSS per socket -> ${fixed(r.idle.sockets_per_gb, 0)} sockets per GB (${fixed(r.idle.sockets_per_gib, 0)} per GiB); base ${fixed(r.idle.base_rss_mib)} MiB (${fixed((r.idle.base_rss_mib * 2 ** 20) / 1e6)} MB)`);
+    lines.push(`read at once after each step's handshakes: ${fixed(r.idle.kib_per_socket_at_once, 2)} KiB per socket (the heap's garbage from the handshakes, collected at V8's pace)`);
   }
   if (r.embedded_rest) {
     const mb = (mib: number) => fixed((mib * 2 ** 20) / 1e6, 0);
