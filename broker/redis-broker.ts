@@ -13,6 +13,9 @@ import { HandlerTable, type Broker } from './broker.js';
  * and fixed partition tags would put 1/N of all threads on one slot (a hot slot, and a slot move
  * re-syncing all of them). Measured and explained in README "Redis Cluster".
  */
+/** How long a burst of sharded-subscriber resets must be quiet before the channels are re-subscribed and listeners re-sync. */
+const RESYNC_SETTLE_MS = 50;
+
 export class RedisBroker implements Broker {
   private readonly pub: Redis;
   private readonly sub: Redis;
@@ -22,6 +25,9 @@ export class RedisBroker implements Broker {
   private readonly subscribing = new Map<string, Promise<void>>();
   private readonly reconnectListeners = new Set<() => void>();
   private everReady = false;
+  /** The settle timer of a burst of subscriber resets (cluster), and the number of re-sync rounds started. */
+  private resyncTimer?: NodeJS.Timeout;
+  private resyncRound = 0;
   /** The publishing connection has been ready once (from then on, commands fail fast while it is down). */
   private pubConnected = false;
   private pubFirstReady?: Promise<void>;
@@ -79,16 +85,32 @@ export class RedisBroker implements Broker {
    * meanwhile is lost. Every channel is subscribed once more and, once all are confirmed (so live),
    * listeners re-sync from the log. (The first 'subscribersReady' is the cluster's first connect; a
    * second may follow when the first slot map arrives, which costs a re-sync of nothing or little.)
+   *
+   * A failover makes ioredis reset its subscribers hundreds of times within a few milliseconds
+   * (each SSUBSCRIBE that meets the old owner refreshes the slot map, which resets the group): the
+   * resets of one episode are taken as one, RESYNC_SETTLE_MS after the last, and only the last
+   * round of subscribes calls the listeners. Each call costs every gateway a read of the log per
+   * followed thread, and every worker a sweep.
    */
   private resubscribed(): void {
     if (!this.everReady) {
       this.everReady = true;
       return;
     }
+    clearTimeout(this.resyncTimer);
+    this.resyncTimer = setTimeout(() => this.resync(), RESYNC_SETTLE_MS);
+  }
+
+  private resync(): void {
+    this.resyncTimer = undefined;
+    const round = ++this.resyncRound;
     const channels = this.table.channels();
-    if (channels.length === 0) return; // nothing subscribed: nothing to re-sync
+    if (channels.length === 0 || this.closing) return; // nothing subscribed: nothing to re-sync
     Promise.all(channels.map((channel) => this.sub.ssubscribe(this.prefix + channel))).then(
-      () => { for (const listener of this.reconnectListeners) listener(); },
+      () => {
+        if (round !== this.resyncRound) return; // a later round is on its way: it calls them
+        for (const listener of this.reconnectListeners) listener();
+      },
       () => {}, // the slot map changed again: the next 'subscribersReady' calls the listeners
     );
   }
@@ -179,6 +201,7 @@ export class RedisBroker implements Broker {
   }
 
   close(): Promise<void> {
+    clearTimeout(this.resyncTimer);
     this.closing ??= Promise.allSettled([this.pub.quit(), this.sub.quit()]).then(() => {
       this.pub.disconnect();
       this.sub.disconnect();
