@@ -147,6 +147,8 @@ const refusals: Array<[string, Record<string, string>, RegExp]> = [
   ['an invalid PORT', { PORT: '99999' }, /PORT: must be a whole number from 0 to 65535/],
   ['an unreachable Postgres', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nope' }, /DATABASE_URL: cannot reach or migrate Postgres/],
   ['an unreachable Redis', { REDIS_URL: 'redis://127.0.0.1:1' }, /REDIS_URL: cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
+  ['an unreachable Redis Cluster', { REDIS_CLUSTER_NODES: '127.0.0.1:1' }, /REDIS_CLUSTER_NODES: cannot reach Redis at cluster 127\.0\.0\.1:1/],
+  ['both REDIS_URL and REDIS_CLUSTER_NODES', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, /REDIS_CLUSTER_NODES: and REDIS_URL are both set/],
 ];
 
 for (const [what, env, line] of refusals) {

@@ -1,6 +1,7 @@
 /**
- * Reconnects after policy closes (4008), on both backends: Redis (two gateways, one count) and
- * embedded (in process). A user's first policy close is forgiven; after the second its handshakes
+ * Reconnects after policy closes (4008), on every backend: Redis (two gateways, one count), a Redis
+ * Cluster (the same, on a throwaway 3-master cluster the suite starts and removes) and embedded
+ * (in process). A user's first policy close is forgiven; after the second its handshakes
  * are refused (HTTP 429 with Retry-After, or close 4008 `rate_limited retry_after_ms=N` for a
  * browser-style client), held up to a second before the answer, on every gateway, and for longer
  * after the next; other users are not affected. An address is refused once its users' policy
@@ -16,8 +17,10 @@ import type { RunningNode } from '../app/node.js';
 import { RateLimiter } from '../server/rate-limits/index.js';
 import { createLogger } from '../server/logger.js';
 import { uniquePrefix, testRedis } from './support/database.js';
+import { startThrowawayRedisCluster, type ThrowawayRedisCluster } from './support/throwaway-redis-cluster.js';
 
 interface Ctx {
+  cluster?: ThrowawayRedisCluster;
   stacks: TestStack[];
   clients: TestClient[];
 }
@@ -83,23 +86,28 @@ async function refusal(url: string, token: string, options: { browser?: boolean 
 const USER_REFUSAL = /^This user's sockets keep being closed for invalid or refused frames \(4008\): new connections are refused for a while, longer each time\. Retry in \d+(\.\d)? m?s\.$/;
 const ADDRESS_REFUSAL = /^Sockets from this address keep being closed for invalid or refused frames \(4008\): new connections are refused for a while, longer each time\./;
 
-for (const backend of ['redis', 'embedded'] as Backend[]) {
+for (const backend of ['redis', 'cluster', 'embedded'] as Array<Backend | 'cluster'>) {
   const test = suite<Ctx>(`policy closes (${backend})`);
+  const shared = backend !== 'embedded';
 
-  test.before((ctx) => {
+  test.before(async (ctx) => {
     ctx.stacks = [];
     ctx.clients = [];
+    if (backend === 'cluster') ctx.cluster = await startThrowawayRedisCluster();
   });
   test.after.each((ctx) => {
     for (const client of ctx.clients.splice(0)) client.close();
   });
   test.after(async (ctx) => {
     for (const stack of ctx.stacks) await stack.close();
+    await ctx.cluster?.close();
   });
 
   /** A fresh stack (its own Redis prefix, or its own process memory) with `gateways` nodes. */
   async function gateways(ctx: Ctx, env: Record<string, string>, count: number): Promise<{ stack: TestStack; urls: string[] }> {
-    const stack = await createStack({ backend });
+    const stack = backend === 'cluster'
+      ? await createStack({ backend: 'redis', env: { REDIS_URL: '', REDIS_CLUSTER_NODES: ctx.cluster!.nodesSetting } })
+      : await createStack({ backend });
     ctx.stacks.push(stack);
     const nodes: RunningNode[] = [];
     for (let i = 0; i < count; i++) nodes.push(await stack.start({ gateway: true, worker: backend === 'embedded' }, env));
@@ -108,7 +116,7 @@ for (const backend of ['redis', 'embedded'] as Backend[]) {
 
   test("a user closed for policy twice is refused, on every gateway, for longer the next time; others are not", async (ctx) => {
     const env = { RATE_LIMIT_POLICY_BLOCK_S: '2', RATE_LIMIT_POLICY_BLOCK_MAX_S: '4', RATE_LIMIT_POLICY_CLOSES_PER_ADDRESS: '0' };
-    const { stack, urls } = await gateways(ctx, env, backend === 'redis' ? 2 : 1);
+    const { stack, urls } = await gateways(ctx, env, shared ? 2 : 1);
     const [a, b = a] = urls as [string, string?];
     const token = await stack.token('repeat');
 
@@ -117,7 +125,7 @@ for (const backend of ['redis', 'embedded'] as Backend[]) {
     await closeForPolicy(ctx, a, token);
 
     const refused = await refusal(b!, token);
-    assert.is(refused.status, 429, backend === 'redis' ? 'refused on the other gateway too' : 'refused');
+    assert.is(refused.status, 429, shared ? 'refused on the other gateway too' : 'refused');
     assert.equal([refused.body.code, refused.body.retryable], ['rate_limited', true]);
     assert.match(refused.body.message, USER_REFUSAL);
     assert.ok(refused.ms >= 900, `held about a second before the answer (${refused.ms.toFixed(0)} ms)`);

@@ -1,0 +1,3 @@
+import { ticketSuite } from './tickets.case.js';
+
+ticketSuite('cluster');
