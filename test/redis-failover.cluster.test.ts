@@ -17,13 +17,15 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RunningNode } from '../app/node.js';
 import { threadChannel } from '../broker/index.js';
+import { RedisBroker } from '../broker/redis-broker.js';
+import pino from 'pino';
 import { recordTurn } from '../db/turns.repository.js';
 import { connect, type StackCtx } from './support/fixture.js';
 import { restBase } from './support/rest-client.js';
 import { assertClientMatchesLog, assertRunRebuilds, readyBecomes } from './support/run-checks.js';
 import { createStack } from './support/stack.js';
 import type { Frame, TestClient } from './support/client.js';
-import { startThrowawayRedisCluster, type ThrowawayRedisCluster } from './support/throwaway-redis-cluster.js';
+import { clusterConnections, startThrowawayRedisCluster, type ThrowawayRedisCluster } from './support/throwaway-redis-cluster.js';
 import { sleep, waitFor } from './support/wait.js';
 
 interface Ctx extends StackCtx {
@@ -58,6 +60,35 @@ async function runsLeftOpen(ctx: Ctx, threadIds: string[]): Promise<Array<{ id: 
   if (threadIds.length === 0) return [];
   return ctx.stack.db.selectFrom('runs').select(['id', 'status']).where('thread_id', 'in', threadIds).where('status', 'in', ['queued', 'running']).execute();
 }
+
+test('a failover re-syncs a broker\'s followers once, after its channels are live again on the promoted replica', async (ctx) => {
+  const prefix = `${ctx.stack.prefix}probe:`;
+  const broker = new RedisBroker(clusterConnections(ctx.cluster, prefix), pino({ level: 'silent' }));
+  const publisher = new RedisBroker(clusterConnections(ctx.cluster, prefix), pino({ level: 'silent' }));
+  try {
+    const received = new Map<string, string[]>();
+    const channels = Array.from({ length: 20 }, (_, i) => `thread:probe-${i}`);
+    for (const channel of channels) await broker.subscribe(channel, (message) => received.set(channel, [...(received.get(channel) ?? []), message]));
+    const resyncs: number[] = [];
+    // Listeners read the log at once: every channel must be live again by then.
+    let liveAtResync = true;
+    broker.onReconnect(() => {
+      resyncs.push(Date.now());
+      liveAtResync &&= broker.channelCount === channels.length;
+    });
+    const { killed } = await ctx.cluster.killMaster(await ctx.cluster.slotOf(prefix + channels[0]), 30_000);
+    await waitFor(() => resyncs.length > 0, 10_000, 'the re-sync after the failover');
+    await sleep(2_000); // a threshold to pass: no second re-sync comes after the first
+    assert.is(resyncs.length, 1, `one re-sync per failover, not ${resyncs.length}`);
+    assert.ok(liveAtResync, 'every channel was subscribed when the listeners ran');
+    // Every channel is live on its (possibly new) master: a message on each arrives.
+    for (const channel of channels) await publisher.publish(channel, `after-${channel}`);
+    await waitFor(() => channels.every((channel) => received.get(channel)?.includes(`after-${channel}`)), 5_000, 'a message on every channel after the failover');
+    await ctx.cluster.restartNode(killed, 30_000); // back as a replica, for the next failover
+  } finally {
+    await Promise.all([broker.close(), publisher.close()]);
+  }
+});
 
 test('a master killed mid-turn: every streaming turn completes, every client gets every event once, sends during the failover run or are refused as retryable', async (ctx) => {
   const clients = await Promise.all(['ann', 'ben', 'cat', 'dan'].map((sub) => connect(ctx, `failover-${sub}`)));
