@@ -216,6 +216,16 @@ async function rawTurn(opts: Options, services: Services, meter: Meter, stack: S
   return compareRaw(report, withHistory, withoutHistory, RAW_TURN_WORK);
 }
 
+/**
+ * WORKER_CONCURRENCY for `turns` to run at once over `workers` processes. One queue (the single
+ * node) hands jobs to whichever worker has a free slot, so an even share is enough. With several
+ * queues (TURN_QUEUE_PARTITIONS on the cluster) a worker can take jobs from every queue beyond its
+ * slots and hold them while another worker's slots are free: each worker gets room for all.
+ */
+function allAtOnce(turns: number, workers: number, oneQueue: boolean): number {
+  return oneQueue ? Math.ceil(turns / workers) : turns;
+}
+
 async function runScenario(scenario: Scenario, opts: Options, backing: Backing, meter: Meter, buildDir: string): Promise<ScenarioReport> {
   const { services } = backing;
   const single = backing.mode === 'single';
@@ -226,7 +236,7 @@ async function runScenario(scenario: Scenario, opts: Options, backing: Backing, 
   if (scenario === 'closed' || scenario === 'streaming') {
     // Streaming measures delivery, not queueing: unless told otherwise, every turn can run at once.
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
-    const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? Math.ceil(turns.clients / workers) : undefined);
+    const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? allAtOnce(turns.clients, workers, single) : undefined);
     const stack = await startStack(opts, backing, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
     const config = driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt);
     const run = await drive(ROOT, meter, [...stack.server, stack.sim], config);
@@ -303,7 +313,7 @@ async function runScenario(scenario: Scenario, opts: Options, backing: Backing, 
   if (scenario === 'storm') {
     // Every thread streams at once, so every follower is dropped mid-stream.
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
-    const concurrency = opts.workerConcurrency ?? Math.ceil(opts.storm.threads / workers);
+    const concurrency = opts.workerConcurrency ?? allAtOnce(opts.storm.threads, workers, single);
     const stack = await startStack(opts, backing, buildDir, secret, opts.storm.words, opts.storm.delayMs, { WORKER_CONCURRENCY: String(concurrency) });
     const run = await drive(ROOT, meter, [...stack.server, stack.sim], driverConfig(opts, 'storm', stack.gateways, secret, services, turns, startedAt));
     await stopStack(stack);
