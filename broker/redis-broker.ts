@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RedisConnections } from '../redis/connections.js';
+import { oneChannelPerNode, type RedisConnections } from '../redis/connections.js';
 import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
 
@@ -82,9 +82,11 @@ export class RedisBroker implements Broker {
    * On a cluster: ioredis's sharded subscribers were made again after the slot map changed (a slot
    * moved, a master failed over, the cluster came back) and it has sent SSUBSCRIBE for every channel
    * again, without waiting for the answers; whatever was published on a moved or failed shard
-   * meanwhile is lost. Every channel is subscribed once more and, once all are confirmed (so live),
-   * listeners re-sync from the log. (The first 'subscribersReady' is the cluster's first connect; a
-   * second may follow when the first slot map arrives, which costs a re-sync of nothing or little.)
+   * meanwhile is lost. One channel per node is subscribed once more (answered after the SSUBSCRIBEs
+   * sent before it there; ioredis would keep a duplicate of every channel re-sent), and once all
+   * are answered the channels are live and listeners re-sync from the log. (The first
+   * 'subscribersReady' is the cluster's first connect; a second may follow when the first slot map
+   * arrives, which costs a re-sync of nothing or little.)
    *
    * A failover makes ioredis reset its subscribers hundreds of times within a few milliseconds
    * (each SSUBSCRIBE that meets the old owner refreshes the slot map, which resets the group): the
@@ -104,9 +106,9 @@ export class RedisBroker implements Broker {
   private resync(): void {
     this.resyncTimer = undefined;
     const round = ++this.resyncRound;
-    const channels = this.table.channels();
+    const channels = this.table.channels().map((channel) => this.prefix + channel);
     if (channels.length === 0 || this.closing) return; // nothing subscribed: nothing to re-sync
-    Promise.all(channels.map((channel) => this.sub.ssubscribe(this.prefix + channel))).then(
+    Promise.all(oneChannelPerNode(this.sub, channels).map((channel) => this.sub.ssubscribe(channel))).then(
       () => {
         if (round !== this.resyncRound) return; // a later round is on its way: it calls them
         for (const listener of this.reconnectListeners) listener();

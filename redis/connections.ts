@@ -4,6 +4,7 @@
  * connection for. Moving to another Redis deployment (a cluster) changes this file, not its users.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import { redactUrl } from '../config/env.js';
 
 /** What a connection is for. */
@@ -126,4 +127,19 @@ export async function pingWithin(connection: Redis, ms: number): Promise<void> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Of `channels` (full names), one per cluster node that serves any of them, by the client's current
+ * slot map. A command sent on a node's connection is answered after those sent on it before, so
+ * one SSUBSCRIBE answered per node confirms every SSUBSCRIBE ioredis re-sent there.
+ */
+export function oneChannelPerNode(connection: Redis, channels: string[]): string[] {
+  const slots = (connection as unknown as Cluster).slots;
+  const chosen = new Map<string, string>();
+  for (const channel of channels) {
+    const node = slots[calculateSlot(channel)]?.[0] ?? channel;
+    if (!chosen.has(node)) chosen.set(node, channel);
+  }
+  return [...chosen.values()];
 }
