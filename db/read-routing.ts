@@ -10,7 +10,8 @@
  * reaches the seq the read must see: the thread's last_seq on the primary read after the request
  * came (a primary-key read, batched), or a seq the gateway has seen published (stored before it
  * was published), whichever the caller knows. A read with no seq (lists, search) goes to the
- * replica when its WAL replay is current (./replica-position.ts).
+ * replica when it has replayed the primary's WAL position read after the request came
+ * (./replica-position.ts): it then holds every write committed before.
  *
  * A replica that fails a read (down, a query cancelled by a recovery conflict, a migration not
  * replayed yet, a page past the statement timeout) hands it to the primary, and for the next second
@@ -80,10 +81,11 @@ export class ReadRouting {
 
   /**
    * A read with no seq to check (a list, a search): on the replica when its WAL replay has reached
-   * the primary's position of a moment (a few hundred ms) ago, else on the primary.
+   * the primary's position read after the request came, else on the primary.
    */
   async latest<T>(kind: ClientRead, read: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-    if (this.replicaUp() && (await this.freshness!.current())) {
+    const came = performance.now();
+    if (this.replicaUp() && (await this.freshness!.currentSince(came))) {
       const value = await this.onReplica(async (db) => ({ value: await read(db) }), this.replica!, true);
       if (value) {
         metrics.clientRead(kind, 'replica');

@@ -1,25 +1,20 @@
 /**
- * Whether a read replica (DATABASE_READ_URL) is current enough for a read that has no seq to check
- * (thread lists, search): it is when its replay has reached the WAL position the primary had at
- * most `maxStalenessMs` before.
+ * Whether a read replica (DATABASE_READ_URL) holds everything a read with no seq to check (thread
+ * lists, search) must show: it does when its replay has reached the WAL position the primary had
+ * after the read came. So a list shows the thread just created, renamed or archived, and the
+ * message just sent, whichever gateway or worker wrote it.
  *
- * Sampled on demand, not on a timer: a check reads the primary's position, then the replica's (one
- * cheap statement on each), only when such a read comes and no check of the last `maxStalenessMs`
- * says the replica is current; its answer serves every read until then. An idle gateway sends
- * nothing, a busy one about one check per window. A timer would cost two statements every tick on
- * every gateway, whether anyone lists or not.
- *
- * The replica's position is read after the primary has answered and is compared with every primary
- * position sampled within the window: under a steady stream of writes a replica is always a little
- * behind the primary's position of the same instant, but has passed the one of a few ms before.
+ * Checked on demand, not on a timer: a check reads the primary's position, then the replica's (one
+ * cheap statement on each). The reads that come while a check is in flight share the next one, so
+ * a busy gateway runs checks back to back, one pair of statements for any number of reads; an idle
+ * one sends nothing. A check that found the replica current also serves every read that came
+ * before its primary position was read.
  *
  * The primary's position is pg_current_wal_lsn(), where its WAL is written out to: with
  * synchronous_commit on (the default) every transaction that others can see has its commit there.
- * The insert position would also count records still in the WAL buffers, which the replica cannot
- * have until the WAL writer writes them (up to wal_writer_delay later), and it would find a current
- * replica behind. With synchronous_commit off a commit is visible before it is written: a list on
- * the replica may then miss what was committed within that delay, as it may miss what was
- * committed within the window.
+ * With synchronous_commit off a commit is visible before it is written, so the insert position is
+ * taken instead; the replica cannot have those records until the WAL writer writes them (up to
+ * wal_writer_delay later), so lists and search go to the primary more often on such a server.
  */
 import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
@@ -30,9 +25,15 @@ export function parseLsn(text: string): bigint {
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
 }
 
-/** How far the primary has written its WAL: every transaction committed (synchronously) before this call is before it. */
+/**
+ * A WAL position on the primary past the commit of every transaction committed before this call:
+ * where its WAL is written out to (pg_current_wal_lsn()) when commits wait for their WAL (the
+ * default); with synchronous_commit off a commit returns before its WAL is written, so the insert
+ * position (pg_current_wal_insert_lsn(), records still in the WAL buffers included) is taken then.
+ */
 export async function primaryWalPosition(db: Kysely<Database>): Promise<bigint> {
-  const { rows } = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(db);
+  const { rows } = await sql<{ lsn: string }>`
+    select (case when current_setting('synchronous_commit') = 'off' then pg_current_wal_insert_lsn() else pg_current_wal_lsn() end)::text as lsn`.execute(db);
   return parseLsn(rows[0]!.lsn);
 }
 
@@ -44,64 +45,59 @@ export async function replicaReplayPosition(db: Kysely<Database>): Promise<bigin
 }
 
 export interface FreshnessOptions {
-  /** How long before a read the primary position the replica has reached may have been sampled. @defaultValue 250 */
-  maxStalenessMs?: number;
-  /** Least time between two checks: a replica that lags is not asked again for every read. @defaultValue 50 */
-  minCheckIntervalMs?: number;
   /** A check failed (the primary or the replica did not answer); the replica is then not taken as current. */
   onCheckFailed?: (error: unknown) => void;
+  /** The longest a read waits for the check it needs (a replica or primary that hangs is not waited on). @defaultValue 250 */
+  maxWaitMs?: number;
 }
 
 export class ReplicaFreshness {
-  private readonly maxStalenessMs: number;
-  private readonly minCheckIntervalMs: number;
-  /** Primary positions sampled within the window, oldest first. */
-  private samples: Array<{ at: number; lsn: bigint }> = [];
-  /** When the newest primary position the replica was seen to have replayed was sampled. */
+  private readonly maxWaitMs: number;
+  /** When the newest primary position the replica was seen to have replayed was sampled (performance.now()). */
   private reachedAt = -Infinity;
-  private lastCheckAt = -Infinity;
+  /** The check in flight, and when its primary position was sampled (before its statement was sent). */
   private checking: Promise<void> | undefined;
+  /** The check that starts once the one in flight has returned: every read that came meanwhile waits for it. */
+  private queued: Promise<void> | undefined;
 
   constructor(
     private readonly primary: Kysely<Database>,
     private readonly replica: Kysely<Database>,
     private readonly options: FreshnessOptions = {},
   ) {
-    this.maxStalenessMs = options.maxStalenessMs ?? 250;
-    this.minCheckIntervalMs = options.minCheckIntervalMs ?? 50;
+    this.maxWaitMs = options.maxWaitMs ?? 250;
   }
 
   /**
-   * True when the replica has replayed the primary's position of at most `maxStalenessMs` ago.
-   * Waits for a check at most `maxStalenessMs` (a replica that hangs is not waited on longer).
+   * True when the replica has replayed the primary's WAL position read after `since`
+   * (performance.now() when the read came): then its copy holds everything committed before the
+   * read came, whoever wrote it. Reads that come while a check is in flight share the next one.
+   * Waits for that check (two position reads) at most `maxWaitMs`, never for the replica to catch up.
    */
-  async current(): Promise<boolean> {
-    if (this.fresh()) return true;
-    if (!this.checking && performance.now() - this.lastCheckAt >= this.minCheckIntervalMs) {
-      this.checking = this.check().finally(() => (this.checking = undefined));
-    }
-    if (!this.checking) return false;
+  async currentSince(since: number): Promise<boolean> {
+    if (this.reachedAt > since) return true;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.checking, new Promise((resolve) => (timer = setTimeout(resolve, this.maxStalenessMs)))]);
+    await Promise.race([this.round(), new Promise((resolve) => (timer = setTimeout(resolve, this.maxWaitMs)))]);
     clearTimeout(timer);
-    return this.fresh();
+    return this.reachedAt > since;
   }
 
-  private fresh(): boolean {
-    return performance.now() - this.reachedAt <= this.maxStalenessMs;
+  /** A check whose primary position is read after now: the next one to start. */
+  private round(): Promise<void> {
+    if (!this.checking) return (this.checking = this.check().finally(() => (this.checking = undefined)));
+    this.queued ??= this.checking.then(() => {
+      this.queued = undefined;
+      return this.round();
+    });
+    return this.queued;
   }
 
   private async check(): Promise<void> {
-    const at = (this.lastCheckAt = performance.now());
+    const at = performance.now();
     try {
-      this.samples.push({ at, lsn: await primaryWalPosition(this.primary) });
+      const position = await primaryWalPosition(this.primary);
       const replayed = await replicaReplayPosition(this.replica);
-      const oldest = performance.now() - this.maxStalenessMs;
-      this.samples = this.samples.filter((sample) => sample.at >= oldest);
-      if (replayed === undefined) return;
-      for (const sample of this.samples) {
-        if (sample.lsn <= replayed && sample.at > this.reachedAt) this.reachedAt = sample.at;
-      }
+      if (replayed !== undefined && position <= replayed && at > this.reachedAt) this.reachedAt = at;
     } catch (error) {
       this.options.onCheckFailed?.(error);
     }

@@ -58,7 +58,8 @@ interface Ctx {
 const test = suite<Ctx>('read replica');
 
 // Both servers load pg_stat_statements; autovacuum off keeps the primary's WAL still between turns.
-const SETTINGS = ['shared_preload_libraries=pg_stat_statements', 'autovacuum=off'];
+// Commits wait for their WAL, as on a default install (the throwaway default is off, for speed).
+const SETTINGS = ['shared_preload_libraries=pg_stat_statements', 'autovacuum=off', 'synchronous_commit=on'];
 const READS: ClientRead[] = ['replay', 'history', 'poll', 'list', 'search'];
 /** Each client read's statement, as pg_stat_statements shows it. */
 const SHAPES: Record<ClientRead, RegExp> = {

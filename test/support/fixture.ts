@@ -62,12 +62,12 @@ export async function connect(ctx: StackCtx, sub: string, workspace = 'acme', ur
 }
 
 /**
- * `test`, but on Redis only: for tests whose code path is the same on every backend (plain
- * queries, auth). An embedded node costs seconds to start, so it runs only the backend-specific
- * paths (in-process broker, in-process queue wake-ups).
+ * `test`, but on Postgres only (the `redis` and `scaled` backends): for tests whose code path is
+ * the same on every backend (plain queries, auth). An embedded node costs seconds to start, so it
+ * runs only the backend-specific paths (in-process broker, in-process queue wake-ups).
  */
 export function redisOnlyTest<C>(test: Test<C>, backend: Backend) {
   return (name: string, fn: (ctx: C) => Promise<void>): void => {
-    if (backend === 'redis') test(name, fn);
+    if (backend !== 'embedded') test(name, fn);
   };
 }

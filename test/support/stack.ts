@@ -16,12 +16,19 @@ import { openDatabase } from '../../db/connect.js';
 import type { Database } from '../../db/schema.js';
 import { startLlmSim, type LlmSim, type LlmSimOptions } from '../../workers/llm-sim.js';
 import { createTestDatabase, REDIS_URL, uniquePrefix, type TestDatabase } from './database.js';
+import { acquireScaledServices, type ScaledServices } from './scaled-services.js';
 
-/** `redis`: Postgres + Redis + BullMQ. `embedded`: PGlite + in-process broker and queue. */
-export type Backend = 'redis' | 'embedded';
+/**
+ * `redis`: Postgres + Redis + BullMQ. `embedded`: PGlite + in-process broker and queue. `scaled`:
+ * Postgres with a streaming read replica (DATABASE_READ_URL) and a 3-master Redis Cluster
+ * (REDIS_CLUSTER_NODES), throwaway ones shared by the suites of a process (./scaled-services.ts).
+ */
+export type Backend = 'redis' | 'embedded' | 'scaled';
 
 export interface TestStack {
   backend: Backend;
+  /** `scaled`: the read replica and the Redis Cluster the nodes use. */
+  scaled?: Pick<ScaledServices, 'replica' | 'cluster'>;
   database?: TestDatabase;
   prefix: string;
   sim: LlmSim;
@@ -51,7 +58,8 @@ export interface StackSetup {
 
 export async function createStack(options: StackSetup = {}): Promise<TestStack> {
   const backend = options.backend ?? 'redis';
-  const database = backend === 'redis' ? options.database ?? (await createTestDatabase()) : undefined;
+  const scaled = backend === 'scaled' && !options.database ? await acquireScaledServices() : undefined;
+  const database = backend === 'embedded' ? undefined : options.database ?? scaled?.database ?? (await createTestDatabase());
   const prefix = uniquePrefix();
   const sim = await startLlmSim(options.sim ?? { tokenDelayMs: 1 });
   const secret = randomBytes(32).toString('hex');
@@ -81,6 +89,7 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
     RATE_LIMIT_THREADS_PER_MIN: '1000000',
     MAX_QUEUED_FRAMES: '10000',
     MAX_SUBSCRIPTIONS_PER_CONNECTION: '100000',
+    ...scaled?.env,
     ...options.env,
   };
   const nodes: RunningNode[] = [];
@@ -90,6 +99,7 @@ export async function createStack(options: StackSetup = {}): Promise<TestStack> 
   let db = database ? openDatabase({ kind: 'postgres', url: database.url, poolSize: 3 }) : undefined;
   return {
     backend,
+    scaled: scaled && { replica: scaled.replica, cluster: scaled.cluster },
     database,
     prefix,
     sim,

@@ -1,0 +1,3 @@
+import { agentsSuite } from './agents.case.js';
+
+agentsSuite('scaled');

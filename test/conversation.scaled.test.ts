@@ -1,0 +1,3 @@
+import { conversationSuite } from './conversation.case.js';
+
+conversationSuite('scaled');

@@ -1,0 +1,3 @@
+import { eventLogSuite } from './event-log.case.js';
+
+eventLogSuite('scaled');

@@ -1,0 +1,3 @@
+import { eventWritesSuite } from './event-writes.case.js';
+
+eventWritesSuite('scaled');

@@ -1,0 +1,3 @@
+import { goldenPathSuite } from './golden-path.case.js';
+
+goldenPathSuite('scaled');

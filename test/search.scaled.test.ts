@@ -1,0 +1,3 @@
+import { searchSuite } from './search.case.js';
+
+searchSuite('scaled');

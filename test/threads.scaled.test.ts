@@ -1,0 +1,3 @@
+import { threadsSuite } from './threads.case.js';
+
+threadsSuite('scaled');
