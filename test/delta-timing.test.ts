@@ -11,13 +11,12 @@
 import pino from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { AppendItem, WriteFence } from '../db/events.repository.js';
-import { claimRun } from '../db/runs.repository.js';
-import { recordTurn } from '../db/turns.repository.js';
+import type { AppendItem } from '../db/events.repository.js';
 import type { EventLog } from '../events/event-log.js';
 import { DeltaCoalescer } from '../workers/delta-coalescer.js';
 import { RunEmitter } from '../workers/run-emitter.js';
 import { useStack, type StackCtx } from './support/fixture.js';
+import { startHandRun, type HandRun } from './support/hand-run.js';
 import { sleep, within } from './support/wait.js';
 
 const test = suite<StackCtx>('deltas by time');
@@ -26,21 +25,6 @@ useStack(test, { env: { RUN_STALE_MS: '600000' } });
 const silent = pino({ level: 'silent' });
 const TICK = 50;
 
-interface TestRun {
-  threadId: string;
-  runId: string;
-  messageId: string;
-  fence: WriteFence;
-  afterSeq: number;
-}
-
-/** A user's turn recorded and claimed, as message.send and a worker would: the run is ours to write. */
-async function startRun(ctx: StackCtx, user: string): Promise<TestRun> {
-  const turn = await recordTurn(ctx.node.db, { workspaceId: 'acme', userId: user }, { content: `Hello from ${user}` });
-  const claim = await claimRun(ctx.node.db, turn.runId);
-  if (claim.kind !== 'claimed') throw new Error(`run ${turn.runId} not claimed: ${claim.kind}`);
-  return { threadId: turn.threadId, runId: turn.runId, messageId: claim.run.assistant_message_id!, fence: claim.fence, afterSeq: claim.thread.last_seq };
-}
 
 /** The log, with every append held back `delayMs` first; `fail(n)` makes the n-th append (from 1) fail instead. */
 function slowed(log: EventLog, delayMs: number, failAt?: number): EventLog & { appends: AppendItem[][] } {
@@ -88,7 +72,7 @@ async function stream(text: DeltaCoalescer, label: string, start: number, window
 }
 
 /** The run's last write, as the turn loop makes it: what is pending, the answer, agent_completed. */
-async function finish(emitter: RunEmitter, text: DeltaCoalescer, run: TestRun): Promise<void> {
+async function finish(emitter: RunEmitter, text: DeltaCoalescer, run: HandRun): Promise<void> {
   await text.settle().catch(() => undefined);
   await emitter.complete(
     { status: 'completed', message: { id: run.messageId, role: 'assistant', content: text.text, run_id: run.runId } },
@@ -97,14 +81,14 @@ async function finish(emitter: RunEmitter, text: DeltaCoalescer, run: TestRun): 
   );
 }
 
-async function storedDeltas(ctx: StackCtx, run: TestRun): Promise<string[]> {
+async function storedDeltas(ctx: StackCtx, run: HandRun): Promise<string[]> {
   const rows = await ctx.node.db.selectFrom('events').select(['seq', 'type', 'payload']).where('thread_id', '=', run.threadId).orderBy('seq').execute();
   return rows.filter((row) => row.type === 'message_delta').map((row) => (row.payload as { delta: string }).delta);
 }
 
 for (const delayMs of [0, 120]) {
   test(`10 windows of text make 10 deltas, appends delayed ${delayMs} ms`, async (ctx) => {
-    const run = await startRun(ctx, `timed-${delayMs}`);
+    const run = await startHandRun(ctx, `timed-${delayMs}`);
     const log = slowed(ctx.node.events, delayMs);
     const emitter = new RunEmitter(ctx.node.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log });
     const text = new DeltaCoalescer(emitter, run.messageId);
@@ -122,7 +106,7 @@ for (const delayMs of [0, 120]) {
 }
 
 test('runs streaming at once, each started at its own moment, store each tick\'s deltas in one batch', async (ctx) => {
-  const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => startRun(ctx, `crowd-${i}`)));
+  const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => startHandRun(ctx, `crowd-${i}`)));
   const log = ctx.node.events;
   const emitters = runs.map((run) => new RunEmitter(ctx.node.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log }));
   const texts = runs.map((run, i) => new DeltaCoalescer(emitters[i]!, run.messageId));
@@ -143,7 +127,7 @@ test('runs streaming at once, each started at its own moment, store each tick\'s
 });
 
 test('a write that fails loses and reorders nothing: its deltas and the ones cut meanwhile go with the last write', async (ctx) => {
-  const run = await startRun(ctx, 'failing');
+  const run = await startHandRun(ctx, 'failing');
   // The second append fails after 120 ms: by then two more ticks have cut their deltas.
   const log = slowed(ctx.node.events, 120, 2);
   const emitter = new RunEmitter(ctx.node.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log });

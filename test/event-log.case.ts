@@ -14,6 +14,7 @@ import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { RunEmitter } from '../workers/run-emitter.js';
 import { isConnectionError } from '../errors/backing-services.js';
 import { connect, redisOnlyTest, useStack, type StackCtx } from './support/fixture.js';
+import { startHandRun, type HandRun } from './support/hand-run.js';
 import type { Backend } from './support/stack.js';
 import { sleep, waitFor, within } from './support/wait.js';
 
@@ -32,24 +33,8 @@ useStack(test, { backend, env: { RUN_STALE_MS: '600000' } });
 const postgresOnly = redisOnlyTest(test, backend);
 const silent = pino({ level: 'silent' });
 
-interface TestRun {
-  threadId: string;
-  runId: string;
-  messageId: string;
-  fence: WriteFence;
-  /** The thread's last seq when the run was claimed (its message_created). */
-  afterSeq: number;
-}
 
-/** A user's turn recorded and claimed, as message.send and a worker would: the run is ours to write. */
-async function startRun(ctx: StackCtx, user: string, threadId?: string): Promise<TestRun> {
-  const turn = await recordTurn(ctx.node.db, { workspaceId: 'acme', userId: user }, { content: `Hello from ${user}`, threadId });
-  const claim = await claimRun(ctx.node.db, turn.runId);
-  if (claim.kind !== 'claimed') throw new Error(`run ${turn.runId} not claimed: ${claim.kind}`);
-  return { threadId: turn.threadId, runId: turn.runId, messageId: claim.run.assistant_message_id!, fence: claim.fence, afterSeq: claim.thread.last_seq };
-}
-
-function delta(run: TestRun, text: string, fence: WriteFence = run.fence): AppendItem {
+function delta(run: HandRun, text: string, fence: WriteFence = run.fence): AppendItem {
   return { threadId: run.threadId, fence, draft: { type: 'message_delta', run_id: run.runId, payload: { message_id: run.messageId, delta: text } } };
 }
 
@@ -76,7 +61,7 @@ async function listen(ctx: StackCtx, threadIds: string[]) {
 
 test('many runs on many threads appending at once: every thread gap-free in append order, nothing doubled, published in seq order', async (ctx) => {
   const log = ctx.node.events;
-  const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => startRun(ctx, `crowd-${i % 4}`)));
+  const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => startHandRun(ctx, `crowd-${i % 4}`)));
   const broker = await listen(ctx, runs.map((r) => r.threadId));
   const before = { ...log.stats };
   const APPENDS = 25;
@@ -146,7 +131,7 @@ test('many runs on many threads appending at once: every thread gap-free in appe
 
 test('one writer alone: each append is its own batch, written at once', async (ctx) => {
   const log = ctx.node.events;
-  const run = await startRun(ctx, 'alone');
+  const run = await startHandRun(ctx, 'alone');
   const before = log.stats.batches;
   for (let i = 0; i < 5; i++) {
     const [event] = await log.append([delta(run, `alone ${i}`)]);
@@ -157,12 +142,12 @@ test('one writer alone: each append is its own batch, written at once', async (c
 
 test('a stale attempt inside a batch: only its items are refused (FencedError), they take no seq, the rest is stored', async (ctx) => {
   const log = ctx.node.events;
-  const run = await startRun(ctx, 'fenced');
+  const run = await startHandRun(ctx, 'fenced');
   const takeover = await claimRun(ctx.node.db, run.runId, { takeover: true });
   assert.is(takeover.kind, 'claimed');
   if (takeover.kind !== 'claimed') return;
-  const current: TestRun = { ...run, fence: takeover.fence, messageId: takeover.run.assistant_message_id! };
-  const other = await startRun(ctx, 'fenced-neighbour');
+  const current: HandRun = { ...run, fence: takeover.fence, messageId: takeover.run.assistant_message_id! };
+  const other = await startHandRun(ctx, 'fenced-neighbour');
   const staleAnswer = 'm_stale_answer';
   const before = log.stats.batches;
   // Appended in one tick: one batch.
@@ -197,8 +182,8 @@ test('a stale attempt inside a batch: only its items are refused (FencedError), 
 
 test('a deleted thread inside a batch: its items get ThreadGoneError, the others are stored', async (ctx) => {
   const log = ctx.node.events;
-  const doomed = await startRun(ctx, 'doomed');
-  const survivor = await startRun(ctx, 'survivor');
+  const doomed = await startHandRun(ctx, 'doomed');
+  const survivor = await startHandRun(ctx, 'survivor');
   await ctx.node.db.deleteFrom('threads').where('id', '=', doomed.threadId).execute();
   const before = log.stats.batches;
   const [gone, kept] = await Promise.allSettled([log.append([delta(doomed, 'into the void')]), log.append([delta(survivor, 'still here')])]);
@@ -213,7 +198,7 @@ test('a deleted thread inside a batch: its items get ThreadGoneError, the others
 
 test('a value the store refuses inside a batch fails its writer only; the others are stored in order', async (ctx) => {
   const log = ctx.node.events;
-  const runs = await Promise.all([startRun(ctx, 'bad-0'), startRun(ctx, 'bad-1'), startRun(ctx, 'bad-2')]);
+  const runs = await Promise.all([startHandRun(ctx, 'bad-0'), startHandRun(ctx, 'bad-1'), startHandRun(ctx, 'bad-2')]);
   const before = { ...log.stats };
   const results = await Promise.allSettled([
     log.append([delta(runs[0]!, 'fine')]),
@@ -236,7 +221,7 @@ test('a value the store refuses inside a batch fails its writer only; the others
 
 test('a run\'s last write is one batch: the pending delta, the answer, agent_completed and the finished run, with the next queued run', async (ctx) => {
   const log = ctx.node.events;
-  const run = await startRun(ctx, 'finisher');
+  const run = await startHandRun(ctx, 'finisher');
   const queued = await recordTurn(ctx.node.db, { workspaceId: 'acme', userId: 'finisher' }, { content: 'And then?', threadId: run.threadId });
   const updatedAt = async () => (await ctx.node.db.selectFrom('threads').select('updated_at').where('id', '=', run.threadId).executeTakeFirstOrThrow()).updated_at.getTime();
   const emitter = new RunEmitter(ctx.node.db, run.threadId, run.fence, silent, { afterSeq: await lastSeq(ctx, run.threadId), events: log });
@@ -271,7 +256,7 @@ test('a run\'s last write is one batch: the pending delta, the answer, agent_com
 
 test('readers replaying while batches land see every thread gap-free, nothing doubled', async (ctx) => {
   const log = ctx.node.events;
-  const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => startRun(ctx, `replayer-${i}`)));
+  const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => startHandRun(ctx, `replayer-${i}`)));
   const APPENDS = 40;
   let stop = false;
   const progress = new Map(runs.map((r) => [r.threadId, 0]));
@@ -379,7 +364,7 @@ postgresOnly('a batch whose connection is terminated before it commits: all of i
   const store = await ownStore(url, 2);
   const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
   try {
-    const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `cut-${i}`)));
+    const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startHandRun(ctx, `cut-${i}`)));
     const lock = await holdWrites(url);
     const pending = runs.map((run) => log.append([delta(run, 'lost'), delta(run, 'lost too')]));
     const settled = Promise.allSettled(pending);
@@ -406,7 +391,7 @@ postgresOnly('run emitters whose batch is terminated mid-write retry it: each ev
   const store = await ownStore(url, 2);
   const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
   try {
-    const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `retry-${i}`)));
+    const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startHandRun(ctx, `retry-${i}`)));
     const broker = await listen(ctx, runs.map((r) => r.threadId));
     const emitters = runs.map((run) => new RunEmitter(store.db, run.threadId, run.fence, silent, { afterSeq: run.afterSeq, events: log, retryWindowMs: 20_000 }));
     const lock = await holdWrites(url);
@@ -435,7 +420,7 @@ postgresOnly('a batch that commits but whose answer is lost: every emitter finds
   const store = await ownStore(url.toString(), 1);
   const log = new GroupCommitEventLog(store.db, ctx.node.broker, silent);
   try {
-    const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `lost-${i}`)));
+    const runs = await Promise.all(Array.from({ length: 4 }, (_, i) => startHandRun(ctx, `lost-${i}`)));
     const broker = await listen(ctx, runs.map((r) => r.threadId));
     // The pool's one connection is open before the cut is armed.
     await store.db.selectFrom('threads').select('id').limit(1).execute();
@@ -475,7 +460,7 @@ postgresOnly('a thread another transaction holds does not hold the batch: the ot
   const other = new pg.Client({ connectionString: url });
   await other.connect();
   try {
-    const [held, ...free] = await Promise.all(Array.from({ length: 4 }, (_, i) => startRun(ctx, `held-${i}`)));
+    const [held, ...free] = await Promise.all(Array.from({ length: 4 }, (_, i) => startHandRun(ctx, `held-${i}`)));
     const broker = await listen(ctx, [held!.threadId]);
     // Another transaction holds one thread (and, the old way, would have held the whole batch
     // until the statement timeout).
@@ -508,7 +493,7 @@ postgresOnly('a thread another transaction holds does not hold the batch: the ot
 postgresOnly('appendBatch is one statement whatever the batch spans', async (ctx) => {
   const store = await ownStore(ctx.stack.database!.url, 1);
   try {
-    const runs = await Promise.all(Array.from({ length: 5 }, (_, i) => startRun(ctx, `one-statement-${i}`)));
+    const runs = await Promise.all(Array.from({ length: 5 }, (_, i) => startHandRun(ctx, `one-statement-${i}`)));
     const before = store.statements.statementCount();
     const outcomes = await appendBatch(store.db, runs.flatMap((run) => [delta(run, 'a'), delta(run, 'b')]));
     assert.is(store.statements.statementCount() - before, 1);
