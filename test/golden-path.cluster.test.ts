@@ -7,41 +7,17 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RunningNode } from '../app/node.js';
 import { partitionOf } from '../queue/turn-partitions.js';
 import { CLUSTER_TURN_QUEUE_PARTITIONS } from '../config/redis-config.js';
 import { TestClient } from './support/client.js';
-import type { StackCtx } from './support/fixture.js';
-import { RestClient, restBase } from './support/rest-client.js';
+import { useClusterStack, type ClusterCtx } from './support/cluster-fixture.js';
+import { RestClient } from './support/rest-client.js';
 import { assertClientMatchesLog, assertRunRebuilds } from './support/run-checks.js';
-import { createStack } from './support/stack.js';
-import { startThrowawayRedisCluster, type ThrowawayRedisCluster } from './support/throwaway-redis-cluster.js';
 
-interface Ctx extends StackCtx {
-  cluster: ThrowawayRedisCluster;
-  worker: RunningNode;
-}
+const test = suite<ClusterCtx>('golden path (redis cluster)');
+useClusterStack(test, { sim: { tokenDelayMs: 5 } });
 
-const test = suite<Ctx>('golden path (redis cluster)');
-
-test.before(async (ctx) => {
-  ctx.clients = [];
-  ctx.cluster = await startThrowawayRedisCluster();
-  ctx.stack = await createStack({ env: { REDIS_URL: '', REDIS_CLUSTER_NODES: ctx.cluster.nodesSetting }, sim: { tokenDelayMs: 5 } });
-  ctx.node = await ctx.stack.start({ gateway: true, worker: false });
-  ctx.worker = await ctx.stack.start({ gateway: false, worker: true });
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBase(ctx.node);
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack?.close();
-  await ctx.cluster?.close();
-});
-
-async function ticketClient(ctx: Ctx, sub: string): Promise<TestClient> {
+async function ticketClient(ctx: ClusterCtx, sub: string): Promise<TestClient> {
   const issued = await new RestClient(ctx.base, await ctx.stack.token(sub)).post('/v1/ws-ticket');
   assert.is(issued.status, 201, JSON.stringify(issued.body));
   const client = await TestClient.connect(`${ctx.url}?ticket=${encodeURIComponent(issued.body.ticket)}`);

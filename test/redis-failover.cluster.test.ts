@@ -15,48 +15,25 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RunningNode } from '../app/node.js';
 import { threadChannel } from '../broker/index.js';
 import { RedisBroker } from '../broker/redis-broker.js';
 import pino from 'pino';
 import { recordTurn } from '../db/turns.repository.js';
-import { connect, type StackCtx } from './support/fixture.js';
-import { restBase } from './support/rest-client.js';
+import { connect } from './support/fixture.js';
+import { useClusterStack, type ClusterCtx } from './support/cluster-fixture.js';
 import { assertClientMatchesLog, assertRunRebuilds, readyBecomes } from './support/run-checks.js';
-import { createStack } from './support/stack.js';
 import type { Frame, TestClient } from './support/client.js';
-import { clusterConnections, startThrowawayRedisCluster, type ThrowawayRedisCluster } from './support/throwaway-redis-cluster.js';
+import { clusterConnections } from './support/throwaway-redis-cluster.js';
 import { sleep, waitFor } from './support/wait.js';
 
-interface Ctx extends StackCtx {
-  cluster: ThrowawayRedisCluster;
-  worker: RunningNode;
-}
-
-const test = suite<Ctx>('redis cluster failover');
-
-test.before(async (ctx) => {
-  ctx.clients = [];
-  ctx.cluster = await startThrowawayRedisCluster();
-  ctx.stack = await createStack({ env: { REDIS_URL: '', REDIS_CLUSTER_NODES: ctx.cluster.nodesSetting }, sim: { tokenDelayMs: 0 } });
-  ctx.node = await ctx.stack.start({ gateway: true, worker: false });
-  ctx.worker = await ctx.stack.start({ gateway: false, worker: true });
-  ctx.url = ctx.stack.wsUrl(ctx.node);
-  ctx.base = restBase(ctx.node);
-});
-test.after.each((ctx) => {
-  for (const client of ctx.clients.splice(0)) client.close();
-});
-test.after(async (ctx) => {
-  await ctx.stack?.close();
-  await ctx.cluster?.close();
-});
+const test = suite<ClusterCtx>('redis cluster failover');
+useClusterStack(test, { sim: { tokenDelayMs: 0 } });
 
 const deltasOf = (client: TestClient, threadId: string) => client.events(threadId).filter((e) => e.type === 'message_delta').length;
 /** Milliseconds of an event's `timestamp` (the log's clock). */
 const at = (event: Frame) => Date.parse(event.payload.timestamp);
 
-async function runsLeftOpen(ctx: Ctx, threadIds: string[]): Promise<Array<{ id: string; status: string }>> {
+async function runsLeftOpen(ctx: ClusterCtx, threadIds: string[]): Promise<Array<{ id: string; status: string }>> {
   if (threadIds.length === 0) return [];
   return ctx.stack.db.selectFrom('runs').select(['id', 'status']).where('thread_id', 'in', threadIds).where('status', 'in', ['queued', 'running']).execute();
 }
