@@ -1,16 +1,15 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeConnection, type RedisConnections } from '../redis/connections.js';
+import { ProcessSlots } from './process-slots.js';
 import { partitionOf, turnQueueNames } from './turn-partitions.js';
 import type { EnqueueOptions, TurnJob, TurnProcessor, TurnQueue } from './turn-queue.js';
 
 /**
  * BullMQ on Redis: any number of gateways enqueue, any number of worker processes consume. Turns
  * are spread over `partitions` queues by thread (./turn-partitions.ts); a worker process consumes
- * every one of them. `concurrency` bounds the turns the process runs at once over all partitions:
- * each partition's BullMQ Worker may fetch up to `concurrency` jobs (so a partition with all the
- * work is not starved), and a job past the bound waits in the process, its lock renewed, until a
- * turn ends. With one partition this is BullMQ's own bound and nothing waits.
+ * every one of them. `concurrency` bounds the turns the process runs at once over all partitions
+ * (./process-slots.ts); with one partition it is BullMQ's own bound.
  */
 export class BullmqTurnQueue implements TurnQueue {
   private readonly names: string[];
@@ -60,13 +59,15 @@ export class BullmqTurnQueue implements TurnQueue {
 
   async startWorker(processor: TurnProcessor, concurrency: number): Promise<void> {
     if (this.workers.length > 0) throw new Error('worker already started');
-    const slots = new Slots(concurrency);
+    // One partition: BullMQ's own bound. Several: the process's (./process-slots.ts).
+    const slots = this.names.length > 1 ? new ProcessSlots(concurrency) : undefined;
     for (const name of this.names) {
+      let index = -1;
       const worker = new Worker<TurnJob>(
         name,
         async (job, _token, signal) => {
           const { claimedAttempt, ...data } = job.data as TurnJob & { claimedAttempt?: number };
-          if (this.names.length > 1) await slots.take();
+          await slots?.enter(index);
           try {
             return await processor(data, {
               signal: signal ?? new AbortController().signal,
@@ -77,7 +78,7 @@ export class BullmqTurnQueue implements TurnQueue {
               recordAttempt: (attempt) => job.updateData({ ...data, claimedAttempt: attempt } as TurnJob),
             });
           } finally {
-            if (this.names.length > 1) slots.give();
+            slots?.leave(index);
           }
         },
         {
@@ -90,6 +91,7 @@ export class BullmqTurnQueue implements TurnQueue {
           lockDuration: 10_000,
         },
       );
+      if (slots) index = slots.add(worker);
       worker.on('error', this.onError);
       this.workers.push(worker);
     }
@@ -108,29 +110,5 @@ export class BullmqTurnQueue implements TurnQueue {
       await Promise.all(this.connections.map(closeConnection));
     })();
     return this.closing;
-  }
-}
-
-/** A counting semaphore: at most `size` holders; the others wait in arrival order. */
-class Slots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  give(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
   }
 }

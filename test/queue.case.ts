@@ -93,6 +93,31 @@ export function queueSuite(backend: QueueBackend): void {
       assert.ok(counts.every((n) => n > 60 && n < 140), `600 threads over 6 partitions: ${counts}`);
     });
 
+    test('a full process stops fetching: a second process started later gets jobs to run', async (ctx) => {
+      // Two worker processes sharing one deployment's queues (same prefix).
+      const prefix = uniquePrefix();
+      const first = createTurnQueue({ kind: 'bullmq', redis: clusterConnections(ctx.cluster!, prefix), partitions: CLUSTER_TURN_QUEUE_PARTITIONS, onError: () => {} });
+      const second = createTurnQueue({ kind: 'bullmq', redis: clusterConnections(ctx.cluster!, prefix), partitions: CLUSTER_TURN_QUEUE_PARTITIONS, onError: () => {} });
+      ctx.queues.push(first, second);
+      const hold = gate(ctx);
+      const running = { first: 0, second: 0 };
+      const jobs = Array.from({ length: 12 }, (_, i) => job(`h${i}`));
+      for (const j of jobs) await enqueue(first, j);
+      await start(first, async () => {
+        running.first++;
+        await hold.promise;
+      }, 2);
+      await waitFor(() => running.first === 2, OP_MS, 'the first process running 2');
+      // Without the process bound on fetching, its 6 partitions' workers (2 each) would hold all 12.
+      await start(second, async () => {
+        running.second++;
+        await hold.promise;
+      }, 2);
+      await waitFor(() => running.second === 2, OP_MS, () => `the second process running 2 (running ${JSON.stringify(running)})`);
+      assert.is(running.first, 2, 'the first still runs only 2');
+      hold.open();
+    });
+
     test.before(async (ctx) => {
       ctx.cluster = await startThrowawayRedisCluster();
     });

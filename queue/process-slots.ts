@@ -1,0 +1,67 @@
+/**
+ * WORKER_CONCURRENCY over several BullMQ Workers in one process (one per turn queue partition):
+ * at most `size` turns run at once, and a full process stops taking jobs that another process
+ * could run.
+ *
+ * Each Worker keeps one fetch going: its concurrency is what it holds (running, or waiting for a
+ * turn here) plus one, so jobs are taken one at a time and a partition with all the work still
+ * fills the process. While the process is full, a Worker that already has a job waiting here
+ * fetches no more: a full process holds `size` running turns and at most one waiting job per
+ * partition (started, FIFO, as soon as a turn ends, its lock renewed by BullMQ meanwhile); the
+ * rest stay in Redis for other processes. (A BullMQ Worker whose concurrency is reached waits for
+ * one of its own jobs to end before it looks again, so a rise is noticed only then.)
+ */
+export class ProcessSlots {
+  private free: number;
+  private readonly queue: Array<{ index: number; start: () => void }> = [];
+  private readonly workers: Array<{ concurrency: number }> = [];
+  /** Per Worker: jobs in the process (running or waiting), and of those waiting. */
+  private readonly held: number[] = [];
+  private readonly waiting: number[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  /** Adds a Worker whose concurrency this sets; its index is what it passes to enter/leave. */
+  add(worker: { concurrency: number }): number {
+    worker.concurrency = 1;
+    this.workers.push(worker);
+    this.held.push(0);
+    this.waiting.push(0);
+    return this.workers.length - 1;
+  }
+
+  /** A job of Worker `index` is in the process: resolves when it may run. */
+  enter(index: number): Promise<void> {
+    this.held[index]!++;
+    if (this.free > 0) {
+      this.free--;
+      this.adjust();
+      return Promise.resolve();
+    }
+    this.waiting[index]!++;
+    this.adjust();
+    return new Promise((start) => this.queue.push({ index, start }));
+  }
+
+  /** The job of Worker `index` that entered has ended. */
+  leave(index: number): void {
+    this.held[index]!--;
+    const next = this.queue.shift();
+    if (next) {
+      this.waiting[next.index]!--;
+      next.start();
+    } else {
+      this.free++;
+    }
+    this.adjust();
+  }
+
+  private adjust(): void {
+    this.workers.forEach((worker, index) => {
+      const target = this.free === 0 && this.waiting[index]! > 0 ? Math.max(1, this.held[index]!) : this.held[index]! + 1;
+      if (worker.concurrency !== target) worker.concurrency = target;
+    });
+  }
+}
