@@ -91,7 +91,7 @@ export class BullmqTurnQueue implements TurnQueue {
           lockDuration: 10_000,
         },
       );
-      if (slots) index = slots.add(worker);
+      if (slots) index = slots.add(worker, () => wakeMainLoop(worker));
       worker.on('error', this.onError);
       this.workers.push(worker);
     }
@@ -111,4 +111,15 @@ export class BullmqTurnQueue implements TurnQueue {
     })();
     return this.closing;
   }
+}
+
+/**
+ * Makes a BullMQ Worker's main loop look for jobs again now, as its own resume() does: while it has
+ * as many jobs as its concurrency it waits for one of them to end, and a concurrency raised
+ * meanwhile is seen only then. (A settled entry in its fetch queue ends that wait; the loop finds no
+ * job in it and goes round, fetching up to the new concurrency. BullMQ's `mainLoopQueue` is not
+ * public: checked against the installed version by the queue suites, which stall without it.)
+ */
+function wakeMainLoop(worker: Worker): void {
+  (worker as unknown as { mainLoopQueue?: { add(promise: Promise<unknown>): void } | null }).mainLoopQueue?.add(Promise.resolve());
 }

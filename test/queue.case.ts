@@ -93,6 +93,40 @@ export function queueSuite(backend: QueueBackend): void {
       assert.ok(counts.every((n) => n > 60 && n < 140), `600 threads over 6 partitions: ${counts}`);
     });
 
+    test('a slot freed by one partition\'s turn is used by another partition whose Worker was holding all it could', async (ctx) => {
+      const queue = open(ctx);
+      /** A job on a thread of partition `partition`. */
+      const on = (label: string, partition: number): TurnJob => {
+        let i = 0;
+        while (partitionOf(`th_${label}_${i}`, CLUSTER_TURN_QUEUE_PARTITIONS) !== partition) i++;
+        return job(label, `th_${label}_${i}`);
+      };
+      const [a1, a2, a3, b1, c1] = [on('a1', 0), on('a2', 0), on('a3', 0), on('b1', 1), on('c1', 2)];
+      const gates = new Map([a1, a2, b1, c1].map((j) => [j.runId, gate(ctx)]));
+      const started: string[] = [];
+      await start(
+        queue,
+        async (turn) => {
+          started.push(turn.runId);
+          await gates.get(turn.runId)?.promise;
+        },
+        3,
+      );
+      for (const j of [a1, b1, c1]) await enqueue(queue, j);
+      await waitFor(() => [a1, b1, c1].every((j) => started.includes(j.runId)), OP_MS, 'three turns running: the process is full');
+      // Partition 0's Worker takes a2 and holds it waiting: it now has all it may hold.
+      await enqueue(queue, a2);
+      await sleep(300); // a threshold to pass: a2 is fetched and waits for a slot
+      assert.not.ok(started.includes(a2.runId), 'a2 waits while the process is full');
+      gates.get(b1.runId)!.open();
+      await waitFor(() => started.includes(a2.runId), OP_MS, 'a2 runs in the slot b1 left');
+      gates.get(c1.runId)!.open(); // a slot is free now, with a1 and a2 still running
+      await enqueue(queue, a3);
+      await waitFor(() => started.includes(a3.runId), OP_MS, 'a3 of partition 0 runs in the free slot while a1 and a2 still run');
+      gates.get(a1.runId)!.open();
+      gates.get(a2.runId)!.open();
+    });
+
     test('a full process stops fetching: a second process started later gets jobs to run', async (ctx) => {
       // Two worker processes sharing one deployment's queues (same prefix).
       const prefix = uniquePrefix();
