@@ -73,3 +73,14 @@ for (const [index, file] of files.entries()) {
   report({ event: 'end', file, ...counts, duration_ms: Math.round(performance.now() - started) });
 }
 if (anyFailed) process.exitCode = 1;
+
+// Every file has run and reported. Something a test left referenced (a bundler's service process
+// waiting on its pipes, say) must not keep this shard, and with it the whole run, waiting for
+// ever: if the process has not ended 2 s after the last file, it names what is still open and ends.
+const linger = setTimeout(() => {
+  const open = process._getActiveHandles().filter((handle) => handle !== process.stdout && handle !== process.stderr && handle !== process.stdin);
+  const names = open.map((handle) => handle?.constructor?.name ?? typeof handle);
+  process.stderr.write(`\n[test-shard] every file has run; ending with ${names.length} handle(s) still open: ${names.join(', ') || 'none listed (a worker thread or a pipe)'}\n`);
+  process.exit(process.exitCode ?? 0);
+}, 2_000);
+linger.unref();
