@@ -1,4 +1,3 @@
-// @run-alone
 /**
  * The fault matrix on a Redis Cluster (REDIS_CLUSTER_NODES, a throwaway 3-master cluster with a
  * replica each): gateways and workers in processes of their own, killed with SIGKILL or stopped

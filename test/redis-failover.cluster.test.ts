@@ -1,4 +1,3 @@
-// @run-alone
 /**
  * A Redis Cluster master killed with SIGKILL while turns stream (a throwaway 3-master cluster with
  * a replica each, cluster-node-timeout 2 s, so the replica is promoted a few seconds later). A
