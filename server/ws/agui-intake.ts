@@ -12,9 +12,9 @@
 import { parseAguiFrame } from '../../protocol/agui-frames.js';
 import type { AguiClientFrame } from '../../protocol/agui.js';
 import type { Config } from '../../config/config.js';
+import { admitFrame } from './admit-frame.js';
 import { classifyFailure, RequestError } from '../errors.js';
 import type { GatewayServices } from '../handlers/context.js';
-import { rateLimited } from '../rate-limits/index.js';
 import { getThread } from '../operations/threads.js';
 import { applyRunInput } from '../views/agui-input.js';
 import { streamThread, type AguiStart } from '../views/agui-thread-stream.js';
@@ -62,17 +62,6 @@ export function createAguiIntake(config: Readonly<Config>, services: GatewayServ
 
   /** One text frame of an agui socket, past the checks every frame gets. */
   return function aguiIntake(connection: AguiConnection, text: string, strike: Strike): void {
-    const parsed = parseAguiFrame(text);
-    if (!parsed.ok) {
-      connection.sendError(parsed.id, parsed.code, parsed.message);
-      strike(connection, 'too many invalid frames');
-      return;
-    }
-    const frame = parsed.frame;
-    if (!connection.inbox.enqueue(() => dispatch(connection, frame), limits.maxQueuedFrames)) {
-      const refusal = rateLimited(`Too many frames waiting: at most ${limits.maxQueuedFrames} queued on one connection; wait for answers before sending more`, 100);
-      connection.sendError(frame.id, refusal.code, refusal.message, refusal.retryAfterMs);
-      strike(connection, 'too many frames waiting');
-    }
+    admitFrame(connection, parseAguiFrame(text), dispatch, limits.maxQueuedFrames, strike);
   };
 }

@@ -13,8 +13,9 @@ import { handlers } from '../handlers/index.js';
 import type { FrameHandler, GatewayServices } from '../handlers/context.js';
 import { classifyFailure } from '../errors.js';
 import { peekFrameId } from './frame-id.js';
-import { rateLimited, tooManyFrames } from '../rate-limits/index.js';
+import { tooManyFrames } from '../rate-limits/index.js';
 import type { Config } from '../../config/config.js';
+import { admitFrame } from './admit-frame.js';
 import { AguiConnection } from './agui-connection.js';
 import { createAguiIntake } from './agui-intake.js';
 
@@ -75,17 +76,6 @@ export function createFrameIntake(config: Readonly<Config>, services: GatewaySer
       agui(connection, text, strike);
       return;
     }
-    const parsed = parseClientFrame(text);
-    if (!parsed.ok) {
-      connection.sendError(parsed.id, parsed.code, parsed.message);
-      strike(connection, 'too many invalid frames');
-      return;
-    }
-    const frame = parsed.frame;
-    if (!connection.inbox.enqueue(() => dispatch(connection, frame), limits.maxQueuedFrames)) {
-      const refusal = rateLimited(`Too many frames waiting: at most ${limits.maxQueuedFrames} queued on one connection; wait for answers before sending more`, 100);
-      connection.sendError(frame.id, refusal.code, refusal.message, refusal.retryAfterMs);
-      strike(connection, 'too many frames waiting');
-    }
+    admitFrame(connection, parseClientFrame(text), dispatch, limits.maxQueuedFrames, strike);
   };
 }
