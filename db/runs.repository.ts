@@ -40,6 +40,13 @@ export interface ClaimOptions {
   fromAttempt?: number;
   /** Take over only if the run's heartbeat is older than this (the sweeper's takeovers). */
   staleMs?: number;
+  /** The queue job that claims: stored with the attempt (runs.claimed_by). */
+  job?: string;
+  /**
+   * Take over only an attempt this job claimed: a job re-delivered after its worker died never
+   * takes the run from a newer attempt that replaced it meanwhile (a sweeper's takeover), alive.
+   */
+  fromJob?: string;
   /**
    * The claim is the turn's first step too: append the opening events and read the thread's
    * messages in the same round trip (see `opened`, `messages`).
@@ -51,13 +58,14 @@ export interface ClaimOptions {
  * Claims a queued run for a new attempt. With `takeover`, a run still marked running by an attempt
  * that died is claimed too: the attempt number goes up, so the dead attempt's writes (if it was only
  * stalled, not dead) are refused by the fence, and a new assistant message id restarts the text.
- * One round trip: the `claim_run` function of migration 0004, which decides under the thread's
+ * One round trip: the `claim_run` function of migration 0010, which decides under the thread's
  * row lock.
  */
 export async function claimRun(db: Kysely<Database>, runId: string, options: ClaimOptions = {}): Promise<Claim> {
   const { rows } = await sql<{ claim: ClaimRow }>`
     select claim_run(${runId}, ${options.takeover ?? false}, ${options.fromAttempt ?? null}::int,
-      ${options.staleMs ?? null}::double precision, ${newId('m')}, ${options.start ?? false}) as claim`.execute(db);
+      ${options.staleMs ?? null}::double precision, ${newId('m')}, ${options.start ?? false},
+      ${options.job ?? null}::text, ${options.fromJob ?? null}::text) as claim`.execute(db);
   const claim = rows[0]!.claim;
   switch (claim.kind) {
     case 'gone':

@@ -97,6 +97,8 @@ export interface RunsTable {
   waiting_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   /** Tools a frontend offered for this run (AG-UI `RunAgentInput.tools`); null when none. */
   client_tools: ColumnType<ClientToolDef[] | null, string | null | undefined, string | null>;
+  /** The queue job that claimed the current attempt (or resumed it from a park); null before the first claim. */
+  claimed_by: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A tool a frontend offers for one run: called by the model, answered by the client. */

@@ -102,7 +102,7 @@ const resumable = (eb: ExpressionBuilder<Database, 'runs'>) =>
  * its heartbeat starts), or undefined when the run is not parked (not yet, or no longer: another
  * job resumed it, or it was cancelled) or still waits for an answer.
  */
-export async function claimParkedRun(db: Kysely<Database>, runId: string): Promise<ParkedClaim | undefined> {
+export async function claimParkedRun(db: Kysely<Database>, runId: string, jobId: string): Promise<ParkedClaim | undefined> {
   // Most runs a job finds running are not parked (a duplicate delivery): one plain read says so.
   const parked = await db.selectFrom('runs').select('thread_id').where('id', '=', runId).where(resumable).executeTakeFirst();
   if (!parked) return undefined;
@@ -111,7 +111,7 @@ export async function claimParkedRun(db: Kysely<Database>, runId: string): Promi
     if (!thread) return undefined;
     const run = await trx
       .updateTable('runs')
-      .set({ heartbeat_at: sql`clock_timestamp()`, waiting_since: null })
+      .set({ heartbeat_at: sql`clock_timestamp()`, waiting_since: null, claimed_by: jobId })
       .where('id', '=', runId)
       .where(resumable)
       .returningAll()

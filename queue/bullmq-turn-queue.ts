@@ -66,7 +66,8 @@ export class BullmqTurnQueue implements TurnQueue {
       const worker = new Worker<TurnJob>(
         name,
         async (job, _token, signal) => {
-          const { claimedAttempt, ...data } = job.data as TurnJob & { claimedAttempt?: number };
+          // A job of an earlier version may carry a `claimedAttempt` it recorded: not part of the job.
+          const { claimedAttempt: _recorded, ...data } = job.data as TurnJob & { claimedAttempt?: number };
           await slots?.enter(index);
           try {
             return await processor(data, {
@@ -74,8 +75,7 @@ export class BullmqTurnQueue implements TurnQueue {
               // Only the run's own job (id = run id) re-delivered after a stall or a failed attempt.
               takeover: job.id === job.data.runId && (job.stalledCounter > 0 || job.attemptsMade > 0),
               enqueuedAt: job.timestamp,
-              claimedAttempt,
-              recordAttempt: (attempt) => job.updateData({ ...data, claimedAttempt: attempt } as TurnJob),
+              jobId: job.id!,
             });
           } finally {
             slots?.leave(index);

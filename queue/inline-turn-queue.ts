@@ -6,8 +6,8 @@ interface Pending {
   /** The dedupe key in `known`. */
   key: string;
   enqueuedAt: number;
-  /** The attempt the last delivery claimed (TurnContext.claimedAttempt). */
-  claimedAttempt?: number;
+  /** This job's id (TurnContext.jobId): the same on each of its attempts, unique in the process. */
+  id: string;
 }
 
 export interface InlineQueueOptions {
@@ -34,6 +34,7 @@ export class InlineTurnQueue implements TurnQueue {
   private processor?: TurnProcessor;
   private concurrency = 1;
   private closing?: Promise<void>;
+  private added = 0;
 
   constructor(private readonly options: InlineQueueOptions = {}) {}
 
@@ -42,7 +43,7 @@ export class InlineTurnQueue implements TurnQueue {
     const key = options?.key ? `${job.runId}-${options.key}` : job.runId;
     if ((!options?.wake || options.key) && this.known.has(key)) return;
     this.known.add(key);
-    this.pending.push({ job, attempt: 1, key, enqueuedAt: Date.now() });
+    this.pending.push({ job, attempt: 1, key, enqueuedAt: Date.now(), id: `${key}#${++this.added}` });
     this.pump();
   }
 
@@ -65,8 +66,7 @@ export class InlineTurnQueue implements TurnQueue {
       signal: controller.signal,
       takeover: item.attempt > 1,
       enqueuedAt: item.enqueuedAt,
-      claimedAttempt: item.claimedAttempt,
-      recordAttempt: async (attempt) => void (item.claimedAttempt = attempt),
+      jobId: item.id,
     }).then(
       () => {
         this.known.delete(item.key);

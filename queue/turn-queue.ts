@@ -26,13 +26,11 @@ export interface TurnContext {
   /** When this job was created (ms since the epoch), for the queue-wait metric. */
   enqueuedAt?: number;
   /**
-   * The attempt an earlier delivery of this job claimed, if it said (see `recordAttempt`): a
-   * re-delivery takes over from that attempt only, never from a newer one that replaced it meanwhile
-   * (a sweeper's takeover, say), which is alive.
+   * The job's id, the same on every delivery of it. The claim stores it with the attempt
+   * (runs.claimed_by), and a re-delivery takes over only the attempt an earlier delivery of this
+   * job claimed, never a newer one that replaced it meanwhile (a sweeper's takeover), which is alive.
    */
-  claimedAttempt?: number;
-  /** Remembers on the job the attempt this delivery claimed, for a re-delivery (`claimedAttempt`). */
-  recordAttempt(attempt: number): Promise<void>;
+  jobId: string;
 }
 
 /**

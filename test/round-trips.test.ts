@@ -137,6 +137,25 @@ for (const [name, open] of Object.entries(stores)) {
     assert.is((await refusal(ctx, () => recordTurn(db, alice, { content: 'x', threadId: first.threadId, agentId: 'ag_other' }))).code, 'conflict');
   });
 
+  test('the claim stores the job that claimed; a re-delivered job takes over only the attempt it claimed, never a newer one', async (ctx) => {
+    const db = ctx.store.db;
+    const dave = { workspaceId: 'acme', userId: 'dave' };
+    const turn = await recordTurn(db, dave, { content: 'Hello' });
+    const claimedBy = async () => (await db.selectFrom('runs').select(['attempt', 'claimed_by']).where('id', '=', turn.runId).executeTakeFirstOrThrow());
+    const first = await counted(ctx, () => claimRun(db, turn.runId, { job: 'job-a' }));
+    assert.equal([first.value.kind, first.statements], ['claimed', 1], 'recorded by the claim itself: one round trip');
+    assert.equal(await claimedBy(), { attempt: 1, claimed_by: 'job-a' });
+    // job-a's worker died; the sweeper's takeover (another job) replaced its attempt.
+    assert.is((await claimRun(db, turn.runId, { takeover: true, fromAttempt: 1, job: 'job-b' })).kind, 'claimed');
+    assert.equal(await claimedBy(), { attempt: 2, claimed_by: 'job-b' });
+    // job-a delivered again: attempt 2 is alive and not job-a's.
+    assert.equal(await claimRun(db, turn.runId, { takeover: true, job: 'job-a', fromJob: 'job-a' }), { kind: 'gone', status: 'running' });
+    assert.equal(await claimedBy(), { attempt: 2, claimed_by: 'job-b' }, 'not taken over');
+    // job-b delivered again (its own worker died): it replaces the attempt it claimed.
+    assert.is((await claimRun(db, turn.runId, { takeover: true, job: 'job-b', fromJob: 'job-b' })).kind, 'claimed');
+    assert.equal(await claimedBy(), { attempt: 3, claimed_by: 'job-b' });
+  });
+
   test('busy policies in one call: reject refuses, interrupt cancels the queued and names the running; over the run cap it all rolls back', async (ctx) => {
     const db = ctx.store.db;
     const carol = { workspaceId: 'acme', userId: 'carol' };

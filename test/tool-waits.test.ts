@@ -289,14 +289,17 @@ for (const backend of ['postgres+bullmq', 'pglite+inline'] as const) {
     assert.is((await completed(ctx, turn.threadId, turn.runId)).status, 'completed');
   });
 
-  test('a re-delivery of the job that parked the run, not knowing its attempt, leaves the waiting run alone', async (ctx) => {
+  test('a re-delivery of the job that parked the run leaves the waiting run alone', async (ctx) => {
     const turn = await send(ctx, 'calculate 4*4 please', { agentId: ctx.guarded });
     const request = await waiting(ctx, turn.threadId, turn.runId, 'approval_requested');
     const before = await ctx.store.db.selectFrom('runs').select(['attempt', 'waiting_since']).where('id', '=', turn.runId).executeTakeFirstOrThrow();
     const seen = (await events(ctx, turn.threadId)).length;
-    // What a queue hands over when the parking worker died before it recorded its attempt.
+    // What a queue hands over when the parking worker died before its job ended: the same job again,
+    // which claimed the attempt the run is parked with.
+    const { claimed_by: jobId } = await ctx.store.db.selectFrom('runs').select('claimed_by').where('id', '=', turn.runId).executeTakeFirstOrThrow();
+    assert.ok(jobId, 'the claim stored the job that claimed');
     const processor = createTurnProcessor({ ...ctx.deps, activeRuns: new ActiveRuns(), toolGate: approvalGate(ctx.store.db) });
-    await processor({ runId: turn.runId, threadId: turn.threadId }, { signal: new AbortController().signal, takeover: true, recordAttempt: async () => {} });
+    await processor({ runId: turn.runId, threadId: turn.threadId }, { signal: new AbortController().signal, takeover: true, jobId: jobId! });
     assert.equal(await ctx.store.db.selectFrom('runs').select(['attempt', 'waiting_since']).where('id', '=', turn.runId).executeTakeFirstOrThrow(), before, 'not taken over');
     assert.is((await events(ctx, turn.threadId)).length, seen, 'nothing written');
     await answer(ctx, turn.runId, request.tool_call_id, { approved: true });

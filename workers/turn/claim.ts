@@ -42,8 +42,10 @@ export async function claimTurn(deps: TurnDeps, job: TurnJob, ctx: TurnContext):
   const takeover = (ctx.takeover || job.takeover !== undefined) && !(await isWaiting(deps.db, job.runId));
   const claim = await claimRun(deps.db, job.runId, {
     takeover,
+    fromAttempt: job.takeover?.fromAttempt,
     // A re-delivered job replaces the attempt its earlier delivery claimed, never a newer one.
-    fromAttempt: job.takeover?.fromAttempt ?? (ctx.takeover ? ctx.claimedAttempt : undefined),
+    job: ctx.jobId,
+    fromJob: ctx.takeover ? ctx.jobId : undefined,
     staleMs: job.takeover?.staleMs,
     // The claim also stores the opening events and reads the context: one round trip.
     start: true,
@@ -65,7 +67,7 @@ export async function claimTurn(deps: TurnDeps, job: TurnJob, ctx: TurnContext):
   // A running run may be parked: a plain job naming it resumes it (a takeover job never does, so a
   // late takeover of the attempt that parked it cannot).
   if (claim.kind === 'gone' && claim.status === 'running' && !takeover) {
-    const parked = await claimParkedRun(deps.db, job.runId);
+    const parked = await claimParkedRun(deps.db, job.runId, ctx.jobId);
     if (parked) {
       return {
         runId: parked.run.id,

@@ -25,9 +25,6 @@ export function createTurnProcessor(turnDeps: TurnDeps): TurnProcessor {
     const start = await claimTurn(deps, job, ctx);
     if (!start) return;
     const { fence } = start;
-    // Not awaited: the turn need not wait for it, and a re-delivery that finds nothing recorded
-    // takes over as before.
-    void ctx.recordAttempt(fence.attempt).catch((error: unknown) => deps.log.warn({ err: error, run_id: start.runId }, 'claimed attempt not recorded on the job'));
     if (ctx.enqueuedAt !== undefined) metrics.queueWait((Date.now() - ctx.enqueuedAt) / 1000);
     const claimedAt = performance.now();
     let ended: TurnMetricOutcome = 'error';
