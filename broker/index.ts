@@ -31,6 +31,25 @@ export function encodeBrokerEvent(seq: number, frame: string): string {
   return `${seq}\n${frame}`;
 }
 
+/** First line of a message that carries several events of one thread. */
+const BATCH = 'batch\n';
+
+/**
+ * Several events of one thread stored in one write, as one message: `batch\n<seq>\n<frame>\n<seq>\n<frame>...`.
+ * A frame is JSON as JSON.stringify and Postgres write it, so it has no newline; one that had
+ * would be sent on its own (undefined here). A gateway of an earlier version drops a batch as
+ * malformed, so gateways are upgraded before workers (the README's upgrade notes).
+ */
+export function encodeBrokerEvents(events: readonly { seq: number; frame: string }[]): string | undefined {
+  if (events.length === 1) return encodeBrokerEvent(events[0]!.seq, events[0]!.frame);
+  let message = BATCH;
+  for (const event of events) {
+    if (event.frame.includes('\n')) return undefined;
+    message += message.length === BATCH.length ? `${event.seq}\n${event.frame}` : `\n${event.seq}\n${event.frame}`;
+  }
+  return message;
+}
+
 /**
  * The thread was deleted: `deleted\n<thread_deleted frame>` on the thread's channel (no seq: the
  * thread's log is gone). Every gateway tells the thread's followers and lets them go.
@@ -57,16 +76,52 @@ export function decodeBrokerEvent(message: string): { seq: number; frame: string
 }
 
 /**
+ * The thread events of a broker message, one or a batch (see encodeBrokerEvents), in seq order;
+ * undefined when it is malformed.
+ */
+export function decodeBrokerEvents(message: string): { seq: number; frame: string }[] | undefined {
+  if (!message.startsWith(BATCH)) {
+    const event = decodeBrokerEvent(message);
+    return event && [event];
+  }
+  const events: { seq: number; frame: string }[] = [];
+  for (let at = BATCH.length; at < message.length; ) {
+    const newline = message.indexOf('\n', at);
+    const seq = Number(message.slice(at, newline));
+    if (newline < 0 || !Number.isInteger(seq)) return undefined;
+    const end = message.indexOf('\n', newline + 1);
+    events.push({ seq, frame: message.slice(newline + 1, end < 0 ? undefined : end) });
+    at = end < 0 ? message.length : end + 1;
+  }
+  return events.length > 0 ? events : undefined;
+}
+
+/**
  * Publishes an event already stored in the log on its thread's channel. A failure is only logged:
  * the event is in the log, gateways fill gaps from it, and the broker publishes the channel's
  * latest failed message again once it reconnects.
  */
 export async function publishStoredEvent(broker: Broker, threadId: string, event: { seq: number; frame: string }, log: Logger): Promise<void> {
+  await publishStoredEvents(broker, threadId, [event], log);
+}
+
+/**
+ * Publishes events of one thread already stored in the log, in seq order: one message for all of
+ * them (encodeBrokerEvents), or one each when a frame cannot go in a batch. A failure is only
+ * logged, as for publishStoredEvent.
+ */
+export async function publishStoredEvents(broker: Broker, threadId: string, events: readonly { seq: number; frame: string }[], log: Logger): Promise<void> {
+  if (events.length === 0) return;
+  const message = encodeBrokerEvents(events);
+  if (message === undefined) {
+    await Promise.all(events.map((event) => publishStoredEvents(broker, threadId, [event], log)));
+    return;
+  }
   await broker
-    .publish(threadChannel(threadId), encodeBrokerEvent(event.seq, event.frame))
-    .then(() => metrics.eventPublished(true))
+    .publish(threadChannel(threadId), message)
+    .then(() => metrics.eventsPublished(true, events.length))
     .catch((error) => {
-      metrics.eventPublished(false);
-      log.warn({ err: error, thread_id: threadId, seq: event.seq }, 'event stored but not published');
+      metrics.eventsPublished(false, events.length);
+      log.warn({ err: error, thread_id: threadId, seq: events[0]!.seq, events: events.length }, 'events stored but not published');
     });
 }

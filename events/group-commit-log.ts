@@ -18,7 +18,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
-import { publishStoredEvent } from '../broker/index.js';
+import { publishStoredEvents } from '../broker/index.js';
 import { appendBatch, type AppendItem, type AppendOutcome, type StoredEvent } from '../db/events.repository.js';
 import { newWriteId } from '../db/ids.js';
 import type { Database } from '../db/schema.js';
@@ -90,9 +90,9 @@ export class GroupCommitEventLog implements EventLog {
     await this.send(threadId, events);
   }
 
-  /** Publishes stored events, issued in order at once: the broker keeps the order of publishes on its one connection. */
+  /** Publishes one writer's stored events (one thread's) as one message: see publishStoredEvents. */
   private async send(threadId: string, events: readonly StoredEvent[]): Promise<void> {
-    await Promise.all(events.map((event) => publishStoredEvent(this.broker, threadId, event, this.log)));
+    await publishStoredEvents(this.broker, threadId, events, this.log);
   }
 
   async close(): Promise<void> {

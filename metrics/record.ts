@@ -91,8 +91,8 @@ export const metrics = {
   eventsStored(count: number): void {
     m.eventsAppended.inc(count);
   },
-  eventPublished(ok: boolean): void {
-    m.eventsPublished.labels(ok ? 'ok' : 'failed').inc();
+  eventsPublished(ok: boolean, count: number): void {
+    m.eventsPublished.labels(ok ? 'ok' : 'failed').inc(count);
   },
   /** One database statement of `kind` (see statementKind) that took `seconds`, round trip included. */
   observeStatement(kind: StatementKind, seconds: number): void {

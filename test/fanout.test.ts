@@ -10,7 +10,8 @@ import { appendEvent } from '../db/events.repository.js';
 import { Redis } from 'ioredis';
 import { REDIS_URL, testRedis } from './support/database.js';
 import { waitFor } from './support/wait.js';
-import { createBroker, encodeBrokerEvent, threadChannel } from '../broker/index.js';
+import { createBroker, decodeBrokerEvents, encodeBrokerEvent, encodeBrokerEvents, publishStoredEvents, threadChannel } from '../broker/index.js';
+import pino from 'pino';
 
 const test = suite<StackCtx>('fan-out');
 useStack(test, { env: { LOG_LEVEL: 'debug' } });
@@ -62,6 +63,46 @@ test('the first live event a new follower sees may follow lost publishes: the ga
   assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'no gap, no double');
   assert.equal(events.slice(-2).map((e) => e.payload.message.content), ['lost', 'published']);
   reader.close();
+});
+
+test('events stored in one write travel as one broker message, and a follower gets each of them once, in order', async (ctx) => {
+  const client = await connect(ctx, 'batched');
+  const first = await client.request('message.send', { content: 'First [[words:3]]' });
+  const { thread_id } = first.payload;
+  await client.completed(first.payload.run_id);
+  const before = client.events(thread_id).length;
+  const draft = (content: string) => ({ type: 'message_created' as const, payload: { message: { id: `m_${content.length}`, role: 'system' as const, content } } });
+  const stored = [];
+  for (const content of ['one', 'two\nlines', 'three']) stored.push(await appendEvent(ctx.stack.db, thread_id, draft(content)));
+  const heard: string[] = [];
+  const listener = new Redis(REDIS_URL);
+  const broker = createBroker({ kind: 'redis', redis: testRedis(ctx.stack.prefix) });
+  try {
+    await listener.subscribe(ctx.stack.prefix + threadChannel(thread_id));
+    listener.on('message', (_channel, message: string) => heard.push(message));
+    await publishStoredEvents(broker, thread_id, stored, pino({ level: 'silent' }));
+    await client.until(() => client.events(thread_id).length >= before + 3, 5_000, 'the three events');
+    await waitFor(() => heard.length > 0, 5_000, 'the message');
+  } finally {
+    await broker.close();
+    listener.disconnect();
+  }
+  assert.is(heard.length, 1, 'one message for the write');
+  assert.equal(decodeBrokerEvents(heard[0]!), stored.map(({ seq, frame }) => ({ seq, frame })));
+  const events = client.events(thread_id);
+  assert.equal(events.map((e) => e.payload.seq), events.map((_, i) => i + 1), 'no gap, no double');
+  assert.equal(events.slice(-3).map((e) => e.payload.message.content), ['one', 'two\nlines', 'three']);
+  client.close();
+});
+
+test('broker messages: one event keeps the single form, a frame with a newline is not batched, a malformed batch is refused', () => {
+  const a = { seq: 7, frame: '{"type":"a"}' };
+  const b = { seq: 8, frame: '{"type":"b"}' };
+  assert.is(encodeBrokerEvents([a]), encodeBrokerEvent(7, a.frame));
+  assert.equal(decodeBrokerEvents(encodeBrokerEvents([a, b])!), [a, b]);
+  assert.equal(decodeBrokerEvents(encodeBrokerEvent(7, a.frame)), [a]);
+  assert.is(encodeBrokerEvents([a, { seq: 8, frame: '{"x":1}\n' }]), undefined);
+  for (const bad of ['batch\n', 'batch\nx\n{}', 'batch\n7', 'x\n{}', '{}']) assert.is(decodeBrokerEvents(bad), undefined, bad);
 });
 
 test('messages sent at once to a thread the socket does not follow yet all reach it, from the first on, in order', async (ctx) => {

@@ -14,7 +14,7 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
-import { decodeBrokerEvent, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../../broker/index.js';
+import { decodeBrokerEvents, isThreadDeletedMessage, threadChannel, threadDeletedFrame } from '../../broker/index.js';
 import type { BatchedReads } from '../batched-reads.js';
 import type { Connection } from '../ws/connection.js';
 import { baseline, type FanoutParts, type Follower, type Mode, type ThreadState } from './thread-state.js';
@@ -146,12 +146,15 @@ export class ThreadFanout {
       tellDeleted(this.parts, state, threadDeletedFrame(message));
       return;
     }
-    const event = decodeBrokerEvent(message);
-    if (!event) {
+    const events = decodeBrokerEvents(message);
+    if (!events) {
       this.parts.log.warn({ topic: state.topic.name }, 'malformed broker message dropped');
       return;
     }
-    const { seq, frame } = event;
+    for (const { seq, frame } of events) this.onEvent(state, seq, frame);
+  }
+
+  private onEvent(state: ThreadState, seq: number, frame: string): void {
     // The first live event: it may not be the next one for sockets that already have the log up
     // to some seq (the publishes in between were lost), so gaps are measured from there.
     state.lastSeq ??= baseline(state);

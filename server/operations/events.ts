@@ -1,4 +1,4 @@
-import { decodeBrokerEvent, threadChannel } from '../../broker/index.js';
+import { decodeBrokerEvents, threadChannel } from '../../broker/index.js';
 import { findOwnedThread } from '../../db/threads.repository.js';
 import { listEventPayloadsAfter } from '../../db/event-reads.repository.js';
 import type { Owner } from '../../db/owner.js';
@@ -61,7 +61,7 @@ async function poll(
   const arrived = new Promise<void>((resolve) => (wake = resolve));
   const unsubscribe = input.wait_ms > 0
     ? await services.broker.subscribe(threadChannel(input.thread_id), (message) => {
-      const seq = decodeBrokerEvent(message)?.seq;
+      const seq = decodeBrokerEvents(message)?.at(-1)?.seq;
       if (seq !== undefined) published = Math.max(published ?? 0, seq);
       wake();
     })

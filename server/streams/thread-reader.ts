@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { Broker } from '../../broker/broker.js';
-import { decodeBrokerEvent, isThreadDeletedMessage, threadChannel } from '../../broker/index.js';
+import { decodeBrokerEvents, isThreadDeletedMessage, threadChannel } from '../../broker/index.js';
 import type { ThreadEvent } from '../../protocol/frames.js';
 import type { BatchedReads } from '../batched-reads.js';
 
@@ -59,8 +59,8 @@ export async function readThread(deps: ThreadReaderDeps, threadId: string, after
   const unsubscribe = await deps.broker.subscribe(threadChannel(threadId), (message) => {
     if (isThreadDeletedMessage(message)) deleted = true;
     else {
-      const event = decodeBrokerEvent(message);
-      if (event) held.push(event);
+      const events = decodeBrokerEvents(message);
+      if (events) held.push(...events);
     }
     poke();
   });
