@@ -62,7 +62,7 @@ async function stream(text: DeltaCoalescer, label: string, start: number, window
       const chunk = `${label}${w}.${c} `;
       pushed += chunk;
       try {
-        await text.push(chunk);
+        text.push(chunk);
       } catch (error) {
         return { pushed, error };
       }

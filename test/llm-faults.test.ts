@@ -161,6 +161,17 @@ test('stream cut mid-answer: failed llm_error, the partial text kept and equal t
   assert.is(stored.content, done.payload.message.content);
 });
 
+test('an error chunk mid-answer (the provider failed while streaming): failed llm_error, the partial text kept and equal to the deltas', async (ctx) => {
+  const client = await connect(ctx, 'faults');
+  const marker = unique();
+  const { done, deltas } = await turn(client, `Fail me ${marker} [[fault:midstream]] [[words:20]]`);
+  assertFailed(done, 'llm_error');
+  assert.ok(done.payload.message.content.startsWith('You said'), done.payload.message.content);
+  assert.ok(done.payload.message.content.split(' ').length < 20, 'only the text before the error');
+  assert.is(deltas, done.payload.message.content);
+  assert.is(simRequestsFor(ctx, marker).length, 1, 'not retried (text was already shown)');
+});
+
 test('model hangs: failed llm_timeout after LLM_TIMEOUT_MS (500 ms, retried once)', async (ctx) => {
   const client = await connect(ctx, 'faults');
   const marker = unique();

@@ -58,7 +58,7 @@ export class DeltaCoalescer {
   }
 
   /** Takes a chunk of the model's text; returns at once (a failed write is thrown here). */
-  async push(delta: string): Promise<void> {
+  push(delta: string): void {
     const quiet = !this.pending;
     this.take(delta);
     this.throwFailure();

@@ -14,6 +14,8 @@
  *   [[fault:500]]        HTTP 500 with error JSON
  *   [[fault:cut]]        stream ~half the reply then destroy the socket (no [DONE]);
  *                        non-streaming: half of the JSON body, then destroy
+ *   [[fault:midstream]]  stream ~half the reply, then an error chunk ({"error": {...}}, as
+ *                        providers send when they fail mid-answer) and the end, no [DONE]
  *   [[fault:hang]]       never answer (until close() or the client aborts)
  *   [[fault:badtool]]    tool call whose arguments are malformed JSON ('{"broken": tru');
  *                        uses the triggered tool, else the first offered tool
@@ -25,7 +27,7 @@
  *   whose last message is a tool result (e.g. loop, cut, 429).
  */
 
-export type FaultKind = '429' | '500' | 'cut' | 'hang' | 'badtool' | 'loop';
+export type FaultKind = '429' | '500' | 'cut' | 'midstream' | 'hang' | 'badtool' | 'loop';
 
 const MAX_WORDS = 10_000;
 const MAX_DELAY_MS = 60_000;
@@ -70,7 +72,7 @@ export function parseDirectives(text: string): Directives {
     else if (key === 'delay' && Number.isFinite(num)) d.delay = Math.min(MAX_DELAY_MS, Math.max(0, num));
     else if (key === 'firstdelay' && Number.isFinite(num)) d.firstDelay = Math.min(MAX_DELAY_MS, Math.max(0, num));
     else if (key === 'fault') {
-      const fm = /^(429|500|cut|hang|badtool|loop)(?:x(\d+))?$/i.exec(value);
+      const fm = /^(429|500|cut|midstream|hang|badtool|loop)(?:x(\d+))?$/i.exec(value);
       if (fm) {
         const f: Directives['faults'][number] = { kind: fm[1]!.toLowerCase() as FaultKind, raw: value.toLowerCase() };
         if (fm[2] !== undefined) f.limit = Number(fm[2]);

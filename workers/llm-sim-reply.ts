@@ -102,10 +102,16 @@ export async function streamReply(res: http.ServerResponse, plan: Reply, id: str
 
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', ...headers });
   res.flushHeaders();
-  const cutAt = plan.cut ? Math.max(1, Math.floor(events.length / 2)) : Infinity;
+  const cutAt = plan.cut || plan.failMidStream ? Math.max(1, Math.floor(events.length / 2)) : Infinity;
   await sleep(plan.timing.firstTokenDelayMs, signal);
   for (let i = 0; i < events.length; i++) {
     if (signal.aborted) return;
+    if (i >= cutAt && plan.failMidStream) {
+      const error = { message: 'The server had an error while processing your request (simulated by [[fault:midstream]]).', type: 'server_error', param: null, code: null };
+      await write(res, `data: ${JSON.stringify({ error })}\n\n`);
+      res.end();
+      return;
+    }
     if (i >= cutAt) {
       res.destroy();
       return;

@@ -28,6 +28,8 @@ export type ReplyPlan =
       /** Word-sized pieces; pieces.join('') === text. */
       pieces: string[];
       cut: boolean;
+      /** [[fault:midstream]]: half the stream, then an error chunk. */
+      failMidStream: boolean;
       timing: ReplyTiming;
       usage: Usage;
     }
@@ -37,6 +39,8 @@ export type ReplyPlan =
       /** Text written before the calls ([[say:...]]), in word-sized pieces; none: content null. */
       pieces: string[];
       cut: boolean;
+      /** [[fault:midstream]]: half the stream, then an error chunk. */
+      failMidStream: boolean;
       timing: ReplyTiming;
       usage: Usage;
     };
@@ -119,6 +123,7 @@ export function planReply(body: any, defaults: ScriptDefaults, faultCounters: Ma
     tokenDelayMs: d.delay ?? defaults.tokenDelayMs,
   };
   const cut = active.has('cut');
+  const failMidStream = active.has('midstream');
   const prompt = promptTokens(body);
   const offered = offeredToolNames(body);
   const toolChoice = body.tool_choice;
@@ -133,7 +138,7 @@ export function planReply(body: any, defaults: ScriptDefaults, faultCounters: Ma
     }));
     const said = d.say ?? '';
     const completion = simCalls.reduce((n, c) => n + approxTokens(c.name + c.arguments), approxTokens(said));
-    return { kind: 'tool_calls', calls: simCalls, pieces: said ? splitWords(said) : [], cut, timing, usage: usageOf(prompt, completion) };
+    return { kind: 'tool_calls', calls: simCalls, pieces: said ? splitWords(said) : [], cut, failMidStream, timing, usage: usageOf(prompt, completion) };
   };
 
   if (toolsAllowed && active.has('loop')) {
@@ -178,7 +183,7 @@ export function planReply(body: any, defaults: ScriptDefaults, faultCounters: Ma
     text = words.join(' ') + '.';
   }
   const pieces = splitWords(text);
-  return { kind: 'text', text, pieces, cut, timing, usage: usageOf(prompt, approxTokens(text)) };
+  return { kind: 'text', text, pieces, cut, failMidStream, timing, usage: usageOf(prompt, approxTokens(text)) };
 }
 
 /** "The <name> tool says <result>." for each trailing tool message, in order. */

@@ -1,6 +1,6 @@
 /**
  * One model step: a streamed Chat Completions call through the openai SDK, behind the circuit
- * breaker, parsed as it arrives into text (handed to the coalescer, which writes message_delta
+ * breaker, read as it arrives (model-stream.ts) into text (handed to the coalescer, which writes message_delta
  * events) and tool calls (assembled from their deltas by index).
  */
 import type OpenAI from 'openai';
@@ -9,6 +9,7 @@ import { RunErrorCodes } from '../../protocol/codes.js';
 import type { DeltaCoalescer } from '../delta-coalescer.js';
 import { wellFormed } from '../text.js';
 import type { ProcessorDeps } from './deps.js';
+import { readChatStream } from '../model-stream.js';
 import { isProviderFailure, RunFailure } from './outcome.js';
 
 export type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
@@ -55,33 +56,39 @@ async function streamModel(
   text: DeltaCoalescer,
   signal: AbortSignal,
 ): Promise<Step> {
-  const stream = await deps.llm.chat.completions.create(
-    {
-      model: agent.model ?? deps.model,
-      messages: prompt,
-      stream: true,
-      stream_options: { include_usage: true },
-      ...(tools ? { tools } : {}),
-      ...(agent.temperature !== null ? { temperature: agent.temperature } : {}),
-    },
-    { signal },
-  );
+  const response = await deps.llm.chat.completions
+    .create(
+      {
+        model: agent.model ?? deps.model,
+        messages: prompt,
+        stream: true,
+        stream_options: { include_usage: true },
+        ...(tools ? { tools } : {}),
+        ...(agent.temperature !== null ? { temperature: agent.temperature } : {}),
+      },
+      { signal },
+    )
+    .asResponse();
   const calls: ToolCallRecord[] = [];
   let usage: Step['usage'];
-  for await (const chunk of stream) {
-    if (chunk.usage) usage = chunk.usage;
-    const delta = chunk.choices[0]?.delta;
-    if (!delta) continue;
-    if (delta.content) await text.push(delta.content);
-    for (const part of delta.tool_calls ?? []) {
-      const call = (calls[part.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
-      if (part.id) call.id = part.id;
-      if (part.function?.name) call.function.name += part.function.name;
-      if (part.function?.arguments) call.function.arguments += part.function.arguments;
-    }
+  try {
+    await readChatStream(response, (chunk) => {
+      if (chunk.usage) usage = chunk.usage;
+      const delta = chunk.choices[0]?.delta;
+      if (!delta) return;
+      if (delta.content) text.push(delta.content);
+      for (const part of delta.tool_calls ?? []) {
+        const call = (calls[part.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+        if (part.id) call.id = part.id;
+        if (part.function?.name) call.function.name += part.function.name;
+        if (part.function?.arguments) call.function.arguments += part.function.arguments;
+      }
+    });
+  } catch (error) {
+    // Aborted mid-answer (a cancel, or shutdown): said below, as the signal's reason.
+    if (!signal.aborted) throw error;
   }
-  // The SDK's stream iterator ends quietly when its signal aborts (it swallows the AbortError), so
-  // a cancel mid-stream would otherwise look like a short, completed answer.
+  // A cancel mid-stream must not look like a short, completed answer.
   signal.throwIfAborted();
   // Stored as they came (jsonb): made well-formed first, a lone surrogate would fail the write.
   const toolCalls = calls.filter(Boolean).map((call) => ({
