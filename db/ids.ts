@@ -1,8 +1,26 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
+
+/**
+ * Random bytes for ids, drawn from the system's CSPRNG 4 KiB at a time: one randomBytes(16) call
+ * costs about 3 µs, a slice of the pool 0.2 µs, and a turn makes half a dozen ids.
+ */
+const pool = Buffer.allocUnsafe(4096);
+let used = pool.length;
+
+/** `n` random bytes (never reused) as base64url. */
+function randomText(n: number): string {
+  if (used + n > pool.length) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  const text = pool.toString('base64url', used, used + n);
+  used += n;
+  return text;
+}
 
 /** Opaque, URL-safe ids with a readable prefix (`t_`, `m_`, `run_`, `c_` connections, `lp_` long-polls, ...). 128 random bits. */
 export function newId(prefix: 't' | 'm' | 'run' | 'c' | 'ag' | 'lp'): string {
-  return `${prefix}_${randomBytes(16).toString('base64url')}`;
+  return `${prefix}_${randomText(16)}`;
 }
 
 /**
@@ -10,7 +28,7 @@ export function newId(prefix: 't' | 'm' | 'run' | 'c' | 'ag' | 'lp'): string {
  * fixed width), so ids sort by time and old ones are pruned by a range on the primary key.
  */
 export function newWriteId(now = Date.now()): string {
-  return `${writeIdTime(now)}_${randomBytes(12).toString('base64url')}`;
+  return `${writeIdTime(now)}_${randomText(12)}`;
 }
 
 /** The time part of write ids made at `ms`: every id made before `ms` sorts below it. */

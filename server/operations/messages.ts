@@ -76,7 +76,8 @@ export async function sendMessage(services: GatewayServices, owner: Owner, input
     if (newThread) await limits.refundThread(owner);
   }
   if (turn.deduplicated || !turn.event) return turn;
-  const log = services.log.child({ thread_id: turn.threadId, run_id: turn.runId });
+  // Only for the warnings below: a child logger costs more than most sends ever log.
+  const log = { warn: (fields: object, message: string) => services.log.warn({ thread_id: turn.threadId, run_id: turn.runId, ...fields }, message) };
   for (const runId of turn.interruptRunIds) {
     await services.broker.publish(RUN_CANCEL_CHANNEL, runId).catch((error) => log.warn({ err: error }, 'interrupt not delivered'));
   }
