@@ -9,7 +9,7 @@ import { listEventsAfter } from '../db/event-reads.repository.js';
 import { cancelQueuedRun, claimRun } from '../db/runs.repository.js';
 import { recordTurn } from '../db/turns.repository.js';
 import { StatementCounter } from '../db/statement-counter.js';
-import { decodeBrokerEvent, threadChannel } from '../broker/index.js';
+import { decodeBrokerEvents, threadChannel } from '../broker/index.js';
 import { GroupCommitEventLog } from '../events/group-commit-log.js';
 import { RunEmitter } from '../workers/run-emitter.js';
 import { isConnectionError } from '../errors/backing-services.js';
@@ -55,7 +55,7 @@ function assertGapless(seqs: number[], from: number, what: string): void {
 async function listen(ctx: StackCtx, threadIds: string[]) {
   const seen = new Map(threadIds.map((id) => [id, [] as number[]]));
   const stops = await Promise.all(threadIds.map((id) =>
-    ctx.node.broker.subscribe(threadChannel(id), (message) => seen.get(id)!.push(decodeBrokerEvent(message)!.seq))));
+    ctx.node.broker.subscribe(threadChannel(id), (message) => seen.get(id)!.push(...decodeBrokerEvents(message)!.map((event) => event.seq)))));
   return { seen, stop: () => Promise.all(stops.map((stop) => stop())) };
 }
 
