@@ -41,7 +41,8 @@ useStack(test, {
     ctx.origin = `http://127.0.0.1:${(ctx.host.address() as AddressInfo).port}`;
   },
   teardown: async (ctx) => {
-    for (const front of ctx.fronts) await front.close();
+    // Also after a setup that threw before it made them (no browser, say): the stack still goes.
+    for (const front of ctx.fronts ?? []) await front.close();
     await ctx.browser?.close();
     await new Promise((resolve) => ctx.host?.close(resolve));
   },
