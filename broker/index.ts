@@ -42,12 +42,8 @@ const BATCH = 'batch\n';
  */
 export function encodeBrokerEvents(events: readonly { seq: number; frame: string }[]): string | undefined {
   if (events.length === 1) return encodeBrokerEvent(events[0]!.seq, events[0]!.frame);
-  let message = BATCH;
-  for (const event of events) {
-    if (event.frame.includes('\n')) return undefined;
-    message += message.length === BATCH.length ? `${event.seq}\n${event.frame}` : `\n${event.seq}\n${event.frame}`;
-  }
-  return message;
+  if (events.some((event) => event.frame.includes('\n'))) return undefined;
+  return BATCH + events.map((event) => encodeBrokerEvent(event.seq, event.frame)).join('\n');
 }
 
 /**
@@ -97,18 +93,10 @@ export function decodeBrokerEvents(message: string): { seq: number; frame: strin
 }
 
 /**
- * Publishes an event already stored in the log on its thread's channel. A failure is only logged:
- * the event is in the log, gateways fill gaps from it, and the broker publishes the channel's
- * latest failed message again once it reconnects.
- */
-export async function publishStoredEvent(broker: Broker, threadId: string, event: { seq: number; frame: string }, log: Logger): Promise<void> {
-  await publishStoredEvents(broker, threadId, [event], log);
-}
-
-/**
  * Publishes events of one thread already stored in the log, in seq order: one message for all of
  * them (encodeBrokerEvents), or one each when a frame cannot go in a batch. A failure is only
- * logged, as for publishStoredEvent.
+ * logged: the events are in the log, gateways fill gaps from it, and the broker publishes the
+ * channel's latest failed message again once it reconnects.
  */
 export async function publishStoredEvents(broker: Broker, threadId: string, events: readonly { seq: number; frame: string }[], log: Logger): Promise<void> {
   if (events.length === 0) return;

@@ -3,6 +3,9 @@ import { oneChannelPerNode, type RedisConnections } from '../redis/connections.j
 import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
 
+/** How long a burst of sharded-subscriber resets must be quiet before the channels are re-subscribed and listeners re-sync. */
+const RESYNC_SETTLE_MS = 50;
+
 /**
  * Redis pub/sub. One connection publishes, one subscribes; a channel is subscribed on Redis once
  * while any handler in this process wants it. Channel names are prefixed with `prefix`.
@@ -13,9 +16,6 @@ import { HandlerTable, type Broker } from './broker.js';
  * and fixed partition tags would put 1/N of all threads on one slot (a hot slot, and a slot move
  * re-syncing all of them). Measured and explained in README "Redis Cluster".
  */
-/** How long a burst of sharded-subscriber resets must be quiet before the channels are re-subscribed and listeners re-sync. */
-const RESYNC_SETTLE_MS = 50;
-
 export class RedisBroker implements Broker {
   private readonly pub: Redis;
   private readonly sub: Redis;
