@@ -94,16 +94,24 @@ test('a gateway killed mid-stream: the client resumes on another gateway with af
   assert.is(stored.length, all.length, 'the client holds every stored event');
 });
 
-test('a worker killed mid-turn: the other worker takes the run over once its heartbeat is stale, and it completes', async (ctx) => {
+/**
+ * A gateway and a worker taking one turn at a time; a long answer streaming there, then a second
+ * worker started: the first is the one a test stops.
+ */
+async function streamingOnFirstWorker(ctx: Ctx, sub: string, story: string) {
   const { url } = await gateway(ctx);
-  // One turn at a time on the doomed worker; the survivor starts once the turn streams there.
-  const doomed = await worker(ctx, { WORKER_CONCURRENCY: '1' });
-  const c = await client(ctx, url, 'cluster-bereaved');
-  const ack = await c.request('message.send', { content: 'A long story please [[words:80]] [[delay:40]]' });
+  const first = await worker(ctx, { WORKER_CONCURRENCY: '1' });
+  const c = await client(ctx, url, sub);
+  const ack = await c.request('message.send', { content: `A long story please ${story}` });
   assert.is(ack.type, 'ack', JSON.stringify(ack.payload));
   const { thread_id, run_id } = ack.payload;
-  await c.until(() => deltasOf(c, thread_id) >= 2, 20_000, 'the doomed worker streaming');
+  await c.until(() => deltasOf(c, thread_id) >= 2, 20_000, 'the first worker streaming');
   await worker(ctx);
+  return { first, c, thread_id: thread_id as string, run_id: run_id as string };
+}
+
+test('a worker killed mid-turn: the other worker takes the run over once its heartbeat is stale, and it completes', async (ctx) => {
+  const { first: doomed, c, thread_id, run_id } = await streamingOnFirstWorker(ctx, 'cluster-bereaved', '[[words:80]] [[delay:40]]');
   doomed.kill('SIGKILL');
   await doomed.exited();
 
@@ -120,14 +128,7 @@ test('a worker killed mid-turn: the other worker takes the run over once its hea
 });
 
 test('a worker stopped with SIGTERM mid-turn hands its run back, another worker finishes it; a new gateway and worker run a turn', async (ctx) => {
-  const { url } = await gateway(ctx);
-  const leaving = await worker(ctx, { WORKER_CONCURRENCY: '1' });
-  const c = await client(ctx, url, 'cluster-handover');
-  const ack = await c.request('message.send', { content: 'A long story please [[words:120]] [[delay:30]]' });
-  assert.is(ack.type, 'ack', JSON.stringify(ack.payload));
-  const { thread_id, run_id } = ack.payload;
-  await c.until(() => deltasOf(c, thread_id) >= 2, 20_000, 'the leaving worker streaming');
-  await worker(ctx);
+  const { first: leaving, c, thread_id, run_id } = await streamingOnFirstWorker(ctx, 'cluster-handover', '[[words:120]] [[delay:30]]');
   leaving.kill('SIGTERM');
   await leaving.exited();
   const done = await c.completed(run_id, 45_000);
