@@ -3,8 +3,17 @@ import { oneChannelPerNode, type RedisConnections } from '../redis/connections.j
 import type { Logger } from 'pino';
 import { HandlerTable, type Broker } from './broker.js';
 
-/** How long a burst of sharded-subscriber resets must be quiet before the channels are re-subscribed and listeners re-sync. */
-const RESYNC_SETTLE_MS = 50;
+/**
+ * How long a burst of sharded-subscriber resets must be quiet before the channels are re-subscribed
+ * and listeners re-sync. While a master is dead ioredis resets its subscribers every few ms for
+ * the whole 3.5-4 s until the replica is promoted, with gaps of up to 131-142 ms when the machine
+ * is busy (measured on the test cluster, two failover suites at once): a shorter wait let a round
+ * in such a gap call the listeners, and they re-synced two or three times per failover.
+ */
+const RESYNC_SETTLE_MS = 250;
+/** The first retry of a failed publish, and the longest wait between retries. */
+const REPUBLISH_FIRST_MS = 500;
+const REPUBLISH_MAX_MS = 5_000;
 
 /**
  * Redis pub/sub. One connection publishes, one subscribes; a channel is subscribed on Redis once
@@ -34,9 +43,12 @@ export class RedisBroker implements Broker {
   /**
    * The latest message of each channel whose publish failed. Without a later publish, a gateway
    * would never learn of the last events of a turn (it fills gaps only when a newer seq arrives),
-   * so they are published again as soon as the connection is back.
+   * so they are published again as soon as the connection is back: when it is ready again, and
+   * on a timer meanwhile. On a cluster the connection stays ready while one master fails over, so
+   * only the timer sends them once the promoted replica serves the channel.
    */
   private readonly unpublished = new Map<string, string>();
+  private republishTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
 
   private readonly prefix: string;
@@ -124,8 +136,21 @@ export class RedisBroker implements Broker {
       this.unpublished.delete(channel);
     } catch (error) {
       this.unpublished.set(channel, message);
+      this.republishLater();
       throw error;
     }
+  }
+
+  /** Tries the unpublished messages again after `delayMs`, and again (backing off to 5 s) until all are sent. */
+  private republishLater(delayMs = REPUBLISH_FIRST_MS): void {
+    if (this.republishTimer || this.closing) return;
+    this.republishTimer = setTimeout(() => {
+      void this.republish().finally(() => {
+        this.republishTimer = undefined;
+        if (this.unpublished.size > 0) this.republishLater(Math.min(delayMs * 2, REPUBLISH_MAX_MS));
+      });
+    }, delayMs);
+    this.republishTimer.unref();
   }
 
   private send(channel: string, message: string): Promise<unknown> {
@@ -139,7 +164,7 @@ export class RedisBroker implements Broker {
         await this.send(channel, message);
         if (this.unpublished.get(channel) === message) this.unpublished.delete(channel);
       } catch {
-        return; // cut off again: the next 'ready' tries again
+        return; // cut off again: the timer or the next 'ready' tries again
       }
     }
   }
@@ -204,6 +229,7 @@ export class RedisBroker implements Broker {
 
   close(): Promise<void> {
     clearTimeout(this.resyncTimer);
+    clearTimeout(this.republishTimer);
     this.closing ??= Promise.allSettled([this.pub.quit(), this.sub.quit()]).then(() => {
       this.pub.disconnect();
       this.sub.disconnect();

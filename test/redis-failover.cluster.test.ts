@@ -53,8 +53,14 @@ test('a failover re-syncs a broker\'s followers once, after its channels are liv
       resyncs.push(Date.now());
       liveAtResync &&= broker.channelCount === channels.length;
     });
-    const { killed } = await ctx.cluster.killMaster(await ctx.cluster.slotOf(prefix + channels[0]), 30_000);
+    const failover = ctx.cluster.killMaster(await ctx.cluster.slotOf(prefix + channels[0]), 30_000);
+    // Published into the dead master's shard: it fails (or waits), and must still arrive once the
+    // replica is promoted, with nothing published on the channel after it (the turn's last events).
+    await sleep(200);
+    const during = publisher.publish(channels[0]!, 'during').then(() => 'sent', () => 'failed');
+    const { killed } = await failover;
     await waitFor(() => resyncs.length > 0, 10_000, 'the re-sync after the failover');
+    await waitFor(() => received.get(channels[0]!)?.includes('during') === true, 15_000, `the message published during the failover (its publish ${await during})`);
     await sleep(2_000); // a threshold to pass: no second re-sync comes after the first
     assert.is(resyncs.length, 1, `one re-sync per failover, not ${resyncs.length}`);
     assert.ok(liveAtResync, 'every channel was subscribed when the listeners ran');
