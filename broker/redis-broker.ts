@@ -129,6 +129,11 @@ export class RedisBroker implements Broker {
     );
   }
 
+  /** Channels whose latest message is still to be published again (a failed publish): for tests and diagnostics. */
+  get unpublishedCount(): number {
+    return this.unpublished.size;
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     await this.firstConnect();
     try {
