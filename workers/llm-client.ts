@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { modelFetch } from './model-fetch.js';
 
 export interface LlmClientOptions {
   baseURL: string;
@@ -9,7 +10,9 @@ export interface LlmClientOptions {
 
 /**
  * The one way turns reach a model: the official openai SDK, whatever serves the endpoint. The SDK
- * retries 429 (honouring retry-after), 5xx and connection errors with exponential backoff.
+ * retries 429 (honouring retry-after), 5xx and connection errors with exponential backoff. Its HTTP
+ * goes through undici's request() rather than the built-in fetch (./model-fetch.ts: a third less
+ * CPU per streamed answer).
  */
 export function createLlmClient(options: LlmClientOptions): OpenAI {
   return new OpenAI({
@@ -17,5 +20,6 @@ export function createLlmClient(options: LlmClientOptions): OpenAI {
     apiKey: options.apiKey,
     timeout: options.timeoutMs,
     maxRetries: options.maxRetries,
+    fetch: modelFetch,
   });
 }

@@ -11,12 +11,15 @@
 import { APIError } from 'openai';
 import type OpenAI from 'openai';
 import { createParser } from 'eventsource-parser';
+import { modelBody } from './model-fetch.js';
 
 export type ChatChunk = OpenAI.Chat.Completions.ChatCompletionChunk;
 
 /** Calls `onChunk` with each chunk of the answer, in order; resolves when the body ends. */
 export async function readChatStream(response: Response, onChunk: (chunk: ChatChunk) => void): Promise<void> {
-  if (!response.body) throw new APIError(response.status, undefined, 'The model sent no response body.', response.headers);
+  // The body as modelFetch left it (a Node stream), or else the web stream of a plain fetch.
+  const body = modelBody(response) ?? (response.body as AsyncIterable<Uint8Array> | null);
+  if (!body) throw new APIError(response.status, undefined, 'The model sent no response body.', response.headers);
   let done = false;
   const parser = createParser({
     onEvent(event) {
@@ -32,7 +35,7 @@ export async function readChatStream(response: Response, onChunk: (chunk: ChatCh
     },
   });
   const decoder = new TextDecoder();
-  for await (const bytes of response.body as AsyncIterable<Uint8Array>) {
+  for await (const bytes of body) {
     parser.feed(decoder.decode(bytes, { stream: true }));
   }
   parser.feed(decoder.decode());
