@@ -8,6 +8,7 @@
  * Run twice per scenario: the worker reading the thread's messages for the prompt, and not (the
  * prompt is the turn's message alone), so the report can say what the history read costs.
  */
+import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { onCleanup } from './cleanup.js';
@@ -98,7 +99,10 @@ export async function runRawTurn(setup: RawTurnSetup): Promise<ScenarioReport> {
   const parts: Proc[] = [];
   const flags = (role: 'gateway' | 'worker') => [
     ...nodeFlags(setup.root, role),
-    ...(setup.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${setup.cpuProf}`, `--cpu-prof-name=raw-${role}-${setup.readHistory ? 'history' : 'no-history'}-${Date.now()}.cpuprofile`] : []),
+    // A folder per part and Node's own file names (they carry the thread id): the raw parts run
+    // under tsx, whose loader thread writes a profile of its own that a fixed name would let
+    // overwrite the main thread's.
+    ...(setup.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.join(setup.cpuProf, `raw-${role}-${setup.readHistory ? 'history' : 'no-history'}`)}`] : []),
   ];
   try {
     // Started one after the other: the gateway's queue is ready before the worker asks it for jobs.
