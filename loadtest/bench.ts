@@ -9,7 +9,7 @@
  *   npm run bench -- [--scenario closed|streaming|idle|storm|embedded|soak|all] [--topology all|split|2x2]
  *     [--clients N] [--turns N] [--words N] [--token-delay-ms N] [--followers M]
  *     [--idle-sockets K] [--idle-step N] [--idle-users N] [--idle-settle-s S] [--storm-followers N] [--storm-threads N]
- *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn] [--raw-min-turns N]
+ *     [--soak-minutes N] [--worker-concurrency N] [--log-level warn] [--raw-min-turns N] [--rounds N]
  *     [--database-url URL] [--redis-url URL] [--out FILE] [--deadline-s N] [--no-ceiling] [--cpu-prof DIR]
  *     [--services single|cluster|both] [--turn-queue-partitions N]
  *
@@ -69,6 +69,7 @@ function options() {
       'deadline-s': { type: 'string', default: '900' },
       'no-ceiling': { type: 'boolean', default: false },
       'raw-min-turns': { type: 'string', default: '2000' },
+      rounds: { type: 'string' },
       'cpu-prof': { type: 'string' },
       services: { type: 'string', default: 'single' },
       'turn-queue-partitions': { type: 'string' },
@@ -113,6 +114,13 @@ function options() {
     ceiling: !values['no-ceiling'],
     /** The raw turn runs whole rounds of the scenario's turns until at least this many (or 30 s). */
     rawMinTurns: int('raw-min-turns', 2_000, 1, 1_000_000),
+    /**
+     * How many times the closed and streaming scenarios run their turns per thread, each time on
+     * new threads: by default as many rounds as the raw turn runs (at least --raw-min-turns turns),
+     * so the server and its ceiling are measured over the same turns. 1 is a single burst from a
+     * cold start: every client's first turn at once, on processes that have run no turn yet.
+     */
+    rounds: values.rounds === undefined ? undefined : int('rounds', 1, 1, 10_000),
     /** A folder: every server process writes a V8 CPU profile there when it stops (node --cpu-prof). */
     cpuProf: values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined,
     /** The services each scenario runs on, in this order. */
@@ -238,12 +246,14 @@ async function runScenario(scenario: Scenario, opts: Options, backing: Backing, 
     const workers = TOPOLOGIES[opts.topology].filter((role) => role !== 'gateway').length;
     const concurrency = opts.workerConcurrency ?? (scenario === 'streaming' ? allAtOnce(turns.clients, workers, single) : undefined);
     const stack = await startStack(opts, backing, buildDir, secret, turns.words, turns.delayMs, concurrency ? { WORKER_CONCURRENCY: String(concurrency) } : {});
-    const config = driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt);
+    const rounds = opts.rounds ?? Math.max(1, Math.ceil(opts.rawMinTurns / (turns.clients * turns.turns)));
+    // Each round on new threads, so every thread's history grows to the scenario's turns and no further.
+    const config = { ...driverConfig(opts, 'turns', stack.gateways, secret, services, turns, startedAt), turns: turns.turns * rounds, turnsPerThread: turns.turns };
     const run = await drive(ROOT, meter, [...stack.server, stack.sim], config);
     // The server stops before the raw turn runs; the simulator serves both.
     await Promise.all(stack.server.map((p) => p.stop()));
     await settleTransactions(meter, run);
-    const report = scenarioReport(scenario, opts.topology, run, { ...turns, sockets: run.result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
+    const report = scenarioReport(scenario, opts.topology, run, { ...turns, rounds, sockets: run.result.sockets, worker_concurrency: concurrency ?? 'default (8)' });
     // The floors (raw publish, raw turn) run on the single node only: they are the same work on any Redis.
     if (scenario === 'streaming' && report.turns > 0 && single) {
       // The fan-out's floor: the frames the sockets got, published by bare uWS to as many sockets.

@@ -119,14 +119,16 @@ export async function runRawTurn(setup: RawTurnSetup): Promise<ScenarioReport> {
       flags: flags('worker'),
       fds: 65_536,
     }));
-    // Whole rounds of the server's turns per thread, so every thread's history grows as the server's did.
+    // Whole rounds of the server's turns (its rounds already among them), each round on new threads
+    // as the server's were, so every thread's history grows as the server's did.
+    const perThread = driver.turnsPerThread ?? driver.turns;
     const rounds = Math.max(1, Math.ceil(setup.minTurns / (driver.clients * driver.turns)));
     const run = await drive(setup.root, setup.meter, [...parts, setup.sim], {
       ...driver,
       gateways: [`ws://127.0.0.1:${parts[0]!.port}/`],
       threadsTable: 'raw_threads',
       turns: driver.turns * rounds,
-      turnsPerThread: driver.turns,
+      turnsPerThread: perThread,
       windowLimitS: 30,
       startedAt: Date.now(),
     });
@@ -136,7 +138,7 @@ export async function runRawTurn(setup: RawTurnSetup): Promise<ScenarioReport> {
       read_history: setup.readHistory,
       clients: driver.clients,
       followers: driver.followers,
-      turns_per_thread: driver.turns,
+      turns_per_thread: perThread,
       events_per_turn_asked: setup.eventsPerTurn,
       worker_concurrency: setup.concurrency,
     });
