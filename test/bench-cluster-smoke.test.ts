@@ -53,7 +53,8 @@ async function assertNothingLeft(bench: Child, ports: number[]): Promise<void> {
   assert.not.ok(existsSync(path.join(ROOT, 'bench-results', `.build-${bench.proc.pid}`)), 'the build is removed');
 }
 
-const BENCH = ['--import', 'tsx', 'loadtest/bench.ts', '--topology', '2x2', '--services', 'both', '--no-ceiling'];
+// One round: the default runs rounds until 2,000 turns, a long run for a smoke test of six clients.
+const BENCH = ['--import', 'tsx', 'loadtest/bench.ts', '--topology', '2x2', '--services', 'both', '--no-ceiling', '--rounds', '1'];
 
 test('--topology 2x2 --services both: closed loop on the single node and the cluster, correct, compared, nothing left', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'convo-bench-cluster-smoke-'));

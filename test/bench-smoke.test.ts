@@ -31,6 +31,7 @@ test('npm run bench -- --scenario closed --topology split: correct and well-form
     assert.equal(r.scenario, 'closed');
     assert.equal(r.topology, 'split');
     assert.equal(r.turns, 250, 'every turn completed');
+    assert.equal(r.options.rounds, 1, 'one round of 50 x 5 reaches --raw-min-turns 250');
     for (const check of r.checks) assert.equal(check.ok, check.total, `check: ${check.name}`);
     assert.ok(r.checks.length >= 6, 'the correctness checks are all there');
     const finite = (value: unknown, what: string) => assert.ok(typeof value === 'number' && Number.isFinite(value), `${what} is a finite number (${value})`);
