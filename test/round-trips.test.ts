@@ -156,6 +156,50 @@ for (const [name, open] of Object.entries(stores)) {
     assert.equal(await claimedBy(), { attempt: 3, claimed_by: 'job-b' });
   });
 
+  test('a starting claim answers with its opening events and the thread as a direct read gives it, in its one round trip', async (ctx) => {
+    const db = ctx.store.db;
+    const erin = { workspaceId: 'acme', userId: 'erin' };
+    // A history with every kind of message: the user's, an assistant's with tool calls, a tool result.
+    const first = await recordTurn(db, erin, { content: 'What is 6 * 7, and what time is it? "Quotes", ünïcode, \\ and a\nnewline.' });
+    const firstClaim = await claimRun(db, first.runId, { start: true, job: 'job-1' });
+    if (firstClaim.kind !== 'claimed') throw new Error(`not claimed: ${firstClaim.kind}`);
+    const assistantId = firstClaim.run.assistant_message_id!;
+    const toolCalls = [{ id: 'call_1', type: 'function' as const, function: { name: 'calculator', arguments: '{"expression":"6 * 7"}' } }];
+    const fence = firstClaim.fence;
+    const log = new GroupCommitEventLog(db, createBroker({ kind: 'memory' }), pino({ level: 'silent' }));
+    await log.append([
+      { threadId: first.threadId, fence, message: { id: assistantId, role: 'assistant', content: '', tool_calls: toolCalls }, draft: { type: 'tool_executing', run_id: first.runId, payload: { tool_call_id: 'call_1', tool_name: 'calculator', arguments: { expression: '6 * 7' } } } },
+      { threadId: first.threadId, fence, message: { id: `${assistantId}_t`, role: 'tool', content: '42', tool_call_id: 'call_1' }, draft: { type: 'tool_completed', run_id: first.runId, payload: { tool_call_id: 'call_1', tool_name: 'calculator', result: '42' } } },
+      { threadId: first.threadId, fence, finish: { status: 'completed' }, message: { id: `${assistantId}_f`, role: 'assistant', content: 'It is 42.' }, draft: { type: 'agent_completed', run_id: first.runId, payload: { status: 'completed', message: { id: `${assistantId}_f`, role: 'assistant', content: 'It is 42.' } } } },
+    ] as never);
+    await log.close();
+    const second = await recordTurn(db, erin, { content: 'Thanks!', threadId: first.threadId });
+
+    const started = await counted(ctx, () => claimRun(db, second.runId, { start: true, job: 'job-2' }));
+    assert.is(started.statements, 1, 'claim, opening events and context in one round trip');
+    const claim = started.value;
+    if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
+    assert.equal(claim.opened!.map((e) => JSON.parse(e.frame)).map((f) => [f.type, f.payload.seq, f.payload.run_id]), [
+      ['agent_started', second.fromSeq + 1, second.runId],
+      ['agent_thinking', second.fromSeq + 2, second.runId],
+    ]);
+    assert.is(claim.thread.last_seq, second.fromSeq, 'the thread as the claim locked it, before its opening events');
+    assert.instance(claim.thread.updated_at, Date);
+    assert.instance(claim.agent.created_at, Date);
+    assert.equal(claim.agent.tools, ['get_current_time', 'calculator']);
+    // The context the claim read is exactly what a direct read of the thread's messages gives.
+    const KEYS = ['id', 'thread_id', 'run_id', 'role', 'content', 'tool_calls', 'tool_call_id', 'client_message_id', 'created_at'] as const;
+    const direct = (await listThreadMessages(db, first.threadId)).map((m) => Object.fromEntries(KEYS.map((k) => [k, m[k]])));
+    assert.equal(claim.messages!.map((m) => Object.keys(m).sort()), direct.map(() => [...KEYS].sort()), 'the columns a prompt is built from, no more');
+    assert.equal(claim.messages, direct);
+    assert.equal(claim.messages!.map((m) => m.role).sort(), ['assistant', 'assistant', 'tool', 'user', 'user']);
+    const withCalls = claim.messages!.find((m) => m.tool_calls);
+    assert.equal(withCalls?.tool_calls, toolCalls, 'tool calls come back as they were stored');
+    assert.is(claim.messages!.find((m) => m.role === 'tool')?.tool_call_id, 'call_1');
+    assert.is(claim.messages![0]!.content, 'What is 6 * 7, and what time is it? "Quotes", ünïcode, \\ and a\nnewline.');
+    for (const m of claim.messages!) assert.instance(m.created_at, Date);
+  });
+
   test('busy policies in one call: reject refuses, interrupt cancels the queued and names the running; over the run cap it all rolls back', async (ctx) => {
     const db = ctx.store.db;
     const carol = { workspaceId: 'acme', userId: 'carol' };

@@ -6,16 +6,9 @@
  * meanwhile). Written as these three edits of 0009's frozen text, and so frozen with migration 0010.
  */
 import { CLAIM_RUN_FUNCTION as CLAIM_RUN_0009 } from '../0009/claim-run.js';
+import { edited } from '../edited.js';
 
-/** `text` with each `[from, to]` made once; a `from` that is not there exactly once stops the migration from loading. */
-function edited(text: string, edits: Array<[from: string, to: string]>): string {
-  return edits.reduce((out, [from, to]) => {
-    if (out.split(from).length !== 2) throw new Error(`migration 0010: the claim_run text to edit is not there once: ${from}`);
-    return out.replace(from, to);
-  }, text);
-}
-
-export const CLAIM_RUN_FUNCTION = edited(CLAIM_RUN_0009, [
+export const CLAIM_RUN_FUNCTION = edited('0010', CLAIM_RUN_0009, [
   [
     'create or replace function claim_run(p_run text, p_takeover boolean, p_from_attempt int, p_stale_ms double precision, p_message text, p_start boolean)',
     'create function claim_run(p_run text, p_takeover boolean, p_from_attempt int, p_stale_ms double precision, p_message text, p_start boolean, p_job text, p_from_job text)',
