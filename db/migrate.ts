@@ -10,6 +10,7 @@ import * as m0008 from './migrations/0008-tool-waits.js';
 import * as m0009 from './migrations/0009-direct-turn-events.js';
 import * as m0010 from './migrations/0010-claimed-by-job.js';
 import * as m0011 from './migrations/0011-claim-run-json.js';
+import * as m0012 from './migrations/0012-append-events-probes.js';
 
 /** Migrations are compiled in, not read from a folder, so they work the same from tsx and a bundle. */
 const migrations: Record<string, Migration> = {
@@ -24,6 +25,7 @@ const migrations: Record<string, Migration> = {
   '0009-direct-turn-events': m0009,
   '0010-claimed-by-job': m0010,
   '0011-claim-run-json': m0011,
+  '0012-append-events-probes': m0012,
 };
 
 /** Every migration's name, in order. */
