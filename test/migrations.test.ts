@@ -40,7 +40,8 @@ async function writePathSettings(db: Kysely<Database>): Promise<Record<string, s
   return Object.fromEntries(rows.map((r) => [r.proname, r.proconfig]));
 }
 const GENERIC = ['plan_cache_mode=force_generic_plan'];
-const WRITE_PATH = { append_events: GENERIC, cancel_queued_run: GENERIC, claim_run: GENERIC, record_turn: GENERIC };
+// append_events probes by key only, however small its tables were when a connection planned it (migration 0012).
+const WRITE_PATH = { append_events: [...GENERIC, 'enable_seqscan=off'], cancel_queued_run: GENERIC, claim_run: GENERIC, record_turn: GENERIC };
 
 // ---------------------------------------------------------------------------------------------
 

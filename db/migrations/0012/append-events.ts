@@ -13,6 +13,12 @@
  * grew until an ANALYZE made the connection plan again. Measured on one connection, batches of 50
  * deltas against 2,000 running runs: 133-135 µs of backend CPU per delta before, 53-55 after.
  *
+ * Each probe names the primary key alone (a fenced run's attempt and status are checked on the
+ * row it finds), and the migration turns sequential scans off for the function
+ * (`enable_seqscan = off`, as its generic-plan setting is set): a plan made while a table was tiny
+ * would otherwise probe it by scanning it, or by the partial index of every running run, once per
+ * item, and keep doing so after the table grew. Every table access in the function is by key.
+ *
  * The locks are still taken in the threads' id order (the nested loop follows the sorted ids), so
  * two batches never wait for each other's threads in opposite orders. Written as these edits of
  * 0007's frozen text, and so frozen with migration 0012.
@@ -46,11 +52,13 @@ export const APPEND_EVENTS_FUNCTION = edited('0012', APPEND_EVENTS_0007, [
     cross join lateral (select t.id from threads t where t.id = x.id for no key update skip locked) l;`,
   ],
   [
+    `        when i.fence_run is not null and r.id is null then 'fenced'`,
+    `        when i.fence_run is not null and (r.id is null or r.attempt <> i.fence_attempt or r.status <> 'running') then 'fenced'`,
+  ],
+  [
     `    left join threads t on t.id = i.thread_id
     left join runs r on r.id = i.fence_run and r.attempt = i.fence_attempt and r.status = 'running'`,
     `    left join lateral (select t.id from threads t where t.id = i.thread_id limit 1) t on true
-    left join lateral (
-      select r.id from runs r where r.id = i.fence_run and r.attempt = i.fence_attempt and r.status = 'running' limit 1
-    ) r on true`,
+    left join lateral (select r.id, r.attempt, r.status from runs r where r.id = i.fence_run limit 1) r on true`,
   ],
 ]);
