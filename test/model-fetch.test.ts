@@ -104,8 +104,14 @@ test('an error status keeps its status, headers and body; a retry after 429 succ
 });
 
 test('a cut stream and an error chunk mid-stream are thrown by readChatStream', async () => {
-  const cut = await rejects(readAll(ours, 'cut me off [[fault:cut]] [[words:20]]'), 'cut');
-  assert.instance(cut, Error);
+  // A body cut off mid-way fails as fetch's does (TypeError('terminated'), the socket's error as
+  // its cause), which the turn's outcome reports as a cut model stream (llm_error).
+  for (const client of [ours, plain]) {
+    const cut = await rejects(readAll(client, 'cut me off [[fault:cut]] [[words:20]]'), 'cut');
+    assert.instance(cut, TypeError);
+    assert.is((cut as Error).message, 'terminated');
+    assert.ok((cut as Error).cause, 'the socket error is its cause');
+  }
   const mid = await rejects(readAll(ours, 'half then error [[fault:midstream]] [[words:20]]'), 'midstream');
   assert.instance(mid, APIError);
 });

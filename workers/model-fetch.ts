@@ -27,9 +27,25 @@ interface NodeBodied {
   [NODE_BODY]?: Readable;
 }
 
-/** The answer's body as a Node stream, if `response` came from `modelFetch` and nothing read it yet. */
+/**
+ * The answer's body, read from its Node stream, if `response` came from `modelFetch` and nothing
+ * read it yet. A body cut off mid-way fails as `fetch`'s does, with TypeError('terminated') whose
+ * cause is the socket's error: the SDK and the turn's outcome (workers/turn/outcome.ts) know that
+ * one as a model stream that was cut, where undici's own error would be an unexpected failure.
+ */
 export function modelBody(response: Response): AsyncIterable<Uint8Array> | undefined {
-  return (response as NodeBodied)[NODE_BODY];
+  const body = (response as NodeBodied)[NODE_BODY];
+  return body && asFetchBody(body);
+}
+
+async function* asFetchBody(body: Readable): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of body) yield chunk as Uint8Array;
+  } catch (error) {
+    // An abort stays what it is: the caller asked for it and looks at its own signal.
+    if ((error as { name?: string })?.name === 'AbortError') throw error;
+    throw new TypeError('terminated', { cause: error });
+  }
 }
 
 const headersOf = (raw: Record<string, string | string[] | undefined>): Headers => {
