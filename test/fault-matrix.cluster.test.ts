@@ -111,7 +111,9 @@ async function streamingOnFirstWorker(ctx: Ctx, sub: string, story: string) {
 }
 
 test('a worker killed mid-turn: the other worker takes the run over once its heartbeat is stale, and it completes', async (ctx) => {
-  const { first: doomed, c, thread_id, run_id } = await streamingOnFirstWorker(ctx, 'cluster-bereaved', '[[words:80]] [[delay:40]]');
+  // 8 s of answer: the second worker's start (seconds on a loaded machine) must not outlast it.
+  const { first: doomed, c, thread_id, run_id } = await streamingOnFirstWorker(ctx, 'cluster-bereaved', '[[words:200]] [[delay:40]]');
+  assert.equal(await runRow(ctx, run_id), { status: 'running', attempt: 1 }, 'still streaming on the first worker when it is killed');
   doomed.kill('SIGKILL');
   await doomed.exited();
 
@@ -128,7 +130,8 @@ test('a worker killed mid-turn: the other worker takes the run over once its hea
 });
 
 test('a worker stopped with SIGTERM mid-turn hands its run back, another worker finishes it; a new gateway and worker run a turn', async (ctx) => {
-  const { first: leaving, c, thread_id, run_id } = await streamingOnFirstWorker(ctx, 'cluster-handover', '[[words:120]] [[delay:30]]');
+  const { first: leaving, c, thread_id, run_id } = await streamingOnFirstWorker(ctx, 'cluster-handover', '[[words:200]] [[delay:30]]');
+  assert.equal(await runRow(ctx, run_id), { status: 'running', attempt: 1 }, 'still streaming on the first worker when it is stopped');
   leaving.kill('SIGTERM');
   await leaving.exited();
   const done = await c.completed(run_id, 45_000);
