@@ -90,7 +90,23 @@ export function toFrame(type: string, payload: unknown): string {
  * others. Within a thread, seqs follow the items' order. Outcomes come back in the items' order.
  */
 export async function appendBatch(db: Kysely<Database>, items: readonly AppendItem[], options: AppendOptions = {}): Promise<AppendOutcome[]> {
-  const batch = items.map((item, idx) => {
+  const { rows } = await sql<{ idx: number; seq: number | null; payload: Record<string, unknown> | null; refused: string | null; next_run: string | null }>`
+    select idx, seq, payload, refused, next_run
+    from append_events(${eventBatch(items)}::jsonb, ${options.writeId ?? newWriteId()}, ${options.wait ?? true})`.execute(db);
+  const outcomes: AppendOutcome[] = new Array(items.length);
+  for (const row of rows) {
+    const item = items[row.idx]!;
+    if (row.refused === 'busy') outcomes[row.idx] = { busy: true };
+    else if (row.refused === 'thread_gone') outcomes[row.idx] = { refused: new ThreadGoneError(item.threadId) };
+    else if (row.refused) outcomes[row.idx] = { refused: new FencedError(item.fence?.runId ?? item.draft.run_id ?? '') };
+    else outcomes[row.idx] = { event: { seq: row.seq!, frame: toFrame(item.draft.type, row.payload) }, ...(row.next_run ? { nextRunId: row.next_run } : {}) };
+  }
+  return outcomes;
+}
+
+/** The items as append_events takes its `batch` argument: a JSON array of event_batch_item records. */
+export function eventBatch(items: readonly AppendItem[]): string {
+  return JSON.stringify(items.map((item, idx) => {
     const { draft, fence } = item;
     const base = draft.run_id ? { thread_id: item.threadId, run_id: draft.run_id } : { thread_id: item.threadId };
     return {
@@ -104,19 +120,7 @@ export async function appendBatch(db: Kysely<Database>, items: readonly AppendIt
       message: item.message ?? null,
       finish: item.finish ? { status: item.finish.status, error: item.finish.error ?? null, usage: item.finish.usage ?? null } : null,
     };
-  });
-  const { rows } = await sql<{ idx: number; seq: number | null; payload: Record<string, unknown> | null; refused: string | null; next_run: string | null }>`
-    select idx, seq, payload, refused, next_run
-    from append_events(${JSON.stringify(batch)}::jsonb, ${options.writeId ?? newWriteId()}, ${options.wait ?? true})`.execute(db);
-  const outcomes: AppendOutcome[] = new Array(items.length);
-  for (const row of rows) {
-    const item = items[row.idx]!;
-    if (row.refused === 'busy') outcomes[row.idx] = { busy: true };
-    else if (row.refused === 'thread_gone') outcomes[row.idx] = { refused: new ThreadGoneError(item.threadId) };
-    else if (row.refused) outcomes[row.idx] = { refused: new FencedError(item.fence?.runId ?? item.draft.run_id ?? '') };
-    else outcomes[row.idx] = { event: { seq: row.seq!, frame: toFrame(item.draft.type, row.payload) }, ...(row.next_run ? { nextRunId: row.next_run } : {}) };
-  }
-  return outcomes;
+  }));
 }
 
 /** Appends one event (in the caller's transaction when `db` is one). Throws FencedError or ThreadGoneError. */

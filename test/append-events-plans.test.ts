@@ -14,7 +14,7 @@ import { openStore, type Store } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { recordTurn } from '../db/turns.repository.js';
 import { claimRun } from '../db/runs.repository.js';
-import { appendBatch, type AppendItem } from '../db/events.repository.js';
+import { eventBatch, type AppendItem } from '../db/events.repository.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { within } from './support/wait.js';
 
@@ -76,11 +76,6 @@ test('plans made while the tables were small probe by key after they hold 2,000 
     fence: { runId: r.runId, attempt: r.attempt },
     draft: { type: 'message_delta', run_id: r.runId, payload: { message_id: r.messageId, delta: ' more' } },
   });
-  const batch = (items: AppendItem[]) => JSON.stringify(items.map((item, idx) => ({
-    idx, thread_id: item.threadId, run_id: item.draft.run_id, type: item.draft.type, payload: { thread_id: item.threadId, run_id: item.draft.run_id, ...item.draft.payload },
-    fence_run: item.fence!.runId, fence_attempt: item.fence!.attempt, message: item.message ?? null,
-    finish: item.finish ? { status: item.finish.status, error: null, usage: null } : null,
-  })));
   const last = runs[20]!;
   const done: AppendItem = {
     threadId: last.threadId, fence: { runId: last.runId, attempt: last.attempt },
@@ -93,7 +88,7 @@ test('plans made while the tables were small probe by key after they hold 2,000 
 
   const plans = await plansOf(ctx.database.url, async (client) => {
     // Planned now, on 21 threads and runs.
-    const first = await client.query('select idx, refused from append_events($1::jsonb, $2, false)', [batch(runs.slice(0, 20).map(delta)), 'w-plan-0']);
+    const first = await client.query('select idx, refused from append_events($1::jsonb, $2, false)', [eventBatch(runs.slice(0, 20).map(delta)), 'w-plan-0']);
     assert.equal(first.rows.map((r) => r.refused), new Array(20).fill(null), 'every delta stored');
     await client.query('select 1 as marker_tables_grow');
     await sql`insert into threads (id, workspace_id, user_id, agent_id, title)
@@ -101,9 +96,9 @@ test('plans made while the tables were small probe by key after they hold 2,000 
     await sql`insert into runs (id, thread_id, workspace_id, user_id, agent_id, status, attempt, user_message_id)
       select 'run_filler_' || g, 't_filler_' || g, 'acme', 'filler-' || g, 'ag_default', 'running', 1, 'm_filler_' || g from generate_series(1, 2000) g`.execute(db);
     // A tick's deltas (not waiting for locks), then a completion (waiting), as the worker sends them.
-    const tick = await client.query('select idx, refused from append_events($1::jsonb, $2, false) order by idx', [batch([...runs.slice(2, 20).map(delta), stale, gone]), 'w-plan-1']);
+    const tick = await client.query('select idx, refused from append_events($1::jsonb, $2, false) order by idx', [eventBatch([...runs.slice(2, 20).map(delta), stale, gone]), 'w-plan-1']);
     assert.equal(tick.rows.map((r) => r.refused), [...new Array(18).fill(null), 'fenced', 'thread_gone']);
-    const completed = await client.query('select idx, refused from append_events($1::jsonb, $2, true)', [batch([done]), 'w-plan-2']);
+    const completed = await client.query('select idx, refused from append_events($1::jsonb, $2, true)', [eventBatch([done]), 'w-plan-2']);
     assert.equal(completed.rows.map((r) => r.refused), [null]);
   });
   const grown = plans.slice(plans.findIndex((plan) => plan.includes('marker_tables_grow')) + 1);

@@ -75,7 +75,7 @@ export const modelFetch: Fetch = async (input, init = {}) => {
   const status = res.statusCode;
   if (status < 200 || status > 299) {
     const text = await res.body.text();
-    return new Response(status === 204 || status === 304 ? null : text, { status, headers });
+    return new Response(status === 304 ? null : text, { status, headers });
   }
   const response = new Response(null, { status, headers });
   const body = res.body;

@@ -20,6 +20,5 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql.raw(APPEND_EVENTS_0007.replace('create function', 'create or replace function')).execute(db);
-  await sql.raw(`alter function ${APPEND_EVENTS_ARGS} reset all`).execute(db);
   await sql.raw(`alter function ${APPEND_EVENTS_ARGS} ${GENERIC}`).execute(db);
 }

@@ -8,6 +8,6 @@ export function edited(migration: string, text: string, edits: Array<[from: stri
   return edits.reduce((out, [from, to, times = 1]) => {
     const found = out.split(from).length - 1;
     if (found !== times) throw new Error(`migration ${migration}: the text to edit is there ${found} times, not ${times}: ${from}`);
-    return out.split(from).join(to);
+    return out.replaceAll(from, to);
   }, text);
 }

@@ -10,8 +10,10 @@
  * and runs tables were small (a new install, the first hours of a deployment, a benchmark) that
  * plan was a sequential scan of threads to lock the batch's threads and a hash join over all of
  * threads and runs to check them: every batch read every row, and kept doing so as the tables
- * grew until an ANALYZE made the connection plan again. Measured on one connection, batches of 50
- * deltas against 2,000 running runs: 133-135 µs of backend CPU per delta before, 53-55 after.
+ * grew until an ANALYZE made the connection plan again. Measured on one connection, backend CPU per
+ * delta in batches of 50: 215 µs before, 80 after, with 2,000 running runs; 202 and 70 when the
+ * plans were made on 20 runs and the tables then grew to 1,000; 71 and 52 when one batch covers
+ * all of 100 threads (docs/benchmark.md, third round).
  *
  * Each probe names the primary key alone (a fenced run's attempt and status are checked on the
  * row it finds), and the migration turns sequential scans off for the function
